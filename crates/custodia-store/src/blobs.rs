@@ -1,0 +1,116 @@
+//! The sealed-blob store: captures kept exactly as the lane sent them, through `object_store`.
+//!
+//! The embedded default is a local directory (`object_store`'s `LocalFileSystem`); an S3 server
+//! is the scale-out choice behind the same type. Blobs are written once and never overwritten:
+//! keys carry the content digest, so a replayed sequence number with other content can never
+//! replace what was accepted.
+//!
+//! Durability: `LocalFileSystem` writes a staged file and renames it, but does not sync. The
+//! vault writes a whole batch of blobs and then calls [`BlobStore::sync`], one `syncfs(2)` for the
+//! batch, before it acknowledges any of them ("many captures per fsync"). On S3 a completed PUT
+//! is already durable and `sync` does nothing.
+//!
+//! What it is not: an index. It cannot find a blob by plate, time or device; the SQLite index does.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+
+/// Blob store failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobError {
+    /// The object store refused or failed an operation.
+    #[error("blob store error: {0}")]
+    Store(#[from] object_store::Error),
+    /// No blob under this key.
+    #[error("no blob stored under {0}")]
+    NotFound(String),
+    /// Making written blobs durable failed: nothing written since the last sync may be
+    /// acknowledged.
+    #[error("syncing the blob store to disk failed: {0}")]
+    Sync(std::io::Error),
+    /// The local folder could not be created or opened.
+    #[error("blob folder {path}: {source}")]
+    Folder {
+        /// The folder.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where sealed captures are kept.
+#[derive(Clone)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+    /// Set for a local directory: the folder `sync` flushes.
+    local_root: Option<PathBuf>,
+}
+
+impl BlobStore {
+    /// A blob store in a local directory (created if missing).
+    pub fn local(root: &Path) -> Result<Self, BlobError> {
+        std::fs::create_dir_all(root)
+            .map_err(|source| BlobError::Folder { path: root.display().to_string(), source })?;
+        let store = LocalFileSystem::new_with_prefix(root)?;
+        Ok(Self { store: Arc::new(store), local_root: Some(root.to_path_buf()) })
+    }
+
+    /// A blob store over any `object_store` backend whose completed writes are durable (S3).
+    pub fn remote(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store, local_root: None }
+    }
+
+    /// Writes a new blob. Writing the same key again is accepted only because keys carry the
+    /// content digest: the bytes under it are the same.
+    pub async fn put_new(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
+        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&ObjectPath::from(key), PutPayload::from_bytes(bytes), options).await {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Makes every blob written so far durable. See the module doc.
+    pub async fn sync(&self) -> Result<(), BlobError> {
+        let Some(root) = self.local_root.clone() else { return Ok(()) };
+        tokio::task::spawn_blocking(move || {
+            let dir = std::fs::File::open(&root)?;
+            rustix::fs::syncfs(&dir).map_err(std::io::Error::from)
+        })
+        .await
+        .expect("syncfs task does not panic")
+        .map_err(BlobError::Sync)
+    }
+
+    /// Reads a blob.
+    pub async fn get(&self, key: &str) -> Result<Bytes, BlobError> {
+        match self.store.get(&ObjectPath::from(key)).await {
+            Ok(result) => Ok(result.bytes().await?),
+            Err(object_store::Error::NotFound { .. }) => Err(BlobError::NotFound(key.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes a blob; deleting a missing blob succeeds (deletion is resumable).
+    pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        match self.store.delete(&ObjectPath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every key under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
+        let prefix = ObjectPath::from(prefix);
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(metas.into_iter().map(|meta| meta.location.to_string()).collect())
+    }
+}
