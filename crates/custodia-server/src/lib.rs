@@ -1,0 +1,161 @@
+//! Custodia's HTTP API: axum handlers that extract a request, call the vault and map the answer.
+//!
+//! Routes (the OpenAPI document at `/v1/openapi.json` is the reference):
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /v1/captures` | a sealed capture (binary body) → `201 {record_id}` once durable, `200` for a retry |
+//! | `GET /v1/epochs` | the signed set of epoch public keys lanes seal to |
+//! | `GET /healthz` | liveness and record count |
+//! | `GET /v1/openapi.json` | the API description |
+//!
+//! Every error is RFC 9457 `application/problem+json`. What this crate is not: it holds no
+//! policy, cryptography or SQL; those are in `custodia-vault` and below. [`app`] builds the router
+//! so tests run without a socket; [`run`] serves it on a listener until a shutdown future fires.
+//!
+//! ```no_run
+//! # async fn demo(vault: custodia_vault::Vault) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! custodia_server::run(listener, vault, std::future::pending()).await
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod problem;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use custodia_vault::Vault;
+use custodia_vault::ingest::MAX_CAPTURE_BYTES;
+use http_body_util::BodyExt;
+
+pub use problem::Problem;
+
+/// The media type of a sealed capture body.
+pub const SEALED_CAPTURE_MEDIA_TYPE: &str = "application/vnd.custodia.sealed-capture";
+
+const OPENAPI: &str = include_str!("../openapi.json");
+
+/// The router over a vault.
+pub fn app(vault: Vault) -> Router {
+    Router::new()
+        .route("/v1/captures", post(post_capture))
+        .route("/v1/epochs", get(get_epochs))
+        .route("/healthz", get(healthz))
+        .route("/v1/openapi.json", get(openapi))
+        .fallback(not_found)
+        // The capture handler enforces its own limit with a problem+json answer; this is the
+        // backstop for every other route.
+        .layer(DefaultBodyLimit::max(MAX_CAPTURE_BYTES))
+        .with_state(vault)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    vault: Vault,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(vault)).with_graceful_shutdown(shutdown).await
+}
+
+/// Keeps epoch keys published ahead: runs once now, then every `every`.
+pub fn spawn_epoch_maintenance(vault: Vault, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let worker = vault.clone();
+            match tokio::task::spawn_blocking(move || worker.maintain_epochs()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(created)) => tracing::info!(created, "published new key epochs"),
+                Ok(Err(error)) => tracing::error!(%error, "epoch maintenance failed"),
+                Err(error) => tracing::error!(%error, "epoch maintenance task failed"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
+async fn post_capture(State(vault): State<Vault>, request: Request) -> Result<Response, Problem> {
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if media_type != SEALED_CAPTURE_MEDIA_TYPE && media_type != "application/octet-stream" {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            format!("send a sealed capture as {SEALED_CAPTURE_MEDIA_TYPE}"),
+        ));
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_CAPTURE_BYTES as u64) {
+        return Err(too_large());
+    }
+    let body = http_body_util::Limited::new(request.into_body(), MAX_CAPTURE_BYTES);
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(_) => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "incomplete-body",
+                "Request body could not be read",
+                Some("the connection ended or failed before the whole body arrived".to_string()),
+            ));
+        }
+    };
+    let receipt = vault.ingest(bytes).await?;
+    let status = if receipt.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(receipt)).into_response())
+}
+
+fn too_large() -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "capture-too-large",
+        "Capture too large",
+        format!("the limit is {MAX_CAPTURE_BYTES} bytes"),
+    )
+}
+
+async fn get_epochs(State(vault): State<Vault>) -> Result<Response, Problem> {
+    let json = tokio::task::spawn_blocking(move || vault.signed_epoch_set())
+        .await
+        .map_err(|_| Problem::internal())?
+        .map_err(|error| {
+            tracing::error!(%error, "building the epoch set failed");
+            Problem::internal()
+        })?;
+    let mut response = Body::from(json).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+async fn healthz(State(vault): State<Vault>) -> Result<Json<serde_json::Value>, Problem> {
+    let records = vault.record_count().map_err(|error| {
+        tracing::error!(%error, "health check could not read the index");
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unhealthy", "Index unavailable", None)
+    })?;
+    Ok(Json(serde_json::json!({ "status": "ok", "records": records })))
+}
+
+async fn openapi() -> Response {
+    let mut response = Body::from(OPENAPI).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "No such route", Some("see /v1/openapi.json".to_string()))
+}

@@ -1,0 +1,434 @@
+//! Capture ingest: verify, open the metadata part only, index, store, acknowledge when durable.
+//!
+//! The checks run in the order that spends the least on a bad request: size, structure, device,
+//! signature, idempotency, epochs, then the one decapsulation and AEAD open of the metadata part.
+//! A checked capture then joins the current batch; the committer writes the batch's blobs, syncs
+//! them with one `syncfs`, inserts all index rows in one SQLite transaction (one fsync), and only
+//! then answers every request in the batch. Nothing is acknowledged that a crash could lose.
+
+use bytes::Bytes;
+use custodia_seal::metadata::{CaptureMetadata, ImageRole};
+use custodia_seal::{PartKind, SealedCapture};
+use custodia_store::index::{BlindPlate, DeviceStatus, InsertOutcome, NewRecord, RecordGroup, RecordId};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::civil::{date_label, month_label};
+use crate::{Vault, VaultError};
+
+/// Largest sealed capture accepted, in bytes (the HTTP layer refuses larger bodies before reading
+/// them). Three images of a few MB each plus headers.
+pub const MAX_CAPTURE_BYTES: usize = custodia_seal::MAX_CAPTURE_BYTES;
+
+/// What the vault answers to an accepted capture.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Receipt {
+    /// The record's id, `<device>-<sequence>`.
+    pub record_id: String,
+    /// True when this capture was already stored (a retried upload).
+    pub duplicate: bool,
+}
+
+/// Why a capture was refused. Each variant is one precise reason an operator can act on; none
+/// carries plate text or image content.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// The body is larger than [`MAX_CAPTURE_BYTES`].
+    #[error("capture is {0} bytes, over the {MAX_CAPTURE_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// The body is not a well-formed sealed capture v1.
+    #[error("not a well-formed sealed capture: {0}")]
+    Malformed(String),
+    /// The device id in the header is not enrolled.
+    #[error("device {0} is not enrolled")]
+    UnknownDevice(String),
+    /// The device was revoked.
+    #[error("device {0} is revoked")]
+    RevokedDevice(String),
+    /// The device signature does not verify with the enrolled key.
+    #[error("the device signature does not verify")]
+    BadSignature,
+    /// The header names another site or lane than the device was enrolled for.
+    #[error("device {device} is enrolled for {expected}, capture says {got}")]
+    WrongPlace {
+        /// The device.
+        device: String,
+        /// `site/lane` it was enrolled for.
+        expected: String,
+        /// `site/lane` the capture names.
+        got: String,
+    },
+    /// The capture time is older than the vault accepts or ahead of its clock.
+    #[error("capture time {capture_ms} is outside the accepted window ({reason})")]
+    CaptureTime {
+        /// The capture time (unix ms).
+        capture_ms: i64,
+        /// "older than N days" or "ahead of the vault clock".
+        reason: String,
+    },
+    /// A group names an epoch the vault does not have.
+    #[error("group {group} is sealed to unknown epoch {epoch}")]
+    UnknownEpoch {
+        /// Group index.
+        group: usize,
+        /// Epoch id.
+        epoch: String,
+    },
+    /// A group's epoch is for another site or class, or does not cover the capture time.
+    #[error("group {group}: epoch {epoch} does not cover this capture ({reason})")]
+    EpochMismatch {
+        /// Group index.
+        group: usize,
+        /// Epoch id.
+        epoch: String,
+        /// What does not match.
+        reason: &'static str,
+    },
+    /// A group's epoch key has been destroyed (its retention period is over).
+    #[error("group {group}: epoch {epoch} has been shredded")]
+    EpochShredded {
+        /// Group index.
+        group: usize,
+        /// Epoch id.
+        epoch: String,
+    },
+    /// The device already stored other content under this sequence number.
+    #[error("sequence {sequence} of device {device} is already stored with different content (replay or forked device)")]
+    SequenceConflict {
+        /// The device.
+        device: String,
+        /// The sequence number.
+        sequence: u64,
+    },
+    /// The capture has no metadata part.
+    #[error("capture has no metadata part")]
+    NoMetadata,
+    /// The metadata part does not open with the epoch key. Deliberately says no more.
+    #[error("the metadata part cannot be opened")]
+    MetadataUnopenable,
+    /// The metadata part opened but is not valid, or disagrees with the header.
+    #[error("metadata part is invalid: {0}")]
+    MetadataInvalid(String),
+    /// The vault could not make the capture durable (disk full, I/O error). Intake is stopped
+    /// for this capture; nothing was acknowledged; the lane keeps it and retries.
+    #[error("storage unavailable: {0}")]
+    Storage(String),
+    /// The vault is shutting down.
+    #[error("the vault is shutting down")]
+    ShuttingDown,
+}
+
+/// A checked capture waiting for the committer.
+pub(crate) struct Pending {
+    pub record: NewRecord,
+    pub bytes: Bytes,
+    pub reply: oneshot::Sender<Result<Receipt, IngestError>>,
+}
+
+impl Vault {
+    /// Ingests one sealed capture: returns its receipt once it is durable.
+    pub async fn ingest(&self, body: Bytes) -> Result<Receipt, IngestError> {
+        let record = match self.check_capture(&body)? {
+            Checked::New(record) => record,
+            Checked::AlreadyStored(id) => {
+                return Ok(Receipt { record_id: id.to_string(), duplicate: true });
+            }
+        };
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .committer
+            .send(Pending { record, bytes: body, reply })
+            .await
+            .map_err(|_| IngestError::ShuttingDown)?;
+        answer.await.map_err(|_| IngestError::ShuttingDown)?
+    }
+
+    /// All checks, and the metadata open, for one capture. Pure CPU and index reads.
+    fn check_capture(&self, body: &[u8]) -> Result<Checked, IngestError> {
+        if body.len() > MAX_CAPTURE_BYTES {
+            return Err(IngestError::TooLarge(body.len()));
+        }
+        let capture = SealedCapture::parse(body).map_err(|e| IngestError::Malformed(e.to_string()))?;
+        let header = capture.header();
+        let device_id = header.device_id;
+        let device = self
+            .inner
+            .index
+            .device(&device_id)
+            .map_err(storage)?
+            .ok_or_else(|| IngestError::UnknownDevice(device_id.to_string()))?;
+        if device.status == DeviceStatus::Revoked {
+            return Err(IngestError::RevokedDevice(device_id.to_string()));
+        }
+        let key = custodia_seal::DeviceVerifyingKey::from_bytes(&device.public_key)
+            .map_err(|_| storage("enrolled device key is invalid"))?;
+        capture.verify_signature(&key).map_err(|_| IngestError::BadSignature)?;
+        let (site, lane) = (header.site.as_str(), header.lane.as_str());
+        if device.site != site || device.lane != lane {
+            return Err(IngestError::WrongPlace {
+                device: device_id.to_string(),
+                expected: format!("{}/{}", device.site, device.lane),
+                got: format!("{site}/{lane}"),
+            });
+        }
+
+        let id = RecordId { device: device_id, sequence: header.sequence };
+        let digest = capture.content_digest();
+        if let Some(stored) = self.inner.index.record(&id).map_err(storage)? {
+            return if stored.content_digest == digest {
+                Ok(Checked::AlreadyStored(id))
+            } else {
+                Err(IngestError::SequenceConflict { device: device_id.to_string(), sequence: id.sequence })
+            };
+        }
+
+        let now = self.inner.clock.now_ms();
+        let capture_ms = header.capture_time_ms;
+        let config = &self.inner.config;
+        if capture_ms > now + config.max_clock_skew_ms {
+            return Err(IngestError::CaptureTime { capture_ms, reason: "ahead of the vault clock".into() });
+        }
+        if capture_ms < now - config.max_capture_age_ms {
+            return Err(IngestError::CaptureTime {
+                capture_ms,
+                reason: format!("older than {} days", config.max_capture_age_ms / crate::config::DAY_MS),
+            });
+        }
+
+        let mut groups = Vec::with_capacity(capture.groups().len());
+        let mut metadata_epoch_key = None;
+        let metadata_at = capture.metadata_part().ok_or(IngestError::NoMetadata)?;
+        for (index, group) in capture.groups().iter().enumerate() {
+            let epoch_name = group.epoch_id.to_string();
+            let epoch = self
+                .inner
+                .index
+                .epoch(&group.epoch_id)
+                .map_err(storage)?
+                .ok_or_else(|| IngestError::UnknownEpoch { group: index, epoch: epoch_name.clone() })?;
+            let mismatch = |reason| IngestError::EpochMismatch { group: index, epoch: epoch_name.clone(), reason };
+            if epoch.site != site {
+                return Err(mismatch("epoch is for another site"));
+            }
+            if epoch.class != group.class {
+                return Err(mismatch("epoch is for another retention class"));
+            }
+            if capture_ms < epoch.not_before_ms || capture_ms >= epoch.not_after_ms {
+                return Err(mismatch("capture time is outside the epoch's period"));
+            }
+            if epoch.destroyed_at_ms.is_some() {
+                return Err(IngestError::EpochShredded { group: index, epoch: epoch_name });
+            }
+            if index == metadata_at.0 {
+                metadata_epoch_key = Some(epoch.key_name.clone());
+            }
+            groups.push(RecordGroup { index: index as u8, class: group.class, epoch: group.epoch_id });
+        }
+
+        // The one decapsulation: open the metadata part, derive what the index needs, forget the
+        // data key (it is zeroized on drop).
+        let key_name = custodia_store::KeyName::new(metadata_epoch_key.expect("metadata group was visited"))
+            .map_err(|_| storage("epoch key name is invalid"))?;
+        let decapsulator = self.inner.keystore.epoch_decapsulator(&key_name).map_err(|e| match e {
+            custodia_store::KeystoreError::Destroyed(_) => IngestError::EpochShredded {
+                group: metadata_at.0,
+                epoch: capture.groups()[metadata_at.0].epoch_id.to_string(),
+            },
+            other => storage(other),
+        })?;
+        let data_key = capture
+            .open_data_key(metadata_at.0, decapsulator.as_ref())
+            .map_err(|_| IngestError::MetadataUnopenable)?;
+        let plaintext = capture
+            .open_part(metadata_at.0, metadata_at.1, &data_key)
+            .map_err(|_| IngestError::MetadataUnopenable)?;
+        drop(data_key);
+        let metadata = CaptureMetadata::from_slice(&plaintext).map_err(|e| IngestError::MetadataInvalid(e.to_string()))?;
+        let image_roles = check_images_against_header(&capture, &metadata)?;
+        let plates = self.blind_plates(&metadata, capture_ms)?;
+        drop(plaintext);
+
+        let date = date_label(capture_ms);
+        let blob_key = format!(
+            "captures/{site}/{date}/{device_id}/{:020}-{}.cap",
+            id.sequence,
+            hex::encode(&digest[..8])
+        );
+        Ok(Checked::New(NewRecord {
+            id,
+            content_digest: digest,
+            site: site.to_string(),
+            lane: lane.to_string(),
+            capture_time_ms: capture_ms,
+            blob_key,
+            size: body.len() as u64,
+            ingested_at_ms: now,
+            groups,
+            plates,
+            image_roles,
+            quarantine_reason: metadata.quarantine.as_ref().map(|q| q.reason.clone()),
+        }))
+    }
+
+    /// Blind-index values for the read and its candidates under the capture month's key.
+    fn blind_plates(&self, metadata: &CaptureMetadata, capture_ms: i64) -> Result<Vec<BlindPlate>, IngestError> {
+        let Some(read) = &metadata.read else { return Ok(Vec::new()) };
+        let month = month_label(capture_ms);
+        let key = self.blind_key(&month)?;
+        let plates = std::iter::once(read.plate.as_str()).chain(read.candidates.iter().map(|c| c.plate.as_str()));
+        let mut seen = std::collections::HashSet::new();
+        Ok(plates
+            .enumerate()
+            .filter(|(_, plate)| seen.insert(*plate))
+            .take(u8::MAX as usize)
+            .map(|(rank, plate)| BlindPlate { month: month.clone(), blind: blind_value(&key, plate), rank: rank as u8 })
+            .collect())
+    }
+
+    pub(crate) fn blind_key(&self, month: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, IngestError> {
+        let name = custodia_store::KeyName::new(format!("blind/{month}")).map_err(storage)?;
+        let mut rng = self.inner.rng.lock().expect("rng lock");
+        self.inner.keystore.secret(&name, rng.as_mut()).map_err(storage)
+    }
+}
+
+/// The blind-index value of a normalised plate under a month key.
+pub fn blind_value(key: &[u8; 32], plate: &str) -> [u8; 16] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(b"custodia/blind-plate/v1\0");
+    mac.update(plate.as_bytes());
+    let full = mac.finalize().into_bytes();
+    full[..16].try_into().expect("HMAC-SHA256 is 32 bytes")
+}
+
+/// The metadata must describe exactly the image parts the signed header lists.
+fn check_images_against_header(
+    capture: &SealedCapture<'_>,
+    metadata: &CaptureMetadata,
+) -> Result<Vec<String>, IngestError> {
+    let mut described = std::collections::HashSet::new();
+    for image in &metadata.images {
+        let group = capture
+            .groups()
+            .get(image.group as usize)
+            .ok_or_else(|| IngestError::MetadataInvalid(format!("image names group {} which does not exist", image.group)))?;
+        let part = group.parts.get(image.part as usize).ok_or_else(|| {
+            IngestError::MetadataInvalid(format!("image names part {}/{} which does not exist", image.group, image.part))
+        })?;
+        if !matches!(part.kind, PartKind::Jpeg | PartKind::Png) {
+            return Err(IngestError::MetadataInvalid(format!("part {}/{} is not an image part", image.group, image.part)));
+        }
+        let expected_class = match image.role {
+            ImageRole::Face => custodia_seal::RetentionClass::Face,
+            ImageRole::PlateCrop => custodia_seal::RetentionClass::Plate,
+            ImageRole::Overview | ImageRole::VehicleCrop => custodia_seal::RetentionClass::Overview,
+        };
+        if group.class != expected_class {
+            return Err(IngestError::MetadataInvalid(format!(
+                "a {} image is in a {} group",
+                image.role.as_str(),
+                group.class.as_str()
+            )));
+        }
+        if !described.insert((image.group, image.part)) {
+            return Err(IngestError::MetadataInvalid(format!("part {}/{} is described twice", image.group, image.part)));
+        }
+    }
+    let image_parts = capture
+        .groups()
+        .iter()
+        .map(|g| g.parts.iter().filter(|p| matches!(p.kind, PartKind::Jpeg | PartKind::Png)).count())
+        .sum::<usize>();
+    if image_parts != described.len() {
+        return Err(IngestError::MetadataInvalid(format!(
+            "header has {image_parts} image parts, metadata describes {}",
+            described.len()
+        )));
+    }
+    Ok(metadata.images.iter().map(|i| i.role.as_str().to_string()).collect())
+}
+
+enum Checked {
+    New(NewRecord),
+    AlreadyStored(RecordId),
+}
+
+fn storage(error: impl std::fmt::Display) -> IngestError {
+    IngestError::Storage(error.to_string())
+}
+
+/// The committer: takes checked captures in batches and makes each batch durable.
+pub(crate) async fn run_committer(vault: std::sync::Weak<crate::Inner>, mut queue: mpsc::Receiver<Pending>) {
+    while let Some(first) = queue.recv().await {
+        let Some(inner) = vault.upgrade() else { break };
+        let mut batch = vec![first];
+        let mut bytes = batch[0].bytes.len();
+        // Whatever queued while the previous batch was committing joins this one: that is the
+        // group commit. No extra waiting, so a lone capture is not delayed.
+        while batch.len() < inner.config.max_batch_records && bytes < inner.config.max_batch_bytes {
+            match queue.try_recv() {
+                Ok(next) => {
+                    bytes += next.bytes.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        commit_batch(&inner, batch).await;
+    }
+}
+
+async fn commit_batch(inner: &crate::Inner, batch: Vec<Pending>) {
+    use futures::StreamExt;
+    let blobs = &inner.blobs;
+    let written: Vec<Result<(), custodia_store::blobs::BlobError>> = futures::stream::iter(batch.iter())
+        .map(|pending| blobs.put_new(&pending.record.blob_key, pending.bytes.clone()))
+        .buffered(16)
+        .collect()
+        .await;
+    if let Some(error) = written.into_iter().find_map(Result::err) {
+        tracing::error!(%error, "writing a capture batch failed; refusing the batch");
+        return fail_all(batch, IngestError::Storage(error.to_string()));
+    }
+    if let Err(error) = blobs.sync().await {
+        tracing::error!(%error, "syncing a capture batch failed; refusing the batch");
+        return fail_all(batch, IngestError::Storage(error.to_string()));
+    }
+    let records: Vec<NewRecord> = batch.iter().map(|p| p.record.clone()).collect();
+    let index = inner.index.clone();
+    let outcome = tokio::task::spawn_blocking(move || index.insert_records(&records))
+        .await
+        .expect("index insert task does not panic");
+    let outcomes = match outcome {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            tracing::error!(%error, "committing a capture batch to the index failed; refusing the batch");
+            return fail_all(batch, IngestError::Storage(error.to_string()));
+        }
+    };
+    for (pending, outcome) in batch.into_iter().zip(outcomes) {
+        let id = pending.record.id;
+        let answer = match outcome {
+            InsertOutcome::Inserted => Ok(Receipt { record_id: id.to_string(), duplicate: false }),
+            InsertOutcome::Duplicate => Ok(Receipt { record_id: id.to_string(), duplicate: true }),
+            InsertOutcome::Conflict => {
+                // Its blob key carries its own digest, so the stored record's blob is untouched;
+                // this one's blob is an orphan and goes.
+                if let Err(error) = blobs.delete(&pending.record.blob_key).await {
+                    tracing::warn!(%error, key = %pending.record.blob_key, "could not delete a refused blob");
+                }
+                Err(IngestError::SequenceConflict { device: id.device.to_string(), sequence: id.sequence })
+            }
+        };
+        let _ = pending.reply.send(answer);
+    }
+}
+
+fn fail_all(batch: Vec<Pending>, error: IngestError) {
+    let message = error.to_string();
+    for pending in batch {
+        let _ = pending.reply.send(Err(IngestError::Storage(message.clone())));
+    }
+}

@@ -1,0 +1,255 @@
+//! Custodia's vault: the use cases behind `custodia serve`.
+//!
+//! This issue's slice holds device enrolment, key epochs and capture ingest:
+//!
+//! - [`Vault::init`] / [`Vault::open`]: a vault folder with its settings (`vault.json`), its
+//!   encrypted keystore, its SQLite index and its blob folder.
+//! - Devices: [`Vault::enroll_device`], [`Vault::revoke_device`], [`Vault::devices`].
+//! - Epochs: [`Vault::ensure_epochs`] creates one P-256 key pair per (site, retention class,
+//!   period) inside the keystore; [`Vault::signed_epoch_set`] publishes the public halves,
+//!   signed, for lanes to seal to.
+//! - [`Vault::ingest`]: verify a sealed capture, open its metadata part only, index it through
+//!   the blind plate index, store the blob as received, and acknowledge once durable.
+//!
+//! What it is not: an HTTP server (that is `custodia-server`, which only maps requests onto these
+//! calls), a lane, or a policy engine. It never writes a plaintext image or plate: the metadata
+//! part is opened in memory, blind-indexed, and dropped.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use custodia_vault::{Vault, clock::SystemClock};
+//! let vault = Vault::open(std::path::Path::new("custodia-demo/vault"), std::sync::Arc::new(SystemClock),
+//!                         Box::new(rand_core::OsRng), None)?;
+//! println!("{} records", vault.record_count()?);
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod civil;
+pub mod clock;
+pub mod config;
+mod devices;
+mod epochs;
+pub mod ingest;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use custodia_store::blobs::BlobStore;
+use custodia_store::file_keystore::{FileKeystore, MasterKeySource};
+use custodia_store::index::Index;
+use custodia_store::{Keystore, KeystoreError};
+use rand_core::CryptoRngCore;
+use tokio::sync::mpsc;
+
+pub use clock::Clock;
+pub use config::VaultConfig;
+pub use epochs::EPOCH_SIGNING_KEY;
+pub use ingest::{IngestError, Receipt};
+
+/// A random-number generator the vault can hold across threads.
+pub type SharedRng = Box<dyn CryptoRngCore + Send>;
+
+/// How a new vault's keystore master key is kept.
+pub enum MasterKey<'a> {
+    /// A generated key file at `<vault>/keystore/master.key`, mode 0600 (the embedded default).
+    KeyFile,
+    /// A generated key file at this path (keep it off the vault's disk).
+    KeyFileAt(PathBuf),
+    /// A passphrase, stretched with Argon2id.
+    Passphrase(&'a [u8], custodia_store::file_keystore::Argon2Params),
+}
+
+/// Vault failures outside ingest.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VaultError {
+    /// The keystore failed.
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] custodia_store::index::IndexError),
+    /// The blob store failed.
+    #[error(transparent)]
+    Blobs(#[from] custodia_store::blobs::BlobError),
+    /// `vault.json` is missing, unreadable or invalid.
+    #[error("vault settings {path}: {reason}")]
+    Config {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A vault already exists in the folder given to `init`.
+    #[error("a vault already exists at {0}")]
+    AlreadyExists(String),
+    /// A site, lane or other name was not valid.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// Which value.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// No such device.
+    #[error("no device {0}")]
+    NoSuchDevice(String),
+    /// File I/O on the vault folder failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The vault. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Vault {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    dir: PathBuf,
+    config: VaultConfig,
+    clock: Arc<dyn Clock>,
+    rng: Mutex<SharedRng>,
+    keystore: Arc<dyn Keystore>,
+    index: Arc<Index>,
+    blobs: BlobStore,
+    committer: mpsc::Sender<ingest::Pending>,
+}
+
+impl Vault {
+    /// Creates a new vault in `dir` with these settings. Does not start it; call [`Vault::open`].
+    pub fn init(
+        dir: &Path,
+        config: &VaultConfig,
+        master: MasterKey<'_>,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<(), VaultError> {
+        config.check().map_err(|reason| VaultError::Config { path: "vault.json".into(), reason })?;
+        let settings = dir.join("vault.json");
+        if settings.exists() {
+            return Err(VaultError::AlreadyExists(dir.display().to_string()));
+        }
+        std::fs::create_dir_all(dir).map_err(|source| io(dir, source))?;
+        let keystore_dir = dir.join("keystore");
+        let source = match master {
+            MasterKey::KeyFile => MasterKeySource::KeyFile(keystore_dir.join("master.key")),
+            MasterKey::KeyFileAt(path) => MasterKeySource::KeyFile(path),
+            MasterKey::Passphrase(passphrase, params) => MasterKeySource::Passphrase(passphrase, params),
+        };
+        let keystore = FileKeystore::create(&keystore_dir, source, rng)?;
+        keystore.ensure_signing_key(&epochs::signing_key_name(), rng)?;
+        Index::open(&dir.join("index.sqlite3"))?;
+        BlobStore::local(&dir.join("blobs"))?;
+        let json = serde_json::to_vec_pretty(config).expect("settings serialise");
+        std::fs::write(&settings, json).map_err(|source| io(&settings, source))?;
+        Ok(())
+    }
+
+    /// Opens a vault folder and starts its committer on the current tokio runtime.
+    pub fn open(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        rng: SharedRng,
+        passphrase: Option<&[u8]>,
+    ) -> Result<Self, VaultError> {
+        let settings = dir.join("vault.json");
+        let json = std::fs::read(&settings).map_err(|e| VaultError::Config {
+            path: settings.display().to_string(),
+            reason: format!("{e} (is this a vault folder? create one with `custodia init`)"),
+        })?;
+        let config: VaultConfig = serde_json::from_slice(&json)
+            .map_err(|e| VaultError::Config { path: settings.display().to_string(), reason: e.to_string() })?;
+        config.check().map_err(|reason| VaultError::Config { path: settings.display().to_string(), reason })?;
+        let keystore = FileKeystore::open(&dir.join("keystore"), passphrase)?;
+        Self::assemble(dir, config, clock, rng, Arc::new(keystore))
+    }
+
+    /// Opens a vault folder with another keystore backend (an HSM).
+    pub fn assemble(
+        dir: &Path,
+        config: VaultConfig,
+        clock: Arc<dyn Clock>,
+        rng: SharedRng,
+        keystore: Arc<dyn Keystore>,
+    ) -> Result<Self, VaultError> {
+        let index = Arc::new(Index::open(&dir.join("index.sqlite3"))?);
+        let blobs = BlobStore::local(&dir.join("blobs"))?;
+        // Bounded: when the disk is slow, handlers wait here instead of piling up memory.
+        let (committer, queue) = mpsc::channel(config.max_batch_records * 2);
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            config,
+            clock,
+            rng: Mutex::new(rng),
+            keystore,
+            index,
+            blobs,
+            committer,
+        });
+        tokio::spawn(ingest::run_committer(Arc::downgrade(&inner), queue));
+        Ok(Self { inner })
+    }
+
+    /// The vault's folder.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The vault's settings.
+    pub fn config(&self) -> &VaultConfig {
+        &self.inner.config
+    }
+
+    /// The vault's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// How many records are stored.
+    pub fn record_count(&self) -> Result<u64, VaultError> {
+        Ok(self.inner.index.record_count()?)
+    }
+
+    /// The stored record with this id.
+    pub fn record(
+        &self,
+        id: &custodia_store::index::RecordId,
+    ) -> Result<Option<custodia_store::index::RecordRow>, VaultError> {
+        Ok(self.inner.index.record(id)?)
+    }
+
+    /// Every record id with its blob key (consistency checks, tests).
+    pub fn record_blob_keys(&self) -> Result<Vec<(custodia_store::index::RecordId, String)>, VaultError> {
+        Ok(self.inner.index.record_blob_keys()?)
+    }
+
+    /// The sealed blob stored for a record, exactly as received.
+    pub async fn sealed_blob(&self, blob_key: &str) -> Result<bytes::Bytes, VaultError> {
+        Ok(self.inner.blobs.get(blob_key).await?)
+    }
+
+    /// Record ids whose plate read or candidates match `plate` (normalised: A–Z, 0–9) in the
+    /// month of `month_of_ms`. The plate is blinded in memory and never stored.
+    pub fn records_by_plate(
+        &self,
+        plate: &str,
+        month_of_ms: i64,
+    ) -> Result<Vec<custodia_store::index::RecordId>, VaultError> {
+        let key = self
+            .blind_key(&civil::month_label(month_of_ms))
+            .map_err(|e| VaultError::Invalid { what: "blind-index key", reason: e.to_string() })?;
+        Ok(self.inner.index.records_by_blind_plate(&ingest::blind_value(&key, plate))?)
+    }
+}
+
+fn io(path: &Path, source: std::io::Error) -> VaultError {
+    VaultError::Io { path: path.display().to_string(), source }
+}
