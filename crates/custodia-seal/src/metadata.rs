@@ -34,6 +34,9 @@ pub struct CaptureMetadata {
     /// The plate read, when an engine produced one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read: Option<PlateReadRecord>,
+    /// Further plates the engine read in the same frame (a second vehicle), best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_reads: Vec<PlateReadRecord>,
     /// The engine output this capture was built from, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineRecord>,
@@ -73,8 +76,9 @@ pub struct PlateReadRecord {
 pub struct CandidateRecord {
     /// Normalised like [`PlateReadRecord::plate`].
     pub plate: String,
-    /// 0..=1.
-    pub confidence: f32,
+    /// 0..=1; absent when the engine gave no score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
 }
 
 /// Which engine output a capture came from.

@@ -1,0 +1,95 @@
+//! Sealing and verifying a typical 250 KB capture: a 1 KB metadata part and a 20 KB face crop
+//! (face group), a 200 KB overview (overview group), a 30 KB plate crop (plate group).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use custodia_seal::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+fn bench(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let device = DeviceSigningKey::generate(&mut rng);
+    let vk = device.verifying_key();
+    let face = EpochSecretKey::generate(&mut rng);
+    let plate = EpochSecretKey::generate(&mut rng);
+    let overview = EpochSecretKey::generate(&mut rng);
+    let (face_pk, plate_pk, overview_pk) = (face.public_key(), plate.public_key(), overview.public_key());
+    let mut data = |n: usize| {
+        let mut v = vec![0u8; n];
+        rng.fill_bytes(&mut v);
+        v
+    };
+    let (meta, face_jpg, overview_jpg, plate_jpg) =
+        (data(1_000), data(20_000), data(200_000), data(30_000));
+    let header = CaptureHeader {
+        device_id: DeviceId([1; 16]),
+        site: SiteName::new("anzalduas").unwrap(),
+        lane: LaneName::new("lane-07").unwrap(),
+        capture_time_ms: 1_700_000_000_000,
+        sequence: 1,
+    };
+    let groups = vec![
+        GroupToSeal {
+            class: RetentionClass::Face,
+            epoch_id: EpochId([1; 16]),
+            epoch_key: &face_pk,
+            parts: vec![
+                PartToSeal { kind: PartKind::Metadata, plaintext: &meta },
+                PartToSeal { kind: PartKind::Jpeg, plaintext: &face_jpg },
+            ],
+        },
+        GroupToSeal {
+            class: RetentionClass::Overview,
+            epoch_id: EpochId([2; 16]),
+            epoch_key: &overview_pk,
+            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &overview_jpg }],
+        },
+        GroupToSeal {
+            class: RetentionClass::Plate,
+            epoch_id: EpochId([3; 16]),
+            epoch_key: &plate_pk,
+            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &plate_jpg }],
+        },
+    ];
+    let total = (meta.len() + face_jpg.len() + overview_jpg.len() + plate_jpg.len()) as u64;
+    let sealed = seal(&header, &groups, &device, &mut rng).unwrap();
+
+    let mut g = c.benchmark_group("capture_251kB");
+    g.throughput(Throughput::Bytes(total));
+    g.bench_function("seal", |b| {
+        b.iter(|| seal(black_box(&header), black_box(&groups), &device, &mut rng).unwrap())
+    });
+    g.bench_function("parse_and_verify", |b| {
+        b.iter(|| {
+            let c = SealedCapture::parse(black_box(&sealed)).unwrap();
+            c.verify_signature(&vk).unwrap();
+        })
+    });
+    g.bench_function("ingest_parse_verify_open_metadata", |b| {
+        b.iter(|| {
+            let c = SealedCapture::parse(black_box(&sealed)).unwrap();
+            c.verify_signature(&vk).unwrap();
+            let (gi, pi) = c.metadata_part().unwrap();
+            let k = c.open_data_key(gi, &face).unwrap();
+            c.open_part(gi, pi, &k).unwrap()
+        })
+    });
+    g.bench_function("open_all_parts", |b| {
+        let c = SealedCapture::parse(&sealed).unwrap();
+        let keys = [&face, &overview, &plate];
+        b.iter(|| {
+            for (gi, grp) in c.groups().iter().enumerate() {
+                let k = c.open_data_key(gi, keys[gi]).unwrap();
+                for pi in 0..grp.parts().len() {
+                    black_box(c.open_part(gi, pi, &k).unwrap());
+                }
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
