@@ -201,18 +201,18 @@ impl Vault {
         let mut metadata_epoch_key = None;
         let metadata_at = capture.metadata_part().ok_or(IngestError::NoMetadata)?;
         for (index, group) in capture.groups().iter().enumerate() {
-            let epoch_name = group.epoch_id.to_string();
+            let epoch_name = group.epoch_id().to_string();
             let epoch = self
                 .inner
                 .index
-                .epoch(&group.epoch_id)
+                .epoch(&group.epoch_id())
                 .map_err(storage)?
                 .ok_or_else(|| IngestError::UnknownEpoch { group: index, epoch: epoch_name.clone() })?;
             let mismatch = |reason| IngestError::EpochMismatch { group: index, epoch: epoch_name.clone(), reason };
             if epoch.site != site {
                 return Err(mismatch("epoch is for another site"));
             }
-            if epoch.class != group.class {
+            if epoch.class != group.class() {
                 return Err(mismatch("epoch is for another retention class"));
             }
             if capture_ms < epoch.not_before_ms || capture_ms >= epoch.not_after_ms {
@@ -224,7 +224,7 @@ impl Vault {
             if index == metadata_at.0 {
                 metadata_epoch_key = Some(epoch.key_name.clone());
             }
-            groups.push(RecordGroup { index: index as u8, class: group.class, epoch: group.epoch_id });
+            groups.push(RecordGroup { index: index as u8, class: group.class(), epoch: group.epoch_id() });
         }
 
         // The one decapsulation: open the metadata part, derive what the index needs, forget the
@@ -234,7 +234,7 @@ impl Vault {
         let decapsulator = self.inner.keystore.epoch_decapsulator(&key_name).map_err(|e| match e {
             custodia_store::KeystoreError::Destroyed(_) => IngestError::EpochShredded {
                 group: metadata_at.0,
-                epoch: capture.groups()[metadata_at.0].epoch_id.to_string(),
+                epoch: capture.groups()[metadata_at.0].epoch_id().to_string(),
             },
             other => storage(other),
         })?;
@@ -274,10 +274,15 @@ impl Vault {
 
     /// Blind-index values for the read and its candidates under the capture month's key.
     fn blind_plates(&self, metadata: &CaptureMetadata, capture_ms: i64) -> Result<Vec<BlindPlate>, IngestError> {
-        let Some(read) = &metadata.read else { return Ok(Vec::new()) };
+        let reads: Vec<_> = metadata.read.iter().chain(&metadata.other_reads).collect();
+        if reads.is_empty() {
+            return Ok(Vec::new());
+        }
         let month = month_label(capture_ms);
         let key = self.blind_key(&month)?;
-        let plates = std::iter::once(read.plate.as_str()).chain(read.candidates.iter().map(|c| c.plate.as_str()));
+        let plates = reads
+            .iter()
+            .flat_map(|read| std::iter::once(read.plate.as_str()).chain(read.candidates.iter().map(|c| c.plate.as_str())));
         let mut seen = std::collections::HashSet::new();
         Ok(plates
             .enumerate()
@@ -314,10 +319,10 @@ fn check_images_against_header(
             .groups()
             .get(image.group as usize)
             .ok_or_else(|| IngestError::MetadataInvalid(format!("image names group {} which does not exist", image.group)))?;
-        let part = group.parts.get(image.part as usize).ok_or_else(|| {
+        let part = group.parts().get(image.part as usize).ok_or_else(|| {
             IngestError::MetadataInvalid(format!("image names part {}/{} which does not exist", image.group, image.part))
         })?;
-        if !matches!(part.kind, PartKind::Jpeg | PartKind::Png) {
+        if !matches!(part.kind(), PartKind::Jpeg | PartKind::Png) {
             return Err(IngestError::MetadataInvalid(format!("part {}/{} is not an image part", image.group, image.part)));
         }
         let expected_class = match image.role {
@@ -325,11 +330,11 @@ fn check_images_against_header(
             ImageRole::PlateCrop => custodia_seal::RetentionClass::Plate,
             ImageRole::Overview | ImageRole::VehicleCrop => custodia_seal::RetentionClass::Overview,
         };
-        if group.class != expected_class {
+        if group.class() != expected_class {
             return Err(IngestError::MetadataInvalid(format!(
                 "a {} image is in a {} group",
                 image.role.as_str(),
-                group.class.as_str()
+                group.class().as_str()
             )));
         }
         if !described.insert((image.group, image.part)) {
@@ -339,7 +344,7 @@ fn check_images_against_header(
     let image_parts = capture
         .groups()
         .iter()
-        .map(|g| g.parts.iter().filter(|p| matches!(p.kind, PartKind::Jpeg | PartKind::Png)).count())
+        .map(|g| g.parts().iter().filter(|p| matches!(p.kind(), PartKind::Jpeg | PartKind::Png)).count())
         .sum::<usize>();
     if image_parts != described.len() {
         return Err(IngestError::MetadataInvalid(format!(

@@ -1,0 +1,424 @@
+//! The lane agent's loops: watch the inbox and seal, and upload the outbox.
+//!
+//! [`Lane::seal_pass`] reads every group of inbox files that is ready (see [`LaneConfig`]'s
+//! `settle_ms` and `pair_grace_ms`), plans and seals its captures, and commits them to the outbox in
+//! one batched, crash-safe step. [`Lane::upload_pass`] sends every pending capture to the vault,
+//! deleting each only on the vault's acknowledgement, moving permanent refusals aside, and
+//! backing off while the vault is unreachable. [`Lane::run`] alternates both until shut down.
+//!
+//! [`LaneConfig`]: crate::config::LaneConfig
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use custodia_seal::epochs::{EpochSet, SignedEpochSet};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::LaneError;
+use crate::assemble::{self, InputFile, PairingContext, Sealer, SealPlanError, file_role, stem};
+use crate::config::{LaneDir, LaneIdentity};
+use crate::outbox::{Outbox, Staged, pending_in, write_durably};
+
+/// The media type of a sealed capture upload.
+pub const SEALED_CAPTURE_MEDIA_TYPE: &str = "application/vnd.custodia.sealed-capture";
+
+/// Most groups sealed in one pass (bounds memory: each may hold a few MB of plaintext).
+const MAX_GROUPS_PER_PASS: usize = 64;
+
+/// Counters an operator reads from `state/status.json`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LaneStatus {
+    /// Captures sealed since start.
+    pub sealed: u64,
+    /// Captures the vault acknowledged since start.
+    pub uploaded: u64,
+    /// Acknowledged as already stored (retries after a lost answer).
+    pub duplicates: u64,
+    /// Captures the vault refused for good (kept in `outbox/rejected/`).
+    pub rejected: u64,
+    /// Inputs sealed as quarantine captures since start.
+    pub quarantined: u64,
+    /// Captures waiting in the outbox.
+    pub backlog: u64,
+    /// The last error the uploader saw, if the last attempt failed.
+    pub last_upload_error: Option<String>,
+    /// Recent quarantine entries: reason and file name.
+    pub recent_quarantine: Vec<(String, String)>,
+}
+
+/// A running lane.
+pub struct Lane {
+    dir: LaneDir,
+    identity: LaneIdentity,
+    outbox: Outbox,
+    epochs: Option<EpochSet>,
+    http: reqwest::Client,
+    rng: rand_core::OsRng,
+    /// When each stem was first seen and last changed.
+    seen: BTreeMap<String, (Instant, u64)>,
+    status: LaneStatus,
+    backoff: Duration,
+    next_upload_at: Instant,
+    /// Set by the operator (or the demo) when the lane has no ALPR engine.
+    pub expects_engine_output: bool,
+}
+
+impl Lane {
+    /// Opens the lane folder, recovering any interrupted pass.
+    pub fn open(dir: LaneDir) -> Result<Self, LaneError> {
+        let identity = dir.load()?;
+        let outbox = Outbox::open(&dir.outbox(), &dir.inbox(), &dir.state())?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| LaneError::Config(format!("HTTP client: {e}")))?;
+        let mut lane = Self {
+            dir,
+            identity,
+            outbox,
+            epochs: None,
+            http,
+            rng: rand_core::OsRng,
+            seen: BTreeMap::new(),
+            status: LaneStatus::default(),
+            backoff: Duration::ZERO,
+            next_upload_at: Instant::now(),
+            expects_engine_output: true,
+        };
+        lane.epochs = lane.load_cached_epochs();
+        lane.status.backlog = lane.outbox.pending()?.len() as u64;
+        Ok(lane)
+    }
+
+    /// The lane's counters.
+    pub fn status(&self) -> &LaneStatus {
+        &self.status
+    }
+
+    fn epochs_cache_path(&self) -> PathBuf {
+        self.dir.state().join("epochs.json")
+    }
+
+    fn load_cached_epochs(&self) -> Option<EpochSet> {
+        let json = fs::read(self.epochs_cache_path()).ok()?;
+        let signed = SignedEpochSet::from_json(&json).ok()?;
+        // Re-verified on every load: the cache is on the lane's disk and is trusted no more than
+        // the network.
+        signed.verify(&self.identity.vault_key).ok()
+    }
+
+    /// Fetches the vault's epoch set, verifies it with the pinned key, and caches it.
+    pub async fn refresh_epochs(&mut self) -> Result<(), LaneError> {
+        let url = format!("{}/v1/epochs", self.identity.config.vault_url.trim_end_matches('/'));
+        let response = self.http.get(&url).send().await.map_err(|e| LaneError::Vault(format!("GET {url}: {e}")))?;
+        if !response.status().is_success() {
+            return Err(LaneError::Vault(format!("GET {url}: HTTP {}", response.status())));
+        }
+        let json = response.bytes().await.map_err(|e| LaneError::Vault(format!("GET {url}: {e}")))?;
+        let signed = SignedEpochSet::from_json(&json).map_err(|e| LaneError::EpochSet(e.to_string()))?;
+        let set = signed.verify(&self.identity.vault_key).map_err(|e| LaneError::EpochSet(e.to_string()))?;
+        if self.epochs.as_ref().is_some_and(|current| current.issued_at_ms > set.issued_at_ms) {
+            return Err(LaneError::EpochSet("the vault sent an older epoch set than the one cached".into()));
+        }
+        write_durably(&self.epochs_cache_path(), &json)?;
+        self.epochs = Some(set);
+        Ok(())
+    }
+
+    /// Groups in the inbox that are ready to seal, by stem.
+    fn ready_groups(&mut self) -> Result<Vec<(String, Vec<PathBuf>)>, LaneError> {
+        let inbox = self.dir.inbox();
+        let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        let mut fingerprints: BTreeMap<String, u64> = BTreeMap::new();
+        for entry in fs::read_dir(&inbox).map_err(|e| LaneError::io(&inbox, e))? {
+            let entry = entry.map_err(|e| LaneError::io(&inbox, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Cameras write `.name.tmp` or `name.part` and rename when complete.
+            if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let changed = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64);
+            let key = stem(&name).to_string();
+            let fingerprint = fingerprints.entry(key.clone()).or_default();
+            *fingerprint = fingerprint.wrapping_mul(31).wrapping_add(changed ^ meta.len());
+            groups.entry(key).or_default().push(entry.path());
+        }
+        let now = Instant::now();
+        let settle = Duration::from_millis(self.identity.config.settle_ms);
+        let grace = Duration::from_millis(self.identity.config.pair_grace_ms);
+        self.seen.retain(|stem, _| groups.contains_key(stem));
+        let mut ready = Vec::new();
+        for (stem, paths) in groups {
+            let fingerprint = fingerprints[&stem];
+            let entry = self.seen.entry(stem.clone()).or_insert((now, fingerprint));
+            if entry.1 != fingerprint {
+                *entry = (now, fingerprint);
+            }
+            let quiet = now.duration_since(entry.0);
+            let has_json = paths.iter().any(|p| {
+                matches!(file_role(&p.file_name().unwrap_or_default().to_string_lossy()), assemble::FileRole::EngineJson)
+            });
+            let has_image = paths.iter().any(|p| {
+                matches!(file_role(&p.file_name().unwrap_or_default().to_string_lossy()), assemble::FileRole::Image(_))
+            });
+            let paired = has_json && (has_image || !self.expects_engine_output);
+            let alone_ok = !self.expects_engine_output && has_image;
+            if (quiet >= settle && (paired || alone_ok)) || quiet >= grace.max(settle) {
+                ready.push((stem, paths));
+            }
+            if ready.len() >= MAX_GROUPS_PER_PASS {
+                break;
+            }
+        }
+        Ok(ready)
+    }
+
+    /// Seals every ready group. Returns how many captures were sealed.
+    pub async fn seal_pass(&mut self) -> Result<usize, LaneError> {
+        let ready = self.ready_groups()?;
+        if ready.is_empty() {
+            return Ok(0);
+        }
+        let mut staged = Vec::new();
+        for (group_stem, paths) in ready {
+            let mut files = Vec::with_capacity(paths.len());
+            for path in &paths {
+                let meta = fs::metadata(path).map_err(|e| LaneError::io(path, e))?;
+                let modified_ms = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as i64);
+                // Bound before reading: a file far over every limit is read only up to the limit
+                // plus one byte, enough for the planner to refuse it by size.
+                let bytes = read_bounded(path, assemble::MAX_JSON_FILE_BYTES.max(assemble::MAX_IMAGE_FILE_BYTES) + 1)?;
+                let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                files.push(InputFile { name, bytes, modified_ms });
+            }
+            let context = PairingContext { expects_engine_output: self.expects_engine_output };
+            for plan in assemble::plan_group(&files, context) {
+                let nothing_to_seal = plan.images.is_empty()
+                    && plan.metadata.read.is_none()
+                    && plan.metadata.engine.is_none()
+                    && plan.metadata.quarantine.is_none();
+                if nothing_to_seal {
+                    // Heartbeats: consumed without a capture.
+                    staged_consume_only(&self.dir.inbox(), &plan.inputs)?;
+                    continue;
+                }
+                let sealed = match self.seal_with_epochs(&plan).await {
+                    Ok(sealed) => sealed,
+                    Err(LaneError::NoEpoch(reason)) => {
+                        tracing::warn!(stem = %group_stem, %reason, "no epoch key yet; holding the capture in the inbox");
+                        continue;
+                    }
+                    Err(other) => return Err(other),
+                };
+                if let Some(reason) = plan.quarantine_reason() {
+                    self.status.quarantined += 1;
+                    let file = plan.metadata.quarantine.as_ref().map(|q| q.file_name.clone()).unwrap_or_default();
+                    self.status.recent_quarantine.push((reason.to_string(), file));
+                    let excess = self.status.recent_quarantine.len().saturating_sub(100);
+                    self.status.recent_quarantine.drain(..excess);
+                }
+                staged.push(sealed_to_stage(sealed, plan.inputs));
+            }
+        }
+        let count = staged.len();
+        self.outbox.commit(staged)?;
+        self.status.sealed += count as u64;
+        self.status.backlog += count as u64;
+        Ok(count)
+    }
+
+    async fn seal_with_epochs(&mut self, plan: &assemble::CapturePlan) -> Result<(u64, Vec<u8>), LaneError> {
+        if self.epochs.is_none() {
+            self.refresh_epochs().await.map_err(|e| LaneError::NoEpoch(format!("cannot fetch epoch keys: {e}")))?;
+        }
+        // Reserved before sealing because the header carries it; a capture that then cannot be
+        // sealed leaves a gap, which is harmless (reuse is what must never happen).
+        let sequence = self.outbox.next_sequence()?;
+        for attempt in 0..2 {
+            let epochs = self.epochs.as_ref().expect("epochs are loaded");
+            let sealer = Sealer {
+                device_id: self.identity.device_id,
+                site: &self.identity.site,
+                lane: &self.identity.lane,
+                key: &self.identity.signing_key,
+            };
+            match assemble::seal_plan(plan, sequence, &sealer, epochs, &mut self.rng) {
+                Ok(sealed) => return Ok((sequence, sealed)),
+                Err(SealPlanError::NoEpoch { class, time_ms }) if attempt == 0 => {
+                    tracing::info!(class, time_ms, "no cached epoch covers this capture; refreshing");
+                    self.refresh_epochs()
+                        .await
+                        .map_err(|e| LaneError::NoEpoch(format!("cannot fetch epoch keys: {e}")))?;
+                }
+                Err(SealPlanError::NoEpoch { class, time_ms }) => {
+                    return Err(LaneError::NoEpoch(format!("no {class} epoch published for {time_ms}")));
+                }
+                Err(other) => return Err(LaneError::Seal(other.to_string())),
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    /// Uploads pending captures (if the backoff allows). Returns how many were acknowledged.
+    pub async fn upload_pass(&mut self) -> Result<usize, LaneError> {
+        if Instant::now() < self.next_upload_at {
+            return Ok(0);
+        }
+        let pending = pending_in(&self.dir.outbox())?;
+        self.status.backlog = pending.len() as u64;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let url = format!("{}/v1/captures", self.identity.config.vault_url.trim_end_matches('/'));
+        let mut acknowledged = 0;
+        for chunk in pending.chunks(self.identity.config.upload_concurrency) {
+            let attempts = chunk.iter().map(|(_, path)| upload_one(&self.http, &url, path.clone()));
+            let results = futures::future::join_all(attempts).await;
+            let mut transient = None;
+            for ((_, path), result) in chunk.iter().zip(results) {
+                match result {
+                    UploadOutcome::Stored { duplicate } => {
+                        fs::remove_file(path).map_err(|e| LaneError::io(path, e))?;
+                        acknowledged += 1;
+                        self.status.uploaded += 1;
+                        if duplicate {
+                            self.status.duplicates += 1;
+                        }
+                    }
+                    UploadOutcome::Refused { status, problem } => {
+                        let target = self.dir.rejected().join(path.file_name().unwrap_or_default());
+                        fs::rename(path, &target).map_err(|e| LaneError::io(&target, e))?;
+                        let mut note = target.as_os_str().to_owned();
+                        note.push(".problem.json");
+                        write_durably(Path::new(&note), problem.as_bytes())?;
+                        tracing::error!(%status, capture = %target.display(), "vault refused a capture for good");
+                        self.status.rejected += 1;
+                    }
+                    UploadOutcome::Transient(reason) => transient = Some(reason),
+                }
+            }
+            if let Some(reason) = transient {
+                // Exponential backoff from 250 ms to 30 s, with jitter so many lanes coming back
+                // after an outage do not arrive in step.
+                self.backoff = (self.backoff * 2).clamp(Duration::from_millis(250), Duration::from_secs(30));
+                let jitter = Duration::from_millis(rand_core::RngCore::next_u32(&mut self.rng) as u64 % 250);
+                self.next_upload_at = Instant::now() + self.backoff + jitter;
+                self.status.last_upload_error = Some(reason);
+                break;
+            }
+            self.backoff = Duration::ZERO;
+            self.status.last_upload_error = None;
+        }
+        if acknowledged > 0 {
+            crate::outbox::sync_dir(&self.dir.outbox())?;
+        }
+        self.status.backlog = pending_in(&self.dir.outbox())?.len() as u64;
+        Ok(acknowledged)
+    }
+
+    /// Writes `state/status.json`.
+    pub fn write_status(&self) -> Result<(), LaneError> {
+        let json = serde_json::to_vec_pretty(&self.status).expect("status serialises");
+        let path = self.dir.state().join("status.json");
+        fs::write(&path, json).map_err(|e| LaneError::io(&path, e))
+    }
+
+    /// Seals and uploads until `stop` is set; then finishes the pass in hand and returns.
+    pub async fn run(&mut self, stop: Arc<AtomicBool>, poll: Duration) -> Result<(), LaneError> {
+        let mut last_status = Instant::now();
+        while !stop.load(Ordering::SeqCst) {
+            let sealed = self.seal_pass().await?;
+            let uploaded = self.upload_pass().await?;
+            if last_status.elapsed() >= Duration::from_secs(1) {
+                self.write_status()?;
+                last_status = Instant::now();
+            }
+            if sealed == 0 && uploaded == 0 {
+                tokio::time::sleep(poll).await;
+            }
+        }
+        self.write_status()
+    }
+
+    /// Whether nothing is waiting: inbox empty and outbox empty.
+    pub fn is_idle(&self) -> Result<bool, LaneError> {
+        let inbox_empty = fs::read_dir(self.dir.inbox()).map_err(|e| LaneError::io(&self.dir.inbox(), e))?.next().is_none();
+        Ok(inbox_empty && pending_in(&self.dir.outbox())?.is_empty())
+    }
+}
+
+fn sealed_to_stage((sequence, sealed): (u64, Vec<u8>), inputs: Vec<crate::outbox::ConsumedInput>) -> Staged {
+    Staged { sequence, sealed, inputs }
+}
+
+fn staged_consume_only(inbox: &Path, inputs: &[crate::outbox::ConsumedInput]) -> Result<(), LaneError> {
+    for input in inputs {
+        let path = inbox.join(&input.name);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LaneError::io(&path, e)),
+        }
+    }
+    Ok(())
+}
+
+fn read_bounded(path: &Path, limit: usize) -> Result<Zeroizing<Vec<u8>>, LaneError> {
+    use std::io::Read;
+    let file = fs::File::open(path).map_err(|e| LaneError::io(path, e))?;
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(limit as u64).read_to_end(&mut bytes).map_err(|e| LaneError::io(path, e))?;
+    Ok(bytes)
+}
+
+enum UploadOutcome {
+    Stored { duplicate: bool },
+    Refused { status: u16, problem: String },
+    Transient(String),
+}
+
+async fn upload_one(http: &reqwest::Client, url: &str, path: PathBuf) -> UploadOutcome {
+    let body = match tokio::fs::read(&path).await {
+        Ok(body) => body,
+        Err(e) => return UploadOutcome::Transient(format!("reading {}: {e}", path.display())),
+    };
+    let response = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, SEALED_CAPTURE_MEDIA_TYPE)
+        .body(body)
+        .send()
+        .await;
+    let response = match response {
+        Ok(response) => response,
+        Err(e) => return UploadOutcome::Transient(format!("POST {url}: {e}")),
+    };
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    match status {
+        200 => UploadOutcome::Stored { duplicate: true },
+        201 => UploadOutcome::Stored { duplicate: false },
+        // The vault could not store it now, or the request never reached it whole: try again.
+        408 | 429 | 500..=599 => UploadOutcome::Transient(format!("HTTP {status}: {text}")),
+        _ => UploadOutcome::Refused { status, problem: text },
+    }
+}
+
+/// Milliseconds since the Unix epoch, for log lines.
+pub fn unix_ms_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
