@@ -176,7 +176,7 @@ pub fn wrap_data_key(
 /// epoch key, wrong binding, altered bytes) is [`OpenError::DecryptionFailed`].
 pub fn unwrap_data_key(
     wrapped: &WrappedDataKey,
-    dec: &impl Decapsulator,
+    dec: &(impl Decapsulator + ?Sized),
     binding: &[u8],
 ) -> Result<DataKey, OpenError> {
     let pt = hpke::open_base(&wrapped.enc, dec, DATA_KEY_INFO, binding, &wrapped.ciphertext)?;
@@ -653,7 +653,7 @@ impl<'a> SealedCapture<'a> {
     pub fn open_data_key(
         &self,
         group: usize,
-        dec: &impl Decapsulator,
+        dec: &(impl Decapsulator + ?Sized),
     ) -> Result<DataKey, OpenError> {
         let g = self.groups.get(group).ok_or(OpenError::NoSuchPart)?;
         // Invariant: group indices are < MAX_GROUPS.

@@ -224,6 +224,19 @@ impl EpochSet {
         Ok(Self { issued_at_ms, epochs })
     }
 
+    /// The exact message a vault signature over this set covers, for a signer that keeps its
+    /// key elsewhere (a keystore or an HSM). Refuses a set that [`EpochSet::sign`] would refuse.
+    pub fn signing_message(&self) -> Result<Vec<u8>, EpochSetError> {
+        self.check()?;
+        Ok(signed_message(&self.to_canonical_bytes()))
+    }
+
+    /// Pairs the set with a signature made over [`EpochSet::signing_message`] elsewhere. Nothing
+    /// is trusted until [`SignedEpochSet::verify`].
+    pub fn with_signature(self, signature: [u8; 64]) -> SignedEpochSet {
+        SignedEpochSet { set: self, signature }
+    }
+
     /// Signs the set with the vault key. Refuses a set that a verifier would refuse (too many
     /// epochs, an id not derived from its fields, an empty interval, a duplicate id).
     pub fn sign(&self, key: &VaultSigningKey) -> Result<SignedEpochSet, EpochSetError> {

@@ -61,6 +61,7 @@ mod error;
 pub mod hpke;
 mod ids;
 mod keys;
+pub mod metadata;
 
 pub use capture::{
     CaptureHeader, DATA_KEY_INFO, DataKey, FORMAT_VERSION, GroupToSeal, MAGIC, MAX_CAPTURE_BYTES,
