@@ -134,7 +134,10 @@ impl WrappedDataKey {
         if b[2] != 0x04 {
             return Err(ParseError::BadEncapsulatedKey);
         }
-        let mut w = Self { enc: [0; ENC_LEN], ciphertext: [0; WRAPPED_KEY_LEN] };
+        let mut w = Self {
+            enc: [0; ENC_LEN],
+            ciphertext: [0; WRAPPED_KEY_LEN],
+        };
         w.enc.copy_from_slice(&b[2..2 + ENC_LEN]);
         w.ciphertext.copy_from_slice(&b[2 + ENC_LEN..]);
         Ok(w)
@@ -179,7 +182,13 @@ pub fn unwrap_data_key(
     dec: &(impl Decapsulator + ?Sized),
     binding: &[u8],
 ) -> Result<DataKey, OpenError> {
-    let pt = hpke::open_base(&wrapped.enc, dec, DATA_KEY_INFO, binding, &wrapped.ciphertext)?;
+    let pt = hpke::open_base(
+        &wrapped.enc,
+        dec,
+        DATA_KEY_INFO,
+        binding,
+        &wrapped.ciphertext,
+    )?;
     DataKey::from_slice(&pt).ok_or(OpenError::DecryptionFailed)
 }
 
@@ -266,7 +275,10 @@ pub fn seal(
     let mut metadata_parts = 0;
     for (gi, g) in groups.iter().enumerate() {
         if g.parts.is_empty() || g.parts.len() > MAX_PARTS_PER_GROUP {
-            return Err(SealError::PartCount { group: gi, count: g.parts.len() });
+            return Err(SealError::PartCount {
+                group: gi,
+                count: g.parts.len(),
+            });
         }
         if groups[..gi].iter().any(|o| o.class == g.class) {
             return Err(SealError::DuplicateClass(g.class));
@@ -274,7 +286,10 @@ pub fn seal(
         header_len += GROUP_FIXED_LEN + PART_DESC_LEN * g.parts.len();
         for (pi, p) in g.parts.iter().enumerate() {
             if p.plaintext.len() > MAX_PART_PLAINTEXT_BYTES {
-                return Err(SealError::PartTooLarge { group: gi, part: pi });
+                return Err(SealError::PartTooLarge {
+                    group: gi,
+                    part: pi,
+                });
             }
             if p.kind == PartKind::Metadata {
                 metadata_parts += 1;
@@ -489,7 +504,6 @@ impl<'a> SealedCapture<'a> {
         let mut metadata = None;
         // Part lengths are summed in u64: at most 32 parts of < 2^32 each cannot overflow.
         let mut body_len: u64 = 0;
-        let mut lens: [[u32; MAX_PARTS_PER_GROUP]; MAX_GROUPS] = Default::default();
         for gi in 0..group_count as usize {
             let class_byte = r.u8()?;
             let class =
@@ -522,10 +536,12 @@ impl<'a> SealedCapture<'a> {
                     }
                     metadata = Some((gi, pi));
                 }
-                lens[gi][pi] = len;
                 body_len += u64::from(len);
-                // Ranges are filled in once the header length is known.
-                parts.push(SealedPart { kind, range: 0..0 });
+                // Placed at their offsets once the header length is known.
+                parts.push(SealedPart {
+                    kind,
+                    range: 0..len as usize,
+                });
             }
             groups.push(SealedGroup {
                 class,
@@ -543,18 +559,22 @@ impl<'a> SealedCapture<'a> {
             return Err(ParseError::TrailingBytes);
         }
         let mut pos = header_len;
-        for (gi, g) in groups.iter_mut().enumerate() {
-            for (pi, p) in g.parts.iter_mut().enumerate() {
-                let end = pos + lens[gi][pi] as usize;
-                p.range = pos..end;
-                pos = end;
-            }
+        for p in groups.iter_mut().flat_map(|g| g.parts.iter_mut()) {
+            let end = pos + p.range.len();
+            p.range = pos..end;
+            pos = end;
         }
         let header_hash = Sha256::digest(&bytes[..header_len]).into();
         Ok(Self {
             bytes,
             header_len,
-            header: CaptureHeader { device_id, site, lane, capture_time_ms, sequence },
+            header: CaptureHeader {
+                device_id,
+                site,
+                lane,
+                capture_time_ms,
+                sequence,
+            },
             groups,
             metadata,
             header_hash,
@@ -628,7 +648,9 @@ impl<'a> SealedCapture<'a> {
     /// The 64-byte device signature.
     pub fn signature(&self) -> &'a [u8; SIGNATURE_LEN] {
         // Invariant: parse guarantees the input ends with exactly SIGNATURE_LEN bytes.
-        self.bytes[self.bytes.len() - SIGNATURE_LEN..].try_into().expect("64 bytes")
+        self.bytes[self.bytes.len() - SIGNATURE_LEN..]
+            .try_into()
+            .expect("64 bytes")
     }
 
     /// Verifies the device's Ed25519 signature over
@@ -657,8 +679,7 @@ impl<'a> SealedCapture<'a> {
     ) -> Result<DataKey, OpenError> {
         let g = self.groups.get(group).ok_or(OpenError::NoSuchPart)?;
         // Invariant: group indices are < MAX_GROUPS.
-        let binding =
-            data_key_binding(&self.header.device_id, self.header.sequence, group as u8);
+        let binding = data_key_binding(&self.header.device_id, self.header.sequence, group as u8);
         unwrap_data_key(&g.wrapped, dec, &binding)
     }
 
@@ -669,7 +690,9 @@ impl<'a> SealedCapture<'a> {
         part: usize,
         key: &DataKey,
     ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-        let ct = self.part_ciphertext(group, part).ok_or(OpenError::NoSuchPart)?;
+        let ct = self
+            .part_ciphertext(group, part)
+            .ok_or(OpenError::NoSuchPart)?;
         let aad = part_aad(&self.header_hash, group as u8, part as u8);
         hpke::aead_open(&key.0, &part_nonce(part as u8), &aad, ct)
     }

@@ -94,7 +94,14 @@ impl EpochAnnouncement {
         public_key: EpochPublicKey,
     ) -> Self {
         let epoch_id = EpochId::derive(&site, class, not_before_ms, not_after_ms, &public_key);
-        Self { epoch_id, site, class, not_before_ms, not_after_ms, public_key }
+        Self {
+            epoch_id,
+            site,
+            class,
+            not_before_ms,
+            not_after_ms,
+            public_key,
+        }
     }
 
     /// Whether a capture at `time_ms` falls in this epoch's interval.
@@ -124,10 +131,12 @@ impl EpochSet {
     ) -> Option<&EpochAnnouncement> {
         let mut best: Option<&EpochAnnouncement> = None;
         for e in &self.epochs {
-            if &e.site == site && e.class == class && e.covers(time_ms) {
-                if best.is_none_or(|b| e.not_before_ms > b.not_before_ms) {
-                    best = Some(e);
-                }
+            if &e.site == site
+                && e.class == class
+                && e.covers(time_ms)
+                && best.is_none_or(|b| e.not_before_ms > b.not_before_ms)
+            {
+                best = Some(e);
             }
         }
         best
@@ -143,8 +152,13 @@ impl EpochSet {
             if e.not_before_ms >= e.not_after_ms {
                 return Err(EpochSetError::BadInterval(e.epoch_id));
             }
-            let derived =
-                EpochId::derive(&e.site, e.class, e.not_before_ms, e.not_after_ms, &e.public_key);
+            let derived = EpochId::derive(
+                &e.site,
+                e.class,
+                e.not_before_ms,
+                e.not_after_ms,
+                &e.public_key,
+            );
             if derived != e.epoch_id {
                 return Err(EpochSetError::EpochIdMismatch(e.epoch_id));
             }
@@ -161,7 +175,10 @@ impl EpochSet {
     /// If the set has more than [`MAX_EPOCHS_PER_SET`] epochs (use [`EpochSet::sign`], which
     /// refuses such sets).
     pub fn to_canonical_bytes(&self) -> Vec<u8> {
-        assert!(self.epochs.len() <= MAX_EPOCHS_PER_SET, "too many epochs for one set");
+        assert!(
+            self.epochs.len() <= MAX_EPOCHS_PER_SET,
+            "too many epochs for one set"
+        );
         let mut out = Vec::with_capacity(HEADER_LEN + self.epochs.len() * MAX_EPOCH_ENCODED_LEN);
         out.extend_from_slice(&EPOCH_SET_MAGIC);
         out.push(EPOCH_SET_VERSION);
@@ -221,7 +238,10 @@ impl EpochSet {
         if pos != b.len() {
             return Err(EpochSetError::Malformed);
         }
-        Ok(Self { issued_at_ms, epochs })
+        Ok(Self {
+            issued_at_ms,
+            epochs,
+        })
     }
 
     /// The exact message a vault signature over this set covers, for a signer that keeps its
@@ -234,7 +254,10 @@ impl EpochSet {
     /// Pairs the set with a signature made over [`EpochSet::signing_message`] elsewhere. Nothing
     /// is trusted until [`SignedEpochSet::verify`].
     pub fn with_signature(self, signature: [u8; 64]) -> SignedEpochSet {
-        SignedEpochSet { set: self, signature }
+        SignedEpochSet {
+            set: self,
+            signature,
+        }
     }
 
     /// Signs the set with the vault key. Refuses a set that a verifier would refuse (too many
@@ -242,7 +265,10 @@ impl EpochSet {
     pub fn sign(&self, key: &VaultSigningKey) -> Result<SignedEpochSet, EpochSetError> {
         self.check()?;
         let signature = key.sign_raw(&signed_message(&self.to_canonical_bytes()));
-        Ok(SignedEpochSet { set: self.clone(), signature })
+        Ok(SignedEpochSet {
+            set: self.clone(),
+            signature,
+        })
     }
 }
 
@@ -319,7 +345,10 @@ impl SignedEpochSet {
         let j: JsonSet =
             serde_json::from_slice(bytes).map_err(|e| EpochSetError::Json(e.to_string()))?;
         if j.format != EPOCH_SET_JSON_FORMAT {
-            return Err(EpochSetError::Json(format!("unknown format {:?}", j.format)));
+            return Err(EpochSetError::Json(format!(
+                "unknown format {:?}",
+                j.format
+            )));
         }
         if j.epochs.len() > MAX_EPOCHS_PER_SET {
             return Err(EpochSetError::TooManyEpochs);
@@ -345,7 +374,13 @@ impl SignedEpochSet {
                 public_key,
             });
         }
-        Ok(Self { set: EpochSet { issued_at_ms: j.issued_at_ms, epochs }, signature })
+        Ok(Self {
+            set: EpochSet {
+                issued_at_ms: j.issued_at_ms,
+                epochs,
+            },
+            signature,
+        })
     }
 
     /// Verifies the vault signature over the canonical encoding rebuilt from the fields, and

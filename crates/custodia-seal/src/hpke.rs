@@ -68,7 +68,9 @@ fn labeled_expand(suite_id: &[u8], prk: &[u8; NH], label: &[u8], info: &[u8], ou
     let hk = Hkdf::<Sha256>::from_prk(prk).expect("PRK is HashLen bytes");
     // Invariant: every L used in this suite (at most 32) is far below 255 * HashLen, and L fits
     // the two-byte length prefix.
-    let len = u16::try_from(out.len()).expect("L fits in two bytes").to_be_bytes();
+    let len = u16::try_from(out.len())
+        .expect("L fits in two bytes")
+        .to_be_bytes();
     hk.expand_multi_info(&[&len, b"HPKE-v1", suite_id, label, info], out)
         .expect("L <= 255 * HashLen");
 }
@@ -80,7 +82,13 @@ pub fn derive_key_pair(ikm: &[u8]) -> EpochSecretKey {
     let dkp_prk = labeled_extract(&KEM_SUITE_ID, b"", b"dkp_prk", ikm);
     for counter in 0u8..=255 {
         let mut bytes = Zeroizing::new([0u8; 32]);
-        labeled_expand(&KEM_SUITE_ID, &dkp_prk, b"candidate", &[counter], bytes.as_mut());
+        labeled_expand(
+            &KEM_SUITE_ID,
+            &dkp_prk,
+            b"candidate",
+            &[counter],
+            bytes.as_mut(),
+        );
         // bitmask is 0xff for P-256, so no masking. from_bytes refuses 0 and >= order, exactly
         // the RFC's rejection condition.
         if let Ok(sk) = p256::SecretKey::from_bytes((&*bytes).into()) {
@@ -96,7 +104,13 @@ pub fn derive_key_pair(ikm: &[u8]) -> EpochSecretKey {
 fn extract_and_expand(dh: &[u8; 32], kem_context: &[u8]) -> Zeroizing<[u8; 32]> {
     let eae_prk = labeled_extract(&KEM_SUITE_ID, b"", b"eae_prk", dh);
     let mut ss = Zeroizing::new([0u8; 32]);
-    labeled_expand(&KEM_SUITE_ID, &eae_prk, b"shared_secret", kem_context, ss.as_mut());
+    labeled_expand(
+        &KEM_SUITE_ID,
+        &eae_prk,
+        b"shared_secret",
+        kem_context,
+        ss.as_mut(),
+    );
     ss
 }
 
@@ -128,7 +142,10 @@ pub(crate) fn decap(
 ) -> Result<Zeroizing<[u8; 32]>, OpenError> {
     let pk_e = EpochPublicKey::from_sec1_bytes(enc).map_err(|_| OpenError::DecryptionFailed)?;
     let dh = dec.diffie_hellman(&pk_e)?;
-    Ok(extract_and_expand(&dh, &kem_context(enc, &dec.public_key())))
+    Ok(extract_and_expand(
+        &dh,
+        &kem_context(enc, &dec.public_key()),
+    ))
 }
 
 /// An HPKE encryption context (RFC 9180 section 5.2): key, base nonce, exporter secret and the
@@ -156,8 +173,20 @@ pub(crate) fn key_schedule_base(shared_secret: &[u8; 32], info: &[u8]) -> Contex
         seq: 0,
     };
     labeled_expand(&HPKE_SUITE_ID, &secret, b"key", &ksc, ctx.key.as_mut());
-    labeled_expand(&HPKE_SUITE_ID, &secret, b"base_nonce", &ksc, &mut ctx.base_nonce);
-    labeled_expand(&HPKE_SUITE_ID, &secret, b"exp", &ksc, ctx.exporter_secret.as_mut());
+    labeled_expand(
+        &HPKE_SUITE_ID,
+        &secret,
+        b"base_nonce",
+        &ksc,
+        &mut ctx.base_nonce,
+    );
+    labeled_expand(
+        &HPKE_SUITE_ID,
+        &secret,
+        b"exp",
+        &ksc,
+        ctx.exporter_secret.as_mut(),
+    );
     ctx
 }
 
@@ -177,7 +206,10 @@ impl Context {
     fn advance(&mut self) {
         // A context here seals a handful of messages; u64 exhaustion is unreachable, and
         // saturating would reuse a nonce, so treat it as the invariant violation it is.
-        self.seq = self.seq.checked_add(1).expect("HPKE sequence number exhausted");
+        self.seq = self
+            .seq
+            .checked_add(1)
+            .expect("HPKE sequence number exhausted");
     }
 
     /// `ContextS.Seal(aad, pt)`.
@@ -205,7 +237,13 @@ impl Context {
     /// `Context.Export(exporter_context, L)` with `L = out.len()` (at most 255 * 32).
     #[cfg(test)]
     pub(crate) fn export(&self, exporter_context: &[u8], out: &mut [u8]) {
-        labeled_expand(&HPKE_SUITE_ID, &self.exporter_secret, b"sec", exporter_context, out);
+        labeled_expand(
+            &HPKE_SUITE_ID,
+            &self.exporter_secret,
+            b"sec",
+            exporter_context,
+            out,
+        );
     }
 }
 
@@ -216,7 +254,10 @@ pub(crate) fn aead_open(
     aad: &[u8],
     ct: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-    let body_len = ct.len().checked_sub(TAG_LEN).ok_or(OpenError::DecryptionFailed)?;
+    let body_len = ct
+        .len()
+        .checked_sub(TAG_LEN)
+        .ok_or(OpenError::DecryptionFailed)?;
     let (body, tag) = ct.split_at(body_len);
     let mut buf = Zeroizing::new(body.to_vec());
     Aes256Gcm::new(key.into())
@@ -334,7 +375,10 @@ mod tests {
     #[test]
     fn rfc9180_vectors() {
         for v in vectors() {
-            assert_eq!((v.mode, v.kem_id, v.kdf_id, v.aead_id), (0, KEM_ID, KDF_ID, AEAD_ID));
+            assert_eq!(
+                (v.mode, v.kem_id, v.kdf_id, v.aead_id),
+                (0, KEM_ID, KDF_ID, AEAD_ID)
+            );
             let info = h(&v.info);
 
             // DeriveKeyPair from the seeds gives the published keys.

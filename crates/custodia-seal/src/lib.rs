@@ -70,7 +70,9 @@ pub use capture::{
     SealedPart, WRAPPED_KEY_LEN, WrappedDataKey, data_key_binding, seal, unwrap_data_key,
     wrap_data_key,
 };
-pub use error::{DecapError, EpochSetError, KeyError, OpenError, ParseError, SealError, VerifyError};
+pub use error::{
+    DecapError, EpochSetError, KeyError, OpenError, ParseError, SealError, VerifyError,
+};
 pub use hpke::derive_key_pair;
 pub use ids::{DeviceId, EpochId, LaneName, MAX_NAME_LEN, PartKind, RetentionClass, SiteName};
 pub use keys::{

@@ -138,7 +138,7 @@ impl FileKeystore {
         let mut nonce = [0u8; 12];
         rng.fill_bytes(&mut nonce);
         let sealed = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: CHECK_PLAINTEXT, aad: b"check" })
+            .encrypt(&Nonce::from(nonce), Payload { msg: CHECK_PLAINTEXT, aad: b"check" })
             .expect("AES-GCM encryption of a short message cannot fail");
         let mut check = nonce.to_vec();
         check.extend_from_slice(&sealed);
@@ -184,7 +184,7 @@ impl FileKeystore {
         }
         let (nonce, sealed) = check.split_at(12);
         let opened = cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: b"check" })
+            .decrypt(&nonce_of(nonce), Payload { msg: sealed, aad: b"check" })
             .map_err(|_| KeystoreError::WrongMasterKey)?;
         if opened != CHECK_PLAINTEXT {
             return Err(KeystoreError::WrongMasterKey);
@@ -221,7 +221,7 @@ impl FileKeystore {
         rng.fill_bytes(&mut nonce);
         let sealed = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: secret, aad: &Self::aad(name, kind) })
+            .encrypt(&Nonce::from(nonce), Payload { msg: secret, aad: &Self::aad(name, kind) })
             .expect("AES-GCM encryption of 32 bytes cannot fail");
         let mut file = nonce.to_vec();
         file.extend_from_slice(&sealed);
@@ -256,7 +256,7 @@ impl FileKeystore {
         let (nonce, sealed) = file.split_at(12);
         let secret = Zeroizing::new(
             self.cipher
-                .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &Self::aad(name, kind) })
+                .decrypt(&nonce_of(nonce), Payload { msg: sealed, aad: &Self::aad(name, kind) })
                 // A file of another kind fails here too; that is what we want to refuse.
                 .map_err(|_| KeystoreError::Corrupt(name.to_string()))?,
         );
@@ -402,6 +402,11 @@ fn stretch(
         .hash_password_into(passphrase, salt, key.as_mut())
         .map_err(|e| KeystoreError::NotAKeystore(format!("Argon2: {e}")))?;
     Ok(key)
+}
+
+fn nonce_of(bytes: &[u8]) -> Nonce<aes_gcm::aead::consts::U12> {
+    let array: [u8; 12] = bytes.try_into().expect("callers split off exactly 12 bytes");
+    Nonce::from(array)
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> KeystoreError {

@@ -15,7 +15,7 @@ use sha2::Sha256;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::civil::{date_label, month_label};
-use crate::{Vault, VaultError};
+use crate::Vault;
 
 /// Largest sealed capture accepted, in bytes (the HTTP layer refuses larger bodies before reading
 /// them). Three images of a few MB each plus headers.
@@ -388,11 +388,15 @@ pub(crate) async fn run_committer(vault: std::sync::Weak<crate::Inner>, mut queu
 async fn commit_batch(inner: &crate::Inner, batch: Vec<Pending>) {
     use futures::StreamExt;
     let blobs = &inner.blobs;
-    let written: Vec<Result<(), custodia_store::blobs::BlobError>> = futures::stream::iter(batch.iter())
-        .map(|pending| blobs.put_new(&pending.record.blob_key, pending.bytes.clone()))
-        .buffered(16)
-        .collect()
-        .await;
+    let writes: Vec<_> = batch
+        .iter()
+        .map(|pending| {
+            let (blobs, key, bytes) = (blobs.clone(), pending.record.blob_key.clone(), pending.bytes.clone());
+            async move { blobs.put_new(&key, bytes).await }
+        })
+        .collect();
+    let written: Vec<Result<(), custodia_store::blobs::BlobError>> =
+        futures::stream::iter(writes).buffered(16).collect().await;
     if let Some(error) = written.into_iter().find_map(Result::err) {
         tracing::error!(%error, "writing a capture batch failed; refusing the batch");
         return fail_all(batch, IngestError::Storage(error.to_string()));
