@@ -15,7 +15,8 @@ fn bench(c: &mut Criterion) {
     let face = EpochSecretKey::generate(&mut rng);
     let plate = EpochSecretKey::generate(&mut rng);
     let overview = EpochSecretKey::generate(&mut rng);
-    let (face_pk, plate_pk, overview_pk) = (face.public_key(), plate.public_key(), overview.public_key());
+    let (face_pk, plate_pk, overview_pk) =
+        (face.public_key(), plate.public_key(), overview.public_key());
     let mut data = |n: usize| {
         let mut v = vec![0u8; n];
         rng.fill_bytes(&mut v);
@@ -36,21 +37,33 @@ fn bench(c: &mut Criterion) {
             epoch_id: EpochId([1; 16]),
             epoch_key: &face_pk,
             parts: vec![
-                PartToSeal { kind: PartKind::Metadata, plaintext: &meta },
-                PartToSeal { kind: PartKind::Jpeg, plaintext: &face_jpg },
+                PartToSeal {
+                    kind: PartKind::Metadata,
+                    plaintext: &meta,
+                },
+                PartToSeal {
+                    kind: PartKind::Jpeg,
+                    plaintext: &face_jpg,
+                },
             ],
         },
         GroupToSeal {
             class: RetentionClass::Overview,
             epoch_id: EpochId([2; 16]),
             epoch_key: &overview_pk,
-            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &overview_jpg }],
+            parts: vec![PartToSeal {
+                kind: PartKind::Jpeg,
+                plaintext: &overview_jpg,
+            }],
         },
         GroupToSeal {
             class: RetentionClass::Plate,
             epoch_id: EpochId([3; 16]),
             epoch_key: &plate_pk,
-            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &plate_jpg }],
+            parts: vec![PartToSeal {
+                kind: PartKind::Jpeg,
+                plaintext: &plate_jpg,
+            }],
         },
     ];
     let total = (meta.len() + face_jpg.len() + overview_jpg.len() + plate_jpg.len()) as u64;

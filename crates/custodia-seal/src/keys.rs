@@ -44,7 +44,9 @@ impl EpochPublicKey {
         if bytes.len() != P256_POINT_LEN || bytes[0] != 0x04 {
             return Err(KeyError::InvalidKey);
         }
-        p256::PublicKey::from_sec1_bytes(bytes).map(Self).map_err(|_| KeyError::InvalidKey)
+        p256::PublicKey::from_sec1_bytes(bytes)
+            .map(Self)
+            .map_err(|_| KeyError::InvalidKey)
     }
 
     /// The uncompressed SEC1 encoding (`SerializePublicKey` of RFC 9180 DHKEM(P-256)).
@@ -105,7 +107,9 @@ impl EpochSecretKey {
 
     /// Parses a 32-byte big-endian scalar; refuses 0 and values >= the group order.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
-        p256::SecretKey::from_bytes(bytes.into()).map(Self).map_err(|_| KeyError::InvalidKey)
+        p256::SecretKey::from_bytes(bytes.into())
+            .map(Self)
+            .map_err(|_| KeyError::InvalidKey)
     }
 
     /// The 32-byte big-endian scalar.
@@ -272,7 +276,10 @@ mod tests {
         let sk2 = EpochSecretKey::from_bytes(&sk.to_bytes()).unwrap();
         assert_eq!(sk.public_key(), sk2.public_key());
         let pk = sk.public_key();
-        assert_eq!(EpochPublicKey::from_sec1_bytes(&pk.to_sec1_bytes()).unwrap(), pk);
+        assert_eq!(
+            EpochPublicKey::from_sec1_bytes(&pk.to_sec1_bytes()).unwrap(),
+            pk
+        );
         assert_eq!(pk.to_string().parse::<EpochPublicKey>().unwrap(), pk);
         assert!(EpochSecretKey::from_bytes(&[0; 32]).is_err());
         assert!(EpochSecretKey::from_bytes(&[0xff; 32]).is_err());
@@ -297,7 +304,10 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let sk = DeviceSigningKey::generate(&mut rng);
         let vk = sk.verifying_key();
-        assert_eq!(DeviceSigningKey::from_bytes(&sk.to_bytes()).verifying_key(), vk);
+        assert_eq!(
+            DeviceSigningKey::from_bytes(&sk.to_bytes()).verifying_key(),
+            vk
+        );
         assert_eq!(DeviceVerifyingKey::from_bytes(&vk.to_bytes()).unwrap(), vk);
         assert_eq!(vk.to_string().parse::<DeviceVerifyingKey>().unwrap(), vk);
         // The identity point is small-order and must be refused.
