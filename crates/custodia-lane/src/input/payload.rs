@@ -471,11 +471,11 @@ fn pr_read(item: &ResultItem<'_>) -> Option<PlateRead> {
     let plate = normalise_plate(item.plate.as_deref()?)?;
     let region = region_code(item.region.code.as_deref());
     let mut vehicle = item.vehicle.0.as_ref().and_then(vehicle_attributes).unwrap_or_default();
-    if vehicle.make.is_none() {
-        if let Some(best) = best_label(&item.model_make.items, |l| l.make.as_deref()) {
-            vehicle.make = Some(best.0);
-            vehicle.make_model = best.1;
-        }
+    if vehicle.make.is_none()
+        && let Some(best) = best_label(&item.model_make.items, |l| l.make.as_deref())
+    {
+        vehicle.make = Some(best.0);
+        vehicle.make_model = best.1;
     }
     if vehicle.color.is_none() {
         vehicle.color = best_label(&item.color.items, |l| l.color.as_deref().or(l.value.as_deref())).map(|b| b.0);
@@ -567,11 +567,11 @@ fn vehicle_attributes(v: &VehicleItem<'_>) -> Option<VehicleAttributes> {
         a.body_type = v.kind.as_deref().filter(|k| !k.is_empty()).map(bounded_label);
     }
     if let Some(props) = &v.props.0 {
-        if a.make.is_none() {
-            if let Some(best) = best_label(&props.make_model.items, |l| l.make.as_deref()) {
-                a.make = Some(best.0);
-                a.make_model = best.1;
-            }
+        if a.make.is_none()
+            && let Some(best) = best_label(&props.make_model.items, |l| l.make.as_deref())
+        {
+            a.make = Some(best.0);
+            a.make_model = best.1;
         }
         if a.color.is_none() {
             a.color = best_label(&props.color.items, |l| l.color.as_deref().or(l.value.as_deref())).map(|b| b.0);
