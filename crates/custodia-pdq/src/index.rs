@@ -1,0 +1,399 @@
+//! Exact Hamming range search over PDQ hashes.
+//!
+//! - [`BruteForce`]: a linear scan with a popcount over four `u64`s per stored hash. It is
+//!   the test oracle, and fast enough for small sets.
+//! - [`MultiIndex`]: multi-index hashing (Norouzi et al.) with 16 slots of 16 bits. If two
+//!   hashes are within distance r ≤ 31 then, by pigeonhole over 16 slots, at least one slot
+//!   differs by at most 1 bit (16 slots × 2 bits = 32 > 31). So a query probes, in each
+//!   slot, the exact 16-bit value and its 16 one-bit neighbours (17 × 16 = 272 buckets),
+//!   then verifies candidates on all 256 bits. Results are exact, not approximate. A radius
+//!   over [`MultiIndex::MAX_MIH_RADIUS`] falls back to a full scan (still exact).
+//!
+//! Each slot's table is a compressed sparse row layout (65,537 offsets plus one `u32` row
+//! number per stored hash), not a `HashMap<u16, Vec<_>>`: 10,000,000 hashes take about
+//! 32 B (hash) + 8 B (id) + 16 × 4 B (postings) ≈ 104 B each, ~1.04 GB, with no per-bucket
+//! allocation. Inserts go to a short unsorted tail (scanned at query time) that is folded
+//! into the tables when it grows past [`MultiIndex::TAIL_MAX`].
+//!
+//! Results are `(id, distance)` sorted by distance, then id.
+
+use crate::PdqHash;
+
+/// Hashes as four `u64` words, the unit every distance here is computed on.
+type Words = [u64; 4];
+
+#[inline(always)]
+fn dist(a: &Words, b: &Words) -> u32 {
+    (a[0] ^ b[0]).count_ones() + (a[1] ^ b[1]).count_ones() + (a[2] ^ b[2]).count_ones() + (a[3] ^ b[3]).count_ones()
+}
+
+/// The 16-bit slot `s` of a hash in word form (slot 0 = the first four hex digits).
+#[inline(always)]
+fn slot_of(w: &Words, s: usize) -> u16 {
+    (w[s / 4] >> (48 - 16 * (s % 4))) as u16
+}
+
+/// True if some slot before `s` is within one bit: then that slot reports the pair, and
+/// slot `s` must not report it again.
+#[inline(always)]
+fn found_earlier(a: &Words, b: &Words, s: usize) -> bool {
+    (0..s).any(|t| (slot_of(a, t) ^ slot_of(b, t)).count_ones() <= 1)
+}
+
+fn sort_results(v: &mut [(u64, u32)]) {
+    v.sort_unstable_by_key(|&(id, d)| (d, id));
+}
+
+mod scan {
+    //! The linear-scan kernel, with runtime CPU-feature dispatch.
+    //!
+    //! The crate is built for baseline x86-64, where `count_ones` is a dozen shifts and
+    //! masks. With the `popcnt` instruction (and AVX2, which lets LLVM vectorise the
+    //! popcounts with a nibble lookup) the scan is several times faster (see
+    //! `benches/index.rs`, `brute_force_*`). Using it needs `unsafe`: calling a
+    //! `#[target_feature]` function is only sound once the feature is known present.
+    #![allow(unsafe_code)]
+
+    use super::{dist, Words};
+
+    fn generic(stored: &[Words], q: &Words, radius: u32, base: usize, out: &mut Vec<(usize, u32)>) {
+        for (i, w) in stored.iter().enumerate() {
+            let d = dist(w, q);
+            if d <= radius {
+                out.push((base + i, d));
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt,avx2")]
+    fn avx2(stored: &[Words], q: &Words, radius: u32, base: usize, out: &mut Vec<(usize, u32)>) {
+        // Distances in blocks of 8 so the popcount loop has no branch and vectorises.
+        let mut chunks = stored.chunks_exact(8);
+        let mut b = base;
+        for c in &mut chunks {
+            let mut d = [0u32; 8];
+            for (dd, w) in d.iter_mut().zip(c) {
+                *dd = dist(w, q);
+            }
+            for (k, &dd) in d.iter().enumerate() {
+                if dd <= radius {
+                    out.push((b + k, dd));
+                }
+            }
+            b += 8;
+        }
+        generic(chunks.remainder(), q, radius, b, out);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt")]
+    fn popcnt(stored: &[Words], q: &Words, radius: u32, base: usize, out: &mut Vec<(usize, u32)>) {
+        generic(stored, q, radius, base, out)
+    }
+
+    /// Append `(row, distance)` for every `stored[row]` within `radius` of `q`.
+    pub(super) fn range(stored: &[Words], q: &Words, radius: u32, out: &mut Vec<(usize, u32)>) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") {
+                // SAFETY: both features the function is compiled for were detected above.
+                return unsafe { avx2(stored, q, radius, 0, out) };
+            }
+            if std::arch::is_x86_feature_detected!("popcnt") {
+                // SAFETY: the `popcnt` feature was detected above.
+                return unsafe { popcnt(stored, q, radius, 0, out) };
+            }
+        }
+        generic(stored, q, radius, 0, out)
+    }
+
+    /// The portable kernel alone, for benchmarks and tests of the dispatch.
+    pub(super) fn range_portable(stored: &[Words], q: &Words, radius: u32, out: &mut Vec<(usize, u32)>) {
+        generic(stored, q, radius, 0, out)
+    }
+}
+
+/// Exact linear scan: the oracle the other index is tested against.
+#[derive(Clone, Debug, Default)]
+pub struct BruteForce {
+    ids: Vec<u64>,
+    words: Vec<Words>,
+}
+
+impl BruteForce {
+    /// An empty set.
+    pub fn new() -> BruteForce {
+        BruteForce::default()
+    }
+
+    /// Add one hash under `id` (ids need not be unique; each insert is its own entry).
+    pub fn insert(&mut self, id: u64, hash: &PdqHash) {
+        self.ids.push(id);
+        self.words.push(hash.words());
+    }
+
+    /// Number of stored hashes.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True if nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Every stored `(id, distance)` with distance ≤ `radius`, by distance then id.
+    pub fn query(&self, hash: &PdqHash, radius: u32) -> Vec<(u64, u32)> {
+        let mut rows = Vec::new();
+        scan::range(&self.words, &hash.words(), radius, &mut rows);
+        let mut out: Vec<(u64, u32)> = rows.into_iter().map(|(r, d)| (self.ids[r], d)).collect();
+        sort_results(&mut out);
+        out
+    }
+
+    /// [`BruteForce::query`] with the portable popcount only (no CPU-feature dispatch), so
+    /// the benchmark can show what the dispatch buys.
+    pub fn query_portable(&self, hash: &PdqHash, radius: u32) -> Vec<(u64, u32)> {
+        let mut rows = Vec::new();
+        scan::range_portable(&self.words, &hash.words(), radius, &mut rows);
+        let mut out: Vec<(u64, u32)> = rows.into_iter().map(|(r, d)| (self.ids[r], d)).collect();
+        sort_results(&mut out);
+        out
+    }
+}
+
+/// One slot's table: rows of stored hashes grouped by the slot's 16-bit value.
+#[derive(Clone, Debug)]
+struct SlotTable {
+    /// `offsets[v]..offsets[v + 1]` indexes `rows` for slot value `v`.
+    offsets: Vec<u32>,
+    rows: Vec<u32>,
+}
+
+impl SlotTable {
+    fn build(words: &[Words], s: usize) -> SlotTable {
+        let mut offsets = vec![0u32; 65_537];
+        for w in words {
+            offsets[usize::from(slot_of(w, s)) + 1] += 1;
+        }
+        for v in 0..65_536 {
+            offsets[v + 1] += offsets[v];
+        }
+        let mut next = offsets.clone();
+        let mut rows = vec![0u32; words.len()];
+        for (r, w) in words.iter().enumerate() {
+            let v = usize::from(slot_of(w, s));
+            // Row numbers fit u32: MultiIndex::insert refuses more than u32::MAX rows.
+            rows[next[v] as usize] = r as u32;
+            next[v] += 1;
+        }
+        SlotTable { offsets, rows }
+    }
+
+    #[inline]
+    fn bucket(&self, v: u16) -> &[u32] {
+        let v = usize::from(v);
+        &self.rows[self.offsets[v] as usize..self.offsets[v + 1] as usize]
+    }
+}
+
+/// The 17 probe values for one slot value: itself and its 16 one-bit neighbours.
+#[inline]
+fn probes(v: u16) -> impl Iterator<Item = u16> {
+    std::iter::once(v).chain((0..16).map(move |b| v ^ (1 << b)))
+}
+
+/// Multi-index hashing over 16 slots of 16 bits; exact for every radius.
+#[derive(Clone, Debug, Default)]
+pub struct MultiIndex {
+    ids: Vec<u64>,
+    words: Vec<Words>,
+    /// Rows `0..built` are in `tables`; rows `built..` are the unsorted tail.
+    built: usize,
+    tables: Vec<SlotTable>,
+}
+
+impl MultiIndex {
+    /// Largest radius answered through the slot tables; larger radii scan everything.
+    pub const MAX_MIH_RADIUS: u32 = 31;
+
+    /// Inserts kept in the unsorted tail before the tables are rebuilt. A tail this long
+    /// costs ~0.1 ms of scanning per query; rebuilding 10 M rows costs ~1 s, so the
+    /// amortised insert cost stays in the tens of microseconds.
+    pub const TAIL_MAX: usize = 1 << 16;
+
+    /// Most rows one index holds (row numbers are stored as `u32`).
+    pub const MAX_ROWS: usize = u32::MAX as usize;
+
+    /// An empty index.
+    pub fn new() -> MultiIndex {
+        MultiIndex::default()
+    }
+
+    /// Build from many entries at once (one table build, no tail).
+    pub fn from_entries(entries: impl IntoIterator<Item = (u64, PdqHash)>) -> MultiIndex {
+        let mut m = MultiIndex::new();
+        for (id, h) in entries {
+            if m.ids.len() >= Self::MAX_ROWS {
+                break;
+            }
+            m.ids.push(id);
+            m.words.push(h.words());
+        }
+        m.rebuild();
+        m
+    }
+
+    /// Number of stored hashes.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True if nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Add one hash under `id`. Returns `false` (and stores nothing) once the index holds
+    /// [`MultiIndex::MAX_ROWS`] hashes.
+    pub fn insert(&mut self, id: u64, hash: &PdqHash) -> bool {
+        if self.ids.len() >= Self::MAX_ROWS {
+            return false;
+        }
+        self.ids.push(id);
+        self.words.push(hash.words());
+        if self.ids.len() - self.built > Self::TAIL_MAX {
+            self.rebuild();
+        }
+        true
+    }
+
+    /// Fold the tail into the slot tables now (queries are correct either way).
+    pub fn rebuild(&mut self) {
+        self.tables = (0..16).map(|s| SlotTable::build(&self.words, s)).collect();
+        self.built = self.words.len();
+    }
+
+    /// Every stored `(id, distance)` within `radius` of `hash`, by distance then id.
+    pub fn query(&self, hash: &PdqHash, radius: u32) -> Vec<(u64, u32)> {
+        let q = hash.words();
+        let mut out = Vec::new();
+        if radius > Self::MAX_MIH_RADIUS {
+            let mut rows = Vec::new();
+            scan::range(&self.words, &q, radius, &mut rows);
+            out.extend(rows.into_iter().map(|(r, d)| (self.ids[r], d)));
+        } else {
+            self.probe_tables(&q, radius, |r, d| out.push((self.ids[r], d)));
+            self.scan_tail(&q, radius, |r, d| out.push((self.ids[r], d)));
+        }
+        sort_results(&mut out);
+        out
+    }
+
+    fn probe_tables(&self, q: &Words, radius: u32, mut hit: impl FnMut(usize, u32)) {
+        if self.built == 0 {
+            return;
+        }
+        for (s, table) in self.tables.iter().enumerate() {
+            for v in probes(slot_of(q, s)) {
+                for &r in table.bucket(v) {
+                    let w = &self.words[r as usize];
+                    let d = dist(w, q);
+                    if d <= radius && !found_earlier(w, q, s) {
+                        hit(r as usize, d);
+                    }
+                }
+            }
+        }
+    }
+
+    fn scan_tail(&self, q: &Words, radius: u32, mut hit: impl FnMut(usize, u32)) {
+        let mut rows = Vec::new();
+        scan::range(&self.words[self.built..], q, radius, &mut rows);
+        for (r, d) in rows {
+            hit(self.built + r, d);
+        }
+    }
+
+    /// Range-join a batch of query hashes (a whole dump, typically eight dihedral variants
+    /// per image) against the index. Returns `(query index, id, distance)` sorted by query
+    /// index, distance, id — the same set as calling [`MultiIndex::query`] per query.
+    ///
+    /// Work is shared by slot value: per slot, all (probe value, query) pairs are sorted so
+    /// each bucket is walked once for every query that probes it, keeping the bucket's
+    /// stored hashes in cache across those queries.
+    pub fn batch_join(&self, queries: &[PdqHash], radius: u32) -> Vec<(usize, u64, u32)> {
+        let qw: Vec<Words> = queries.iter().map(PdqHash::words).collect();
+        let mut out: Vec<(usize, u64, u32)> = Vec::new();
+        if radius > Self::MAX_MIH_RADIUS {
+            for (qi, q) in qw.iter().enumerate() {
+                let mut rows = Vec::new();
+                scan::range(&self.words, q, radius, &mut rows);
+                out.extend(rows.into_iter().map(|(r, d)| (qi, self.ids[r], d)));
+            }
+        } else {
+            if self.built > 0 {
+                let mut pairs: Vec<(u16, u32)> = Vec::with_capacity(qw.len() * 17);
+                for (s, table) in self.tables.iter().enumerate() {
+                    pairs.clear();
+                    for (qi, q) in qw.iter().enumerate() {
+                        pairs.extend(probes(slot_of(q, s)).map(|v| (v, qi as u32)));
+                    }
+                    pairs.sort_unstable();
+                    for group in pairs.chunk_by(|a, b| a.0 == b.0) {
+                        let bucket = table.bucket(group[0].0);
+                        if bucket.is_empty() {
+                            continue;
+                        }
+                        for &r in bucket {
+                            let w = &self.words[r as usize];
+                            for &(_, qi) in group {
+                                let q = &qw[qi as usize];
+                                let d = dist(w, q);
+                                if d <= radius && !found_earlier(w, q, s) {
+                                    out.push((qi as usize, self.ids[r as usize], d));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for (qi, q) in qw.iter().enumerate() {
+                self.scan_tail(q, radius, |r, d| out.push((qi, self.ids[r], d)));
+            }
+        }
+        out.sort_unstable_by_key(|&(qi, id, d)| (qi, d, id));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_of_matches_text_order() {
+        let h: PdqHash = "0123456789abcdef00112233445566778899aabbccddeeff0f1e2d3c4b5a6978".parse().unwrap();
+        let w = h.words();
+        for s in 0..16 {
+            assert_eq!(slot_of(&w, s), h.slot(s), "slot {s}");
+        }
+        assert_eq!(h.slot(0), 0x0123);
+        assert_eq!(h.slot(15), 0x6978);
+    }
+
+    #[test]
+    fn dispatch_and_portable_agree() {
+        let words: Vec<Words> = (0..1000u64)
+            .map(|i| [i.wrapping_mul(0x9E37_79B9_7F4A_7C15), i << 7, !i, i.rotate_left(13)])
+            .collect();
+        let q = words[17];
+        for radius in [0, 10, 64, 128, 256] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            scan::range(&words, &q, radius, &mut a);
+            scan::range_portable(&words, &q, radius, &mut b);
+            assert_eq!(a, b, "radius {radius}");
+        }
+    }
+}
