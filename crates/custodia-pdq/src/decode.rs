@@ -62,7 +62,17 @@ fn sniff(bytes: &[u8]) -> Result<ImageFormat, PdqError> {
         return Err(PdqError::InputTooLong { len: bytes.len() });
     }
     match image::guess_format(bytes) {
-        Ok(f @ (ImageFormat::Jpeg | ImageFormat::Png)) => Ok(f),
+        Ok(ImageFormat::Png) => {
+            // IHDR is always first: refuse from its dimensions before any decoder runs.
+            if bytes.len() >= 24 && &bytes[12..16] == b"IHDR" {
+                let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+                check_dimensions(be(16), be(20))?;
+            }
+            Ok(ImageFormat::Png)
+        }
+        // JPEG dimensions are checked at the frame header by both JPEG decoders, before
+        // their coefficient or pixel buffers exist.
+        Ok(ImageFormat::Jpeg) => Ok(ImageFormat::Jpeg),
         _ => Err(PdqError::UnsupportedFormat),
     }
 }
@@ -76,6 +86,7 @@ pub(crate) fn decode_full(bytes: &[u8]) -> Result<DynamicImage, PdqError> {
         match crate::jpeg::decode(bytes) {
             Ok(d) => return decoded_to_image(d),
             Err(crate::jpeg::JpegFail::Invalid(why)) => return Err(PdqError::Decode(why.to_owned())),
+            Err(crate::jpeg::JpegFail::TooLarge(width, height)) => return Err(PdqError::TooLarge { width, height }),
             // Arithmetic-coded, 12-bit, lossless, CMYK: the general decoder (not bit-exact
             // with libjpeg-turbo, see crate docs).
             Err(crate::jpeg::JpegFail::Unsupported) => {}
@@ -160,7 +171,8 @@ pub(crate) fn area_downsample(l: Luma, max_side: usize) -> Luma {
 
 /// `pdq-fast-v1` for JPEG: let the decoder do the downscale in the DCT domain (1/2, 1/4 or
 /// 1/8 IDCT), choosing the mildest reduction that fits [`FAST_MAX_SIDE`]. Returns `None` for
-/// JPEG colour models it does not handle itself (CMYK, 16-bit), which go the full-decode way.
+/// images that already fit and for colour models it does not handle itself (CMYK, 16-bit):
+/// those take the canonical full decode (then the area downsample, a no-op when they fit).
 fn fast_jpeg(bytes: &[u8]) -> Result<Option<Luma>, PdqError> {
     let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     d.set_max_decoding_buffer_size(MAX_DECODE_ALLOC as usize);
@@ -173,6 +185,10 @@ fn fast_jpeg(bytes: &[u8]) -> Result<Option<Luma>, PdqError> {
     }
     let (w, h) = (usize::from(info.width), usize::from(info.height));
     let long = w.max(h);
+    if long <= FAST_MAX_SIDE {
+        // Small already: decode exactly as canonical does, so the two agree bit for bit.
+        return Ok(None);
+    }
     // idct size k/8: the largest k whose output still fits, else the smallest (1/8).
     let k = [8usize, 4, 2, 1].into_iter().find(|&k| (long * k).div_ceil(8) <= FAST_MAX_SIDE).unwrap_or(1);
     let req = |n: usize| (n * k).div_ceil(8).max(1) as u16;

@@ -25,8 +25,10 @@ use crate::decode::{MAX_DIMENSION, MAX_PIXELS};
 pub(crate) enum JpegFail {
     /// Valid JPEG, but a kind this decoder leaves to the general one.
     Unsupported,
-    /// Not a valid JPEG (or declared too large).
+    /// Not a valid JPEG.
     Invalid(&'static str),
+    /// The frame header declares more than `MAX_PIXELS` or a side over `MAX_DIMENSION`.
+    TooLarge(u32, u32),
 }
 
 type R<T> = Result<T, JpegFail>;
@@ -332,7 +334,7 @@ impl<'a> Decoder<'a> {
             || self.width > MAX_DIMENSION as usize
             || self.height > MAX_DIMENSION as usize
         {
-            return bad("image too large");
+            return Err(JpegFail::TooLarge(self.width as u32, self.height as u32));
         }
         if n != 1 && n != 3 {
             return Err(JpegFail::Unsupported);
