@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-/// Size of a [`Hash`] in bytes.
+/// Size of a [`Hash`](struct@Hash) in bytes.
 pub const HASH_SIZE: usize = 32;
 
 /// A SHA-256 hash: a leaf hash, an interior node hash or a tree root.

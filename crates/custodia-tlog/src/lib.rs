@@ -91,7 +91,8 @@ pub use tree::{
     stored_hash_count, stored_hash_index, stored_hashes_for_record, stored_hashes_for_record_hash, tree_hash,
 };
 pub use verify::{
-    PROGRESS_INTERVAL, TileSource, VerifyError, check_consistency, detect_fork, verify_entries, verify_tiled_log,
+    PROGRESS_INTERVAL, TileSource, VerifyError, check_consistency, detect_fork, verify_entries, verify_hash_store,
+    verify_tiled_log,
 };
 
 /// The Ed25519 implementation this crate's key types wrap, re-exported so callers can build

@@ -46,6 +46,16 @@ pub enum VerifyError {
         /// Its stored-hash index.
         stored_index: u64,
     },
+    /// A stored hash in the log's own storage differs from the one recomputed from the entries.
+    #[error("stored hash {stored_index} (level {level}, index {n}) differs from the entries")]
+    StoredHashMismatch {
+        /// Stored-hash index.
+        stored_index: u64,
+        /// Tree level.
+        level: u32,
+        /// Index within the level; at level 0, the entry index.
+        n: u64,
+    },
     /// A tile or entry bundle could not be read or parsed.
     #[error("{path}: {source}")]
     Tile {
@@ -130,10 +140,72 @@ where
         }
         out.clear();
         app.append(e.as_ref(), &mut out);
-        if app.size() % PROGRESS_INTERVAL == 0 {
+        if app.size().is_multiple_of(PROGRESS_INTERVAL) {
             progress(app.size(), total);
         }
     }
+    progress(app.size(), total);
+    if app.size() != total {
+        return Err(VerifyError::EntryCount { expected: total, got: app.size() });
+    }
+    let computed = app.root();
+    if computed != checkpoint.hash() {
+        return Err(VerifyError::RootMismatch { tree_size: total, expected: checkpoint.hash(), computed });
+    }
+    Ok(())
+}
+
+/// Stored hashes are compared in batches of this many per [`HashReader::read_hashes`] call.
+const STORE_BATCH: usize = 4096;
+
+/// Audits the log's own hash storage: recomputes every stored hash from `entries` and
+/// compares it with `reader`, then compares the root with `checkpoint`. Storage corruption is
+/// reported as [`VerifyError::StoredHashMismatch`] with its level and index.
+pub fn verify_hash_store<I, D>(
+    entries: I,
+    checkpoint: &Checkpoint,
+    reader: &impl HashReader,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<(), VerifyError>
+where
+    I: IntoIterator<Item = D>,
+    D: AsRef<[u8]>,
+{
+    let total = checkpoint.size();
+    let mut app = Appender::new();
+    let mut want: Vec<Hash> = Vec::with_capacity(STORE_BATCH + 64);
+    let mut next_index = 0u64; // stored-hash index of want[0]
+    let flush = |want: &mut Vec<Hash>, next_index: &mut u64| -> Result<(), VerifyError> {
+        if want.is_empty() {
+            return Ok(());
+        }
+        let idx: Vec<u64> = (*next_index..*next_index + want.len() as u64).collect();
+        let got = reader.read_hashes(&idx).map_err(ProofError::from)?;
+        if got.len() != idx.len() {
+            return Err(ProofError::ShortRead { wanted: idx.len(), got: got.len() }.into());
+        }
+        if let Some(i) = got.iter().zip(want.iter()).position(|(g, w)| g != w) {
+            let stored_index = idx[i];
+            let (level, n) = crate::tree::split_stored_hash_index(stored_index);
+            return Err(VerifyError::StoredHashMismatch { stored_index, level, n });
+        }
+        *next_index += want.len() as u64;
+        want.clear();
+        Ok(())
+    };
+    for e in entries {
+        if app.size() == total {
+            return Err(VerifyError::EntryCount { expected: total, got: total + 1 });
+        }
+        app.append(e.as_ref(), &mut want);
+        if want.len() >= STORE_BATCH {
+            flush(&mut want, &mut next_index)?;
+        }
+        if app.size().is_multiple_of(PROGRESS_INTERVAL) {
+            progress(app.size(), total);
+        }
+    }
+    flush(&mut want, &mut next_index)?;
     progress(app.size(), total);
     if app.size() != total {
         return Err(VerifyError::EntryCount { expected: total, got: app.size() });
@@ -188,7 +260,7 @@ pub fn verify_tiled_log(
                     tile_n[l] += 1;
                 }
             }
-            if app.size() % PROGRESS_INTERVAL == 0 {
+            if app.size().is_multiple_of(PROGRESS_INTERVAL) {
                 progress(app.size(), total);
             }
         }

@@ -47,7 +47,7 @@ fn cosignatures_verify_and_carry_their_time() {
     let cp = Checkpoint::new(ORIGIN, 5, leaf_hash(b"x")).unwrap();
     let signed = log.sign(&cp.to_text()).unwrap();
     let line = wit.signature_line(&cp.to_text(), 1_679_315_147).unwrap();
-    let both = add_signature_lines(&signed, &[line.clone()]).unwrap();
+    let both = add_signature_lines(&signed, std::slice::from_ref(&line)).unwrap();
     let vs: Verifiers = [log.verifier(), wit.verifier()].into_iter().collect();
     let sc = SignedCheckpoint::open(both.as_bytes(), ORIGIN, &log.verifier(), &vs).unwrap();
     assert_eq!(sc.checkpoint, cp);

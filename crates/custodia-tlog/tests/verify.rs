@@ -3,7 +3,7 @@
 use custodia_tlog::{
     Checkpoint, EntryTile, Hash, MemoryHashStore, ReadError, Tile, TileHashReader, TileReader, TileSource,
     VerifyError, check_consistency, detect_fork, format_entry_bundle, new_tiles, prove_tree, read_tile_data,
-    stored_hash_index, verify_entries, verify_tiled_log,
+    stored_hash_index, verify_entries, verify_hash_store, verify_tiled_log,
 };
 use std::collections::HashMap;
 
@@ -163,4 +163,21 @@ fn consistency_and_forks() {
     check_consistency(&empty, &new, &[]).unwrap();
     let bad_empty = Checkpoint::new(ORIGIN, 0, Hash([0; 32])).unwrap();
     assert!(check_consistency(&bad_empty, &new, &[]).is_err());
+}
+
+#[test]
+fn verify_hash_store_names_the_corrupt_hash() {
+    let es = entries(20_000);
+    let s = store_of(&es);
+    let cp = Checkpoint::new(ORIGIN, s.tree_size(), s.root()).unwrap();
+    verify_hash_store(&es, &cp, &s, |_, _| {}).unwrap();
+    let mut hashes = s.hashes().to_vec();
+    let bad = stored_hash_index(3, 1234);
+    hashes[bad as usize].0[0] ^= 1;
+    match verify_hash_store(&es, &cp, &hashes, |_, _| {}) {
+        Err(VerifyError::StoredHashMismatch { stored_index, level: 3, n: 1234 }) => assert_eq!(stored_index, bad),
+        other => panic!("{other:?}"),
+    }
+    hashes.truncate(1000);
+    assert!(matches!(verify_hash_store(&es, &cp, &hashes, |_, _| {}), Err(VerifyError::Proof(_))));
 }
