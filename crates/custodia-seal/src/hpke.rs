@@ -127,10 +127,7 @@ pub(crate) fn encap_with(
     sk_e: &EpochSecretKey,
 ) -> ([u8; ENC_LEN], Zeroizing<[u8; 32]>) {
     let enc = sk_e.public_key().to_sec1_bytes();
-    let sk_bytes = sk_e.to_bytes();
-    // Invariant: sk_e is a valid scalar, so its bytes parse back.
-    let sk = p256::SecretKey::from_bytes((&*sk_bytes).into()).expect("valid scalar");
-    let dh = p256_dh(&sk, pk_r);
+    let dh = p256_dh(sk_e.inner(), pk_r);
     let ss = extract_and_expand(&dh, &kem_context(&enc, pk_r));
     (enc, ss)
 }

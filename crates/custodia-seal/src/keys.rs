@@ -96,25 +96,31 @@ impl FromStr for EpochPublicKey {
 
 /// A P-256 private key of a key epoch, held in the file keystore. Zeroized on drop; no `Debug`
 /// beyond a redacted one.
+///
+/// The public key is computed once at construction: every decapsulation needs it for the KEM
+/// context, and a P-256 scalar multiplication per open would double the cost of opening.
 #[derive(Clone)]
-pub struct EpochSecretKey(p256::SecretKey);
+pub struct EpochSecretKey {
+    sk: p256::SecretKey,
+    pk: EpochPublicKey,
+}
 
 impl EpochSecretKey {
     /// A fresh random key.
     pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Self {
-        Self(p256::SecretKey::random(rng))
+        Self::from_inner(p256::SecretKey::random(rng))
     }
 
     /// Parses a 32-byte big-endian scalar; refuses 0 and values >= the group order.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
         p256::SecretKey::from_bytes(bytes.into())
-            .map(Self)
+            .map(Self::from_inner)
             .map_err(|_| KeyError::InvalidKey)
     }
 
     /// The 32-byte big-endian scalar.
     pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
-        let fb = Zeroizing::new(self.0.to_bytes());
+        let fb = Zeroizing::new(self.sk.to_bytes());
         let mut out = Zeroizing::new([0u8; 32]);
         out.copy_from_slice(&fb[..]);
         out
@@ -122,11 +128,16 @@ impl EpochSecretKey {
 
     /// The matching public key.
     pub fn public_key(&self) -> EpochPublicKey {
-        EpochPublicKey(self.0.public_key())
+        self.pk.clone()
     }
 
-    pub(crate) fn from_inner(k: p256::SecretKey) -> Self {
-        Self(k)
+    pub(crate) fn from_inner(sk: p256::SecretKey) -> Self {
+        let pk = EpochPublicKey(sk.public_key());
+        Self { sk, pk }
+    }
+
+    pub(crate) fn inner(&self) -> &p256::SecretKey {
+        &self.sk
     }
 }
 
@@ -142,7 +153,7 @@ impl Decapsulator for EpochSecretKey {
     }
 
     fn diffie_hellman(&self, peer: &EpochPublicKey) -> Result<SharedSecretX, DecapError> {
-        Ok(p256_dh(&self.0, peer))
+        Ok(p256_dh(&self.sk, peer))
     }
 }
 
