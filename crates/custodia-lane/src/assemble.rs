@@ -1,6 +1,6 @@
 //! Turning a group of inbox files into capture plans, and a plan into a sealed capture.
 //!
-//! Pairing rule: files belong together when their names agree up to the first dot (the *stem*):
+//! Pairing rule: files belong together when their names agree but for the extension and role suffix (the *stem*):
 //! `<stem>.json` is the engine output, `<stem>.jpg`/`.png` the overview, `<stem>.plate.jpg` a plate
 //! crop, `<stem>.vehicle.jpg` a vehicle crop, `<stem>.face<N>.jpg` an occupant's face. That is the
 //! OpenALPR/alprd convention (`<uuid>.jpg` beside its results) extended for the other roles; JPEGs
@@ -65,28 +65,68 @@ pub enum FileRole {
     Unknown,
 }
 
-/// The stem of a file name: everything before the first dot.
+/// Splits a file name into its stem, its role suffix (`plate`, `vehicle`, `face<N>` or none) and
+/// its extension, reading from the right so that stems may contain dots (Plate Recognizer names
+/// files like `camera-4_26-11-01_17-56-54.018000.jpg`).
+fn split_name(name: &str) -> (&str, Option<&str>, Option<&str>) {
+    let Some((rest, extension)) = name.rsplit_once('.') else { return (name, None, None) };
+    if let Some((stem, suffix)) = rest.rsplit_once('.') {
+        let lower = suffix.to_ascii_lowercase();
+        let is_role = lower == "plate"
+            || lower == "vehicle"
+            || (lower.len() > 4 && lower.starts_with("face") && lower[4..].bytes().all(|b| b.is_ascii_digit()));
+        if is_role && !stem.is_empty() {
+            return (stem, Some(suffix), Some(extension));
+        }
+    }
+    (rest, None, Some(extension))
+}
+
+/// The stem of a file name: the name without its extension and role suffix. Files with the same
+/// stem belong to one capture.
 pub fn stem(name: &str) -> &str {
-    name.split('.').next().unwrap_or(name)
+    split_name(name).0
 }
 
 /// The role of a file by its name.
 pub fn file_role(name: &str) -> FileRole {
-    let lower = name.to_ascii_lowercase();
-    let mut pieces: Vec<&str> = lower.split('.').skip(1).collect();
-    let Some(extension) = pieces.pop() else { return FileRole::Unknown };
-    match extension {
-        "json" if pieces.is_empty() => FileRole::EngineJson,
-        "jpg" | "jpeg" | "png" => match pieces.as_slice() {
-            [] => FileRole::Image(ImageRole::Overview),
-            ["plate"] => FileRole::Image(ImageRole::PlateCrop),
-            ["vehicle"] => FileRole::Image(ImageRole::VehicleCrop),
-            [face] if face.starts_with("face") && face[4..].bytes().all(|b| b.is_ascii_digit()) => {
-                FileRole::Image(ImageRole::Face)
-            }
-            _ => FileRole::Unknown,
+    let (_, suffix, extension) = split_name(name);
+    let Some(extension) = extension else { return FileRole::Unknown };
+    let suffix = suffix.map(|s| s.to_ascii_lowercase());
+    match extension.to_ascii_lowercase().as_str() {
+        "json" if suffix.is_none() => FileRole::EngineJson,
+        "jpg" | "jpeg" | "png" => match suffix.as_deref() {
+            None => FileRole::Image(ImageRole::Overview),
+            Some("plate") => FileRole::Image(ImageRole::PlateCrop),
+            Some("vehicle") => FileRole::Image(ImageRole::VehicleCrop),
+            Some(_) => FileRole::Image(ImageRole::Face),
         },
         _ => FileRole::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::*;
+
+    #[test]
+    fn pairing_rule_reads_names_from_the_right() {
+        for (name, expected_stem, role) in [
+            ("site-cam1-1700000000000.json", "site-cam1-1700000000000", FileRole::EngineJson),
+            ("site-cam1-1700000000000.jpg", "site-cam1-1700000000000", FileRole::Image(ImageRole::Overview)),
+            ("site-cam1-1700000000000.plate.jpg", "site-cam1-1700000000000", FileRole::Image(ImageRole::PlateCrop)),
+            ("site-cam1-1700000000000.face12.JPG", "site-cam1-1700000000000", FileRole::Image(ImageRole::Face)),
+            ("camera-4_26-11-01_17-56-54.018000.json", "camera-4_26-11-01_17-56-54.018000", FileRole::EngineJson),
+            ("camera-4_26-11-01_17-56-54.018000.vehicle.png", "camera-4_26-11-01_17-56-54.018000", FileRole::Image(ImageRole::VehicleCrop)),
+            ("camera-4_26-11-01_17-56-54.018000.jpg", "camera-4_26-11-01_17-56-54.018000", FileRole::Image(ImageRole::Overview)),
+            ("notes.txt", "notes", FileRole::Unknown),
+            ("README", "README", FileRole::Unknown),
+            (".plate.jpg", ".plate", FileRole::Image(ImageRole::Overview)),
+            ("x.face.jpg", "x.face", FileRole::Image(ImageRole::Overview)),
+        ] {
+            assert_eq!(stem(name), expected_stem, "{name}");
+            assert_eq!(file_role(name), role, "{name}");
+        }
     }
 }
 

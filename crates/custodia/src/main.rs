@@ -1,0 +1,291 @@
+//! `custodia`: the one binary. Parses arguments and calls into the library crates; nothing else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use custodia_lane::{Lane, LaneConfig, LaneDir};
+use custodia_seal::DeviceSigningKey;
+use custodia_vault::clock::SystemClock;
+use custodia_vault::{MasterKey, Vault, VaultConfig};
+
+mod demo;
+mod scan;
+
+/// Custodia keeps border-lane and plate-reader images sealed from the camera on, logs every read,
+/// and shreds them on schedule.
+#[derive(Parser)]
+#[command(name = "custodia", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline on generated traffic: a vault, four lanes, 45 days (start here).
+    Demo(demo::DemoArgs),
+    /// Create a vault folder (admin).
+    Init(InitArgs),
+    /// Serve the vault's HTTP API.
+    Serve(ServeArgs),
+    /// Enrol, list and revoke lane devices (admin).
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Run or inspect a lane capture agent (on the lane device).
+    #[command(subcommand)]
+    Lane(LaneCommand),
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// The vault folder to create.
+    #[arg(long, default_value = "custodia-vault")]
+    dir: PathBuf,
+    /// A site this vault serves (repeat for several).
+    #[arg(long = "site", required = true)]
+    sites: Vec<String>,
+    /// Take the keystore passphrase from this environment variable (Argon2id) instead of
+    /// generating a key file.
+    #[arg(long)]
+    passphrase_env: Option<String>,
+    /// Write the generated master key file here instead of inside the vault folder.
+    #[arg(long, conflicts_with = "passphrase_env")]
+    master_key_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The vault folder.
+    #[arg(long, default_value = "custodia-vault")]
+    dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Environment variable holding the keystore passphrase, for a passphrase keystore.
+    #[arg(long)]
+    passphrase_env: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Create a lane identity, register its public key with the vault, write the lane folder.
+    Enroll {
+        /// The vault folder.
+        #[arg(long, default_value = "custodia-vault")]
+        vault: PathBuf,
+        /// The site the device is installed at.
+        #[arg(long)]
+        site: String,
+        /// Its lane.
+        #[arg(long)]
+        lane: String,
+        /// The lane folder to create for it.
+        #[arg(long)]
+        lane_dir: PathBuf,
+        /// The URL the lane reaches the vault at.
+        #[arg(long, default_value = "http://127.0.0.1:8443")]
+        vault_url: String,
+        /// Environment variable holding the keystore passphrase, for a passphrase keystore.
+        #[arg(long)]
+        passphrase_env: Option<String>,
+    },
+    /// List enrolled devices.
+    List {
+        /// The vault folder.
+        #[arg(long, default_value = "custodia-vault")]
+        vault: PathBuf,
+        /// Environment variable holding the keystore passphrase, for a passphrase keystore.
+        #[arg(long)]
+        passphrase_env: Option<String>,
+    },
+    /// Revoke a device: its captures are refused from now on.
+    Revoke {
+        /// The vault folder.
+        #[arg(long, default_value = "custodia-vault")]
+        vault: PathBuf,
+        /// The device id (hex).
+        device: String,
+        /// Environment variable holding the keystore passphrase, for a passphrase keystore.
+        #[arg(long)]
+        passphrase_env: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LaneCommand {
+    /// Watch the inbox, seal, and upload until interrupted (Ctrl-C).
+    Run {
+        /// The lane folder made by `custodia device enroll`.
+        #[arg(long)]
+        dir: PathBuf,
+        /// This lane has no ALPR engine: images alone are normal captures.
+        #[arg(long)]
+        no_engine: bool,
+    },
+    /// Print the lane's status (backlog, uploads, quarantine).
+    Status {
+        /// The lane folder.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CUSTODIA_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("custodia: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::Init(args) => init(args),
+        Command::Serve(args) => serve(args).await,
+        Command::Device(command) => device(command).await,
+        Command::Lane(command) => lane(command).await,
+    }
+}
+
+fn passphrase(env: &Option<String>) -> Result<Option<Vec<u8>>> {
+    match env {
+        None => Ok(None),
+        Some(name) => {
+            let value = std::env::var(name).with_context(|| format!("environment variable {name} is not set"))?;
+            if value.is_empty() {
+                bail!("environment variable {name} is empty");
+            }
+            Ok(Some(value.into_bytes()))
+        }
+    }
+}
+
+fn open_vault(dir: &std::path::Path, passphrase_env: &Option<String>) -> Result<Vault> {
+    let passphrase = passphrase(passphrase_env)?;
+    Vault::open(dir, Arc::new(SystemClock), Box::new(rand_core::OsRng), passphrase.as_deref())
+        .with_context(|| format!("opening the vault at {}", dir.display()))
+}
+
+fn init(args: InitArgs) -> Result<()> {
+    let config = VaultConfig { sites: args.sites, ..VaultConfig::default() };
+    let passphrase = passphrase(&args.passphrase_env)?;
+    let master = match (&passphrase, args.master_key_file) {
+        (Some(p), _) => MasterKey::Passphrase(p, Default::default()),
+        (None, Some(path)) => MasterKey::KeyFileAt(path),
+        (None, None) => MasterKey::KeyFile,
+    };
+    let key_file_inside = matches!(master, MasterKey::KeyFile);
+    Vault::init(&args.dir, &config, master, &mut rand_core::OsRng)
+        .with_context(|| format!("creating a vault at {}", args.dir.display()))?;
+    println!("Created a vault at {} for {}.", args.dir.display(), config.sites.join(", "));
+    if key_file_inside {
+        println!(
+            "Its keystore master key is {}/keystore/master.key (mode 0600). Anyone who copies the\n\
+             whole folder with that file can open captures that are not yet shredded: in production\n\
+             use --passphrase-env or --master-key-file on another disk.",
+            args.dir.display()
+        );
+    }
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let vault = open_vault(&args.dir, &args.passphrase_env)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    custodia_server::spawn_epoch_maintenance(vault.clone(), Duration::from_secs(600));
+    println!("custodia vault serving on http://{} (Ctrl-C to stop)", listener.local_addr()?);
+    custodia_server::run(listener, vault, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+async fn device(command: DeviceCommand) -> Result<()> {
+    match command {
+        DeviceCommand::Enroll { vault, site, lane, lane_dir, vault_url, passphrase_env } => {
+            let vault = open_vault(&vault, &passphrase_env)?;
+            let key = DeviceSigningKey::generate(&mut rand_core::OsRng);
+            let lane_dir = LaneDir::new(lane_dir);
+            let row = vault.enroll_device(&site, &lane, &key.verifying_key())?;
+            let config = LaneConfig {
+                device_id: row.id.to_string(),
+                site,
+                lane,
+                vault_url,
+                vault_epoch_key: hex::encode(vault.epoch_signing_public_key()?),
+                settle_ms: 300,
+                pair_grace_ms: 15_000,
+                upload_concurrency: 4,
+            };
+            lane_dir.create(&config, &key)?;
+            println!("Enrolled device {} for {}/{}; lane folder {}", row.id, row.site, row.lane, lane_dir.root().display());
+            Ok(())
+        }
+        DeviceCommand::List { vault, passphrase_env } => {
+            let vault = open_vault(&vault, &passphrase_env)?;
+            println!("{:<34} {:<16} {:<12} {:<8} public key", "device", "site", "lane", "status");
+            for device in vault.devices()? {
+                println!(
+                    "{:<34} {:<16} {:<12} {:<8} {}",
+                    device.id.to_string(),
+                    device.site,
+                    device.lane,
+                    format!("{:?}", device.status).to_lowercase(),
+                    hex::encode(device.public_key)
+                );
+            }
+            Ok(())
+        }
+        DeviceCommand::Revoke { vault, device, passphrase_env } => {
+            let vault = open_vault(&vault, &passphrase_env)?;
+            let id = device.parse().map_err(|_| anyhow::anyhow!("{device:?} is not a device id (32 hex digits)"))?;
+            vault.revoke_device(&id)?;
+            println!("Revoked device {device}: its captures are refused from now on.");
+            Ok(())
+        }
+    }
+}
+
+async fn lane(command: LaneCommand) -> Result<()> {
+    match command {
+        LaneCommand::Run { dir, no_engine } => {
+            let mut lane = Lane::open(LaneDir::new(&dir)).with_context(|| format!("opening lane {}", dir.display()))?;
+            lane.expects_engine_output = !no_engine;
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                flag.store(true, Ordering::SeqCst);
+            });
+            println!("lane agent running on {} (Ctrl-C to stop)", dir.display());
+            lane.run(stop, Duration::from_millis(200)).await?;
+            Ok(())
+        }
+        LaneCommand::Status { dir } => {
+            let path = dir.join("state").join("status.json");
+            let status = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let backlog = custodia_lane::outbox::pending_in(&dir.join("outbox"))?.len();
+            println!("{status}\noutbox now holds {backlog} sealed capture(s)");
+            Ok(())
+        }
+    }
+}
