@@ -148,8 +148,9 @@ fn parse_typed_key(s: &str) -> Result<(SignatureType, [u8; 32]), NoteError> {
     if s.len() != 44 {
         return Err(NoteError::InvalidKey("key must be base64 of 33 bytes"));
     }
-    let mut buf = [0u8; 33];
-    let n = STANDARD.decode_slice(s, &mut buf).map_err(|_| NoteError::InvalidKey("bad base64"))?;
+    // Zeroized: for signer keys this buffer holds the seed.
+    let mut buf = Zeroizing::new([0u8; 33]);
+    let n = STANDARD.decode_slice(s, &mut *buf).map_err(|_| NoteError::InvalidKey("bad base64"))?;
     if n != 33 {
         return Err(NoteError::InvalidKey("key must be base64 of 33 bytes"));
     }
@@ -325,7 +326,12 @@ macro_rules! secret_key_type {
                 let mut buf = Zeroizing::new([0u8; 33]);
                 buf[0] = $sig_type.byte();
                 buf[1..].copy_from_slice(&*seed);
-                Zeroizing::new(format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, self.key_id, STANDARD.encode(&*buf)))
+                let prefix = format!("PRIVATE+KEY+{}+{:08x}+", self.name, self.key_id);
+                // Reserve first so encoding never reallocates and leaves a copy behind.
+                let mut out = Zeroizing::new(String::with_capacity(prefix.len() + 44));
+                out.push_str(&prefix);
+                STANDARD.encode_string(&*buf, &mut out);
+                out
             }
 
             /// The matching verifier.
