@@ -2,7 +2,6 @@
 //!
 //! (The same suite will run against the PKCS#11 backend when it lands.)
 
-use custodia_seal::Decapsulator as _;
 use custodia_store::file_keystore::{Argon2Params, FileKeystore, MasterKeySource};
 use custodia_store::{KeyName, KeyState, Keystore, KeystoreError};
 use rand_chacha::ChaCha20Rng;
