@@ -11,7 +11,7 @@ use crate::raster::{Canvas, Rgb, mix, shade};
 pub const FACE_W: usize = 240;
 /// Height of a face image.
 pub const FACE_H: usize = 288;
-pub(crate) const FACE_QUALITY: u8 = 90;
+pub(crate) const FACE_QUALITY: u8 = 91;
 
 const SKIN: [Rgb; 10] = [
     [250, 222, 200],
@@ -236,4 +236,4 @@ pub(crate) fn render<R: Rng + ?Sized>(p: &Person, light: [i32; 3], rng: &mut R) 
     c
 }
 
-pub(crate) const FACE_NOISE: (i32, i32) = (8, 12);
+pub(crate) const FACE_NOISE: (i32, i32) = (10, 12);

@@ -392,8 +392,8 @@ pub(crate) fn render_crop<R: Rng + ?Sized>(
 pub const PLATE_CROP_W: usize = 320;
 /// Height of the plate-crop image.
 pub const PLATE_CROP_H: usize = 160;
-pub(crate) const PLATE_QUALITY: u8 = 90;
-pub(crate) const PLATE_NOISE: (i32, i32) = (7, 11);
+pub(crate) const PLATE_QUALITY: u8 = 88;
+pub(crate) const PLATE_NOISE: (i32, i32) = (9, 11);
 
 #[cfg(test)]
 mod tests {

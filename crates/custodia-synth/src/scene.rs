@@ -16,7 +16,7 @@ use crate::raster::{Canvas, Rgb, mix, shade};
 pub const OVERVIEW_W: usize = 1280;
 /// Height of the overview image.
 pub const OVERVIEW_H: usize = 720;
-pub(crate) const OVERVIEW_QUALITY: u8 = 82;
+pub(crate) const OVERVIEW_QUALITY: u8 = 86;
 
 /// Body classes, with the labels the engines use for them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
