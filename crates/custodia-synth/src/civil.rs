@@ -98,7 +98,8 @@ mod tests {
     //   datetime.fromtimestamp(ms / 1000, timezone.utc)
     #[test]
     fn matches_python_datetime() {
-        let cases: [(i64, (i64, u32, u32, u32, u32, u32, u32, u32)); 5] = [
+        type Fields = (i64, u32, u32, u32, u32, u32, u32, u32);
+        let cases: [(i64, Fields); 5] = [
             (0, (1970, 1, 1, 0, 0, 0, 0, 3)),
             (951_782_400_000, (2000, 2, 29, 0, 0, 0, 0, 1)),
             (1_558_000_000_123, (2019, 5, 16, 9, 46, 40, 123, 3)),

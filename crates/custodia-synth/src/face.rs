@@ -218,7 +218,7 @@ pub(crate) fn render<R: Rng + ?Sized>(p: &Person, light: [i32; 3], rng: &mut R) 
     c.ellipse((cx + yaw) as i32, my as i32, (p.mouth_w * rx) as i32, (ry * 0.06 + open) as i32, p.lip, 256);
     c.line((cx + yaw - p.mouth_w * rx, my), (cx + yaw + p.mouth_w * rx, my), 2.0 + open * 0.5, shade(p.lip, 120), 256);
     if p.beard {
-        c.ellipse(cxi, (cy + ry * 0.7) as i32, (rx * 0.8) as i32, (ry * 0.38) as i32, p.hair, 200);
+        c.ellipse(cxi, (cy + ry * 0.74) as i32, (rx * 0.72) as i32, (ry * 0.3) as i32, p.hair, 220);
         c.ellipse((cx + yaw) as i32, my as i32, (p.mouth_w * rx) as i32, (ry * 0.06 + open) as i32, p.lip, 256);
     }
     if p.moustache {

@@ -352,7 +352,7 @@ pub(crate) fn render_crop<R: Rng + ?Sized>(
     let mut c = Canvas::new(PLATE_CROP_W, PLATE_CROP_H, bumper);
     c.gradient_v(0, PLATE_CROP_H as i32, shade(bumper, 300), shade(bumper, 170));
     // A bumper edge line and a shadow under the plate holder: texture the crop always has.
-    let edge = rng.gen_range(8..30) as i32;
+    let edge: i32 = rng.gen_range(8..30);
     c.fill_rect(0, edge, PLATE_CROP_W as i32, edge + 4, shade(bumper, 120));
     let pw = w * rng.gen_range(0.72..0.84);
     let ph = pw * 0.5;

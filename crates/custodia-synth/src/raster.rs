@@ -77,9 +77,9 @@ pub(crate) fn mix(a: Rgb, b: Rgb, t: u32) -> Rgb {
 #[inline]
 pub(crate) fn shade(c: Rgb, f: i32) -> Rgb {
     [
-        clamp_u8(c[0] as i32 * f >> 8),
-        clamp_u8(c[1] as i32 * f >> 8),
-        clamp_u8(c[2] as i32 * f >> 8),
+        clamp_u8((c[0] as i32 * f) >> 8),
+        clamp_u8((c[1] as i32 * f) >> 8),
+        clamp_u8((c[2] as i32 * f) >> 8),
     ]
 }
 

@@ -40,7 +40,8 @@ pub struct TrafficConfig {
     /// Seed: the same config yields byte-identical captures.
     pub seed: u64,
     /// Site id, used in file names and engine JSON. Characters outside `[A-Za-z0-9_-]` are
-    /// replaced by `_` so names stay single path components.
+    /// replaced by `_` so names stay single path components, and it is cut to
+    /// [`MAX_LABEL_LEN`] characters.
     pub site: String,
     /// The lanes; captures are spread evenly over them. None: no captures.
     pub lanes: Vec<LaneSpec>,
@@ -216,9 +217,13 @@ pub(crate) fn derive(seed: u64, tag: u64, id: u64) -> u64 {
     mix64(mix64(seed ^ tag.rotate_left(32)) ^ id)
 }
 
+/// Longest site id or lane label carried into names, captions and comments; longer ones are cut.
+pub const MAX_LABEL_LEN: usize = 64;
+
 fn sanitize(site: &str) -> String {
     let s: String = site
         .chars()
+        .take(MAX_LABEL_LEN)
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
         .collect();
     if s.is_empty() { "site".into() } else { s }
@@ -412,7 +417,7 @@ fn camera_meta(site: &str, lane: &LaneSpec, time_ms: i64) -> CameraMeta {
         longitude: SITE_GPS.1,
         comment: format!(
             "site={site} {} cam={} fw=4.2.1-20190212 svc=maint-{}",
-            lane.lane,
+            sanitize(&lane.lane),
             lane.camera_id,
             serial % 97
         ),
@@ -468,6 +473,10 @@ fn candidates<R: Rng + ?Sized>(best: &str, truth: &str, region: plate::Region, r
 
 /// Renders one planned capture: pixels, JPEGs, metadata, engine JSON. Pure and independent of
 /// every other capture, so plans may be rendered on several threads.
+///
+/// # Panics
+///
+/// If `config.lanes` is empty (`plan` yields no plans for such a config).
 pub fn render(config: &TrafficConfig, p: &CapturePlan) -> SyntheticCapture {
     let site = sanitize(&config.site);
     let lane = &config.lanes[p.lane_index.min(config.lanes.len().saturating_sub(1))];
@@ -587,7 +596,7 @@ fn render_images<R: Rng + ?Sized>(
     let dirt = if outcome == PlateOutcome::Obscured { rng.gen_range(200..250) } else { 0 };
     let plate_face = (outcome != PlateOutcome::NoPlate).then(|| plate::draw_plate(&vehicle.plate, dirt, rng));
     let silhouettes: Vec<Silhouette> = persons.iter().map(|p| Silhouette { skin: p.skin(), clothes: p.clothes() }).collect();
-    let caption = format!("{} {} CAM {}", local.caption(), lane.lane.to_ascii_uppercase(), lane.camera_id);
+    let caption = format!("{} {} CAM {}", local.caption(), sanitize(&lane.lane).to_ascii_uppercase(), lane.camera_id);
     let (canvas, shot) = scene::render_overview(vehicle, plate_face.as_ref(), &silhouettes, &light, &caption, rng);
     let overview = canvas.encode_jpeg(OVERVIEW_QUALITY);
     let vehicle_crop = (lane.vendor == Vendor::RekorScoutGroup)

@@ -503,8 +503,9 @@ fn rekor_group<'a>(read: &'a EngineRead, p: &'a PlateRead) -> RekorGroup<'a> {
         frame_start: frame(times[0]),
         frame_end: frame(times[times.len() - 1]),
         company_id: {
-            let u = rekor_agent_uid(&format!("company:{}", read.site));
-            format!("{}-{}-{}-{}-{}", &u[..8], &u[8..12], &u[12..16], &u[16..20], &u[20..32])
+            // A UUID-shaped id derived from the site, stable across runs.
+            let (a, b) = (crate::mix64(crate::fnv1a(read.site.as_bytes())), crate::mix64(!crate::fnv1a(read.site.as_bytes())));
+            format!("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff, b >> 48, b & 0xffff_ffff_ffff)
         },
         agent_uid: agent_uid.clone(),
         agent_version: "4.1.1",

@@ -469,6 +469,12 @@ fn degenerate_configs_yield_nothing() {
     c.site = "../etc passwd".into();
     let cap = generate(&c).next().unwrap();
     assert!(cap.files.iter().all(|f| !f.name.contains('/') && !f.name.contains(' ')), "names are one path component");
+    // Over-long labels are cut, not carried into names and Exif comments.
+    let mut c = config(1, 1);
+    c.site = "s".repeat(10_000);
+    c.lanes.iter_mut().for_each(|l| l.lane = "é".repeat(10_000));
+    let cap = generate(&c).next().unwrap();
+    assert!(cap.files.iter().all(|f| f.name.len() < 200), "names stay short");
 }
 
 #[test]
