@@ -665,6 +665,21 @@ impl<'a> SealedCapture<'a> {
         }
     }
 
+    /// [`SealedCapture::verify_signature`] and [`SealedCapture::content_digest`] in one pass over
+    /// the bytes (the vault's hot path: a capture is a quarter of a megabyte). Returns the
+    /// content digest once the signature verifies.
+    pub fn verify_signature_with_digest(&self, key: &DeviceVerifyingKey) -> Result<[u8; 32], VerifyError> {
+        let body = &self.bytes[..self.bytes.len() - SIGNATURE_LEN];
+        let mut hasher = Sha256::new();
+        hasher.update(body);
+        let body_digest: [u8; 32] = hasher.clone().finalize().into();
+        if !key.verify_raw(&signed_message(&body_digest), self.signature()) {
+            return Err(VerifyError::BadSignature);
+        }
+        hasher.update(self.signature());
+        Ok(hasher.finalize().into())
+    }
+
     /// SHA-256 of the whole capture, signature included: the idempotency key for a retried
     /// upload and the evidence for a device that signs two different captures with one sequence.
     pub fn content_digest(&self) -> [u8; 32] {

@@ -546,3 +546,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn one_pass_verification_agrees_with_the_two_separate_checks() {
+    let f = fixture(12);
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let bytes = small(&f, &mut rng);
+    let c = SealedCapture::parse(&bytes).unwrap();
+    let digest = c.verify_signature_with_digest(&f.device.verifying_key()).unwrap();
+    assert_eq!(digest, c.content_digest());
+    let other = DeviceSigningKey::generate(&mut rng).verifying_key();
+    assert_eq!(c.verify_signature_with_digest(&other).unwrap_err(), VerifyError::BadSignature);
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 2] ^= 1;
+    let c = SealedCapture::parse(&flipped).unwrap();
+    assert!(c.verify_signature_with_digest(&f.device.verifying_key()).is_err());
+}

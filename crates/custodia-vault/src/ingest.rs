@@ -164,7 +164,7 @@ impl Vault {
         }
         let key = custodia_seal::DeviceVerifyingKey::from_bytes(&device.public_key)
             .map_err(|_| storage("enrolled device key is invalid"))?;
-        capture.verify_signature(&key).map_err(|_| IngestError::BadSignature)?;
+        let digest = capture.verify_signature_with_digest(&key).map_err(|_| IngestError::BadSignature)?;
         let (site, lane) = (header.site.as_str(), header.lane.as_str());
         if device.site != site || device.lane != lane {
             return Err(IngestError::WrongPlace {
@@ -175,7 +175,6 @@ impl Vault {
         }
 
         let id = RecordId { device: device_id, sequence: header.sequence };
-        let digest = capture.content_digest();
         if let Some(stored) = self.inner.index.record(&id).map_err(storage)? {
             return if stored.content_digest == digest {
                 Ok(Checked::AlreadyStored(id))

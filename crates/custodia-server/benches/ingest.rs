@@ -1,0 +1,266 @@
+//! End-to-end ingest over loopback with durable acknowledgement, against this disk's own ceiling.
+//!
+//! 1. Seals `N` captures of ~250 KB (1 KB metadata + 20 KB plate crop + 200 KB overview + 30 KB
+//!    face, three groups) from 8 devices.
+//! 2. Throughput: posts them to `custodia serve` (in process, on 127.0.0.1) over 32 concurrent
+//!    connections; every request returns only after the blob and index row are durable.
+//! 3. Ceiling: writes the same bytes as files into a fresh folder on the same disk, in batches of
+//!    64 with one `syncfs` per batch (what the vault's committer does, without HTTP, verification,
+//!    decryption or SQLite), and prints the ratio.
+//! 4. Latency: an open-loop load of 500 captures/s for 4 s, p50/p99 acknowledgement latency.
+//!
+//! `cargo bench -p custodia-server --bench ingest` (set `INGEST_BENCH_CAPTURES` to change N; the
+//! `--quick` argument uses a small N for CI smoke runs).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use custodia_seal::epochs::SignedEpochSet;
+use custodia_seal::metadata::{CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PlateReadRecord};
+use custodia_seal::{
+    CaptureHeader, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass, SiteName,
+    VaultVerifyingKey,
+};
+use custodia_vault::clock::{Clock, SystemClock};
+use custodia_vault::config::DAY_MS;
+use custodia_vault::{MasterKey, Vault, VaultConfig};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+const SITE: &str = "anzalduas";
+const DEVICES: usize = 8;
+const CONCURRENCY: usize = 32;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let captures: usize = std::env::var("INGEST_BENCH_CAPTURES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 300 } else { 4000 });
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(run(captures, quick));
+}
+
+async fn run(n: usize, quick: bool) {
+    let root = tempfile::Builder::new().prefix("custodia-ingest-bench").tempdir_in(std::env::temp_dir()).unwrap();
+    let now = SystemClock.now_ms();
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let config = VaultConfig { sites: vec![SITE.into()], ..VaultConfig::default() };
+    Vault::init(&root.path().join("vault"), &config, MasterKey::KeyFile, &mut rng).unwrap();
+    let vault = Vault::open(&root.path().join("vault"), Arc::new(SystemClock), Box::new(rand_core::OsRng), None).unwrap();
+    vault.ensure_epochs(now - DAY_MS, now + DAY_MS).unwrap();
+    let devices: Vec<_> = (0..DEVICES)
+        .map(|i| {
+            let key = DeviceSigningKey::generate(&mut rng);
+            let row = vault.enroll_device(SITE, &format!("lane-{i}"), &key.verifying_key()).unwrap();
+            (row.id, key, format!("lane-{i}"))
+        })
+        .collect();
+
+    eprintln!("sealing {n} + {} captures of ~250 KB…", n / 2);
+    let set = SignedEpochSet::from_json(&vault.signed_epoch_set().unwrap())
+        .unwrap()
+        .verify(&VaultVerifyingKey::from_bytes(&vault.epoch_signing_public_key().unwrap()).unwrap())
+        .unwrap();
+    let mut images = [vec![0u8; 20_000], vec![0u8; 200_000], vec![0u8; 30_000]];
+    let mut seal_one = |sequence: u64| -> Bytes {
+        let (device_id, key, lane) = &devices[sequence as usize % DEVICES];
+        for image in images.iter_mut() {
+            rng.fill_bytes(image);
+        }
+        let time = now - 60_000;
+        let site = SiteName::new(SITE).unwrap();
+        let epoch = |class| set.find(&site, class, time).unwrap();
+        let (plate, overview, face) = (epoch(RetentionClass::Plate), epoch(RetentionClass::Overview), epoch(RetentionClass::Face));
+        let record = |group, part, role, bytes: &Vec<u8>| ImageRecord {
+            group,
+            part,
+            role,
+            bytes: bytes.len() as u64,
+            sha256: String::new(),
+            stripped: vec![],
+            pdq: vec![],
+        };
+        let metadata = CaptureMetadata {
+            version: METADATA_VERSION,
+            read: Some(PlateReadRecord {
+                plate: format!("BENCH{:04}", sequence % 10_000),
+                confidence: 0.9,
+                region: Some("us-tx".into()),
+                candidates: vec![],
+                bbox: None,
+                vehicle: vec![],
+            }),
+            other_reads: vec![],
+            engine: None,
+            images: vec![
+                record(0, 1, ImageRole::PlateCrop, &images[0]),
+                record(1, 0, ImageRole::Overview, &images[1]),
+                record(2, 0, ImageRole::Face, &images[2]),
+            ],
+            quarantine: None,
+        }
+        .to_vec();
+        let groups = [
+            GroupToSeal {
+                class: RetentionClass::Plate,
+                epoch_id: plate.epoch_id,
+                epoch_key: &plate.public_key,
+                parts: vec![
+                    PartToSeal { kind: PartKind::Metadata, plaintext: &metadata },
+                    PartToSeal { kind: PartKind::Jpeg, plaintext: &images[0] },
+                ],
+            },
+            GroupToSeal {
+                class: RetentionClass::Overview,
+                epoch_id: overview.epoch_id,
+                epoch_key: &overview.public_key,
+                parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &images[1] }],
+            },
+            GroupToSeal {
+                class: RetentionClass::Face,
+                epoch_id: face.epoch_id,
+                epoch_key: &face.public_key,
+                parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &images[2] }],
+            },
+        ];
+        let header = CaptureHeader {
+            device_id: *device_id,
+            site,
+            lane: LaneName::new(lane.clone()).unwrap(),
+            capture_time_ms: time,
+            sequence,
+        };
+        Bytes::from(custodia_seal::seal(&header, &groups, key, &mut ChaCha20Rng::seed_from_u64(sequence)).unwrap())
+    };
+    let throughput_set: Vec<Bytes> = (0..n as u64).map(&mut seal_one).collect();
+    let latency_set: Vec<Bytes> = (n as u64..(n + n / 2) as u64).map(&mut seal_one).collect();
+    let bytes_per_capture = throughput_set.iter().map(|b| b.len()).sum::<usize>() as f64 / n as f64;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/captures", listener.local_addr().unwrap());
+    tokio::spawn(custodia_server::run(listener, vault.clone(), std::future::pending()));
+    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(CONCURRENCY).build().unwrap();
+
+    // Throughput, closed loop.
+    let queue = Arc::new(std::sync::Mutex::new(throughput_set.into_iter()));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (queue, client, url) = (queue.clone(), client.clone(), url.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().unwrap().next();
+                let Some(body) = next else { break };
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/vnd.custodia.sealed-capture")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap());
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let ingest_secs = started.elapsed().as_secs_f64();
+    let ingest_rate = n as f64 / ingest_secs;
+    assert_eq!(vault.record_count().unwrap(), n as u64);
+
+    // The disk's ceiling for the same bytes, in batched syncs.
+    let ceiling_dir = root.path().join("ceiling");
+    std::fs::create_dir_all(&ceiling_dir).unwrap();
+    let sizes: Vec<usize> = (0..n).map(|_| bytes_per_capture as usize).collect();
+    let payload = vec![0x5Au8; bytes_per_capture as usize];
+    let started = Instant::now();
+    let dir_handle = std::fs::File::open(&ceiling_dir).unwrap();
+    for (i, size) in sizes.iter().enumerate() {
+        let sub = ceiling_dir.join(format!("{:03}", i / 1000));
+        if i % 1000 == 0 {
+            std::fs::create_dir_all(&sub).unwrap();
+        }
+        let tmp = sub.join(format!("{i}.tmp"));
+        std::fs::write(&tmp, &payload[..*size]).unwrap();
+        std::fs::rename(&tmp, sub.join(format!("{i}.cap"))).unwrap();
+        if i % 64 == 63 || i + 1 == n {
+            rustix_syncfs(&dir_handle);
+        }
+    }
+    let ceiling_rate = n as f64 / started.elapsed().as_secs_f64();
+
+    // The raw sequential ceiling: the same bytes appended to one file, fdatasync per 64.
+    let raw_path = root.path().join("raw.bin");
+    let started = Instant::now();
+    {
+        use std::io::Write;
+        let mut raw = std::fs::File::create(&raw_path).unwrap();
+        for i in 0..n {
+            raw.write_all(&payload).unwrap();
+            if i % 64 == 63 || i + 1 == n {
+                raw.sync_data().unwrap();
+            }
+        }
+    }
+    let raw_rate = n as f64 / started.elapsed().as_secs_f64();
+    std::fs::remove_file(&raw_path).unwrap();
+
+    // Latency at a fixed offered rate.
+    let target_rate = 500.0;
+    let duration = if quick { 1.0 } else { 4.0 };
+    let count = ((target_rate * duration) as usize).min(latency_set.len());
+    let interval = Duration::from_secs_f64(1.0 / target_rate);
+    let mut pending = Vec::with_capacity(count);
+    let start = tokio::time::Instant::now();
+    for (i, body) in latency_set.into_iter().take(count).enumerate() {
+        tokio::time::sleep_until(start + interval * i as u32).await;
+        let (client, url) = (client.clone(), url.clone());
+        pending.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let response = client
+                .post(&url)
+                .header("content-type", "application/vnd.custodia.sealed-capture")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 201);
+            sent.elapsed()
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count);
+    for task in pending {
+        latencies.push(task.await.unwrap());
+    }
+    latencies.sort();
+    let percentile = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+
+    let mb = bytes_per_capture * n as f64 / 1e6;
+    println!("ingest-bench: machine {} cores; {n} captures of {:.0} KB, {CONCURRENCY} connections, {DEVICES} devices", available_cores(), bytes_per_capture / 1e3);
+    println!("ingest-bench: throughput          {ingest_rate:.0} captures/s ({:.0} MB/s), durable acknowledgement (goal >= 2000/s)", mb / ingest_secs);
+    println!("ingest-bench: disk ceiling        {ceiling_rate:.0} captures/s, same bytes as files, one syncfs per 64");
+    println!("ingest-bench: raw disk ceiling    {raw_rate:.0} captures/s ({:.0} MB/s), same bytes appended to one file, fdatasync per 64", raw_rate * bytes_per_capture / 1e6);
+    println!("ingest-bench: ratio to file ceiling {:.2}, to raw ceiling {:.2} (goal >= 0.60)", ingest_rate / ceiling_rate, ingest_rate / raw_rate);
+    println!(
+        "ingest-bench: latency at {target_rate:.0}/s     p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {count} captures (goal p99 <= 50 ms)",
+        ms(percentile(0.50)),
+        ms(percentile(0.99)),
+        ms(*latencies.last().unwrap())
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The same filesystem-wide flush the vault's blob store makes after each batch.
+fn rustix_syncfs(dir: &std::fs::File) {
+    rustix::fs::syncfs(dir).unwrap();
+}
