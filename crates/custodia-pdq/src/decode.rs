@@ -169,40 +169,17 @@ pub(crate) fn area_downsample(l: Luma, max_side: usize) -> Luma {
     Luma { data: acc, width: ow, height: oh }
 }
 
-/// `pdq-fast-v1` for JPEG: let the decoder do the downscale in the DCT domain (1/2, 1/4 or
-/// 1/8 IDCT), choosing the mildest reduction that fits [`FAST_MAX_SIDE`]. Returns `None` for
-/// images that already fit and for colour models it does not handle itself (CMYK, 16-bit):
-/// those take the canonical full decode (then the area downsample, a no-op when they fit).
+/// `pdq-fast-v1` for JPEG: the Y channel reduced in the DCT domain (see
+/// `jpeg::decode_luma_reduced`), then area-averaged if 1/8 scale is still over
+/// [`FAST_MAX_SIDE`]. `None` sends the image down the canonical full decode instead (it
+/// already fits, or it is a kind the reduced path does not cover).
 fn fast_jpeg(bytes: &[u8]) -> Result<Option<Luma>, PdqError> {
-    let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    d.set_max_decoding_buffer_size(MAX_DECODE_ALLOC as usize);
-    d.read_info().map_err(|e| PdqError::Decode(e.to_string()))?;
-    // read_info succeeded, so info is present.
-    let Some(info) = d.info() else { return Err(PdqError::Decode("JPEG header missing".into())) };
-    check_dimensions(u32::from(info.width), u32::from(info.height))?;
-    if !matches!(info.pixel_format, jpeg_decoder::PixelFormat::L8 | jpeg_decoder::PixelFormat::RGB24) {
-        return Ok(None);
+    match crate::jpeg::decode_luma_reduced(bytes, FAST_MAX_SIDE) {
+        Ok(Some(r)) => Ok(Some(area_downsample(Luma { data: r.data, width: r.width, height: r.height }, FAST_MAX_SIDE))),
+        Ok(None) | Err(crate::jpeg::JpegFail::Unsupported) => Ok(None),
+        Err(crate::jpeg::JpegFail::Invalid(why)) => Err(PdqError::Decode(why.to_owned())),
+        Err(crate::jpeg::JpegFail::TooLarge(width, height)) => Err(PdqError::TooLarge { width, height }),
     }
-    let (w, h) = (usize::from(info.width), usize::from(info.height));
-    let long = w.max(h);
-    if long <= FAST_MAX_SIDE {
-        // Small already: decode exactly as canonical does, so the two agree bit for bit.
-        return Ok(None);
-    }
-    // idct size k/8: the largest k whose output still fits, else the smallest (1/8).
-    let k = [8usize, 4, 2, 1].into_iter().find(|&k| (long * k).div_ceil(8) <= FAST_MAX_SIDE).unwrap_or(1);
-    let req = |n: usize| (n * k).div_ceil(8).max(1) as u16;
-    let (ow, oh) = d.scale(req(w), req(h)).map_err(|e| PdqError::Decode(e.to_string()))?;
-    let px = d.decode().map_err(|e| PdqError::Decode(e.to_string()))?;
-    let (ow, oh) = (usize::from(ow), usize::from(oh));
-    let data: Vec<f32> = match info.pixel_format {
-        jpeg_decoder::PixelFormat::L8 => px.iter().map(|&v| f32::from(v)).collect(),
-        _ => px.chunks_exact(3).map(|p| luma_f64(p[0], p[1], p[2])).collect(),
-    };
-    if data.len() != ow * oh {
-        return Err(PdqError::Decode("JPEG decoder returned a short image".into()));
-    }
-    Ok(Some(area_downsample(Luma { data, width: ow, height: oh }, FAST_MAX_SIDE)))
 }
 
 /// Decode `bytes` to the luma plane the named pipeline hashes.

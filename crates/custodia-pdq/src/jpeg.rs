@@ -110,6 +110,27 @@ impl<'a> Bits<'a> {
     }
 
     fn fill(&mut self) {
+        // Fast path: the next eight bytes hold no 0xFF (no stuffing, no marker), so whole
+        // bytes can be taken at once.
+        if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            let x = u64::from_be_bytes(b);
+            // Bytes equal to 0xFF become 0x00 in !x; the classic zero-byte test finds them.
+            let nx = !x;
+            if (nx.wrapping_sub(0x0101_0101_0101_0101) & !nx & 0x8080_8080_8080_8080) == 0 {
+                let take = (64 - self.count) / 8; // whole bytes that fit, 0..=8
+                if take == 0 {
+                    return;
+                }
+                let bits = take * 8;
+                let v = if bits == 64 { x } else { x >> (64 - bits) };
+                self.buf |= if bits == 64 { v } else { v << (64 - self.count - bits) };
+                self.count += bits;
+                self.pos += take as usize;
+                return;
+            }
+        }
         while self.count <= 56 {
             let mut byte = 0u8;
             match self.data.get(self.pos) {
@@ -155,7 +176,9 @@ impl<'a> Bits<'a> {
     }
 
     fn decode(&mut self, h: &Huff) -> R<u8> {
-        if self.count < 16 {
+        // 32 bits cover the longest code (16) plus its extra bits (up to 15), so the
+        // following receive_extend never refills.
+        if self.count < 32 {
             self.fill();
         }
         let peek = (self.buf >> (64 - LOOKAHEAD)) as usize;
@@ -857,8 +880,8 @@ fn ycc_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
     }
 }
 
-/// Decode a JPEG to libjpeg-turbo's default pixels (see the module docs).
-pub(crate) fn decode(data: &[u8]) -> Result<Decoded, JpegFail> {
+/// Parse and entropy-decode every scan, leaving the quantised coefficients in the components.
+fn parse(data: &[u8]) -> Result<Decoder<'_>, JpegFail> {
     let mut d = Decoder {
         data,
         pos: 0,
@@ -883,6 +906,24 @@ pub(crate) fn decode(data: &[u8]) -> Result<Decoded, JpegFail> {
     if !d.frame_seen {
         return bad("no frame");
     }
+    Ok(d)
+}
+
+/// libjpeg's default_decompress_parms colour-space guess for three components.
+fn is_rgb(d: &Decoder<'_>) -> bool {
+    let ids: Vec<u8> = d.comps.iter().map(|c| c.id).collect();
+    if d.jfif {
+        false
+    } else if let Some(t) = d.adobe_transform {
+        t == 0
+    } else {
+        ids == [b'R', b'G', b'B']
+    }
+}
+
+/// Decode a JPEG to libjpeg-turbo's default pixels (see the module docs).
+pub(crate) fn decode(data: &[u8]) -> Result<Decoded, JpegFail> {
+    let d = parse(data)?;
     let (w, h) = (d.width, d.height);
     let planes: Vec<Vec<u8>> = d
         .comps
@@ -895,17 +936,8 @@ pub(crate) fn decode(data: &[u8]) -> Result<Decoded, JpegFail> {
     if planes.len() == 1 {
         return Ok(Decoded { width: w, height: h, channels: 1, pixels: planes.into_iter().next().unwrap_or_default() });
     }
-    // libjpeg's default_decompress_parms colour-space guess for three components.
-    let ids: Vec<u8> = d.comps.iter().map(|c| c.id).collect();
-    let is_rgb = if d.jfif {
-        false
-    } else if let Some(t) = d.adobe_transform {
-        t == 0
-    } else {
-        ids == [b'R', b'G', b'B']
-    };
     let mut pixels = vec![0u8; w * h * 3];
-    if is_rgb {
+    if is_rgb(&d) {
         for (i, px) in pixels.chunks_exact_mut(3).enumerate() {
             px.copy_from_slice(&[planes[0][i], planes[1][i], planes[2][i]]);
         }
@@ -913,4 +945,78 @@ pub(crate) fn decode(data: &[u8]) -> Result<Decoded, JpegFail> {
         ycc_to_rgb(&planes[0], &planes[1], &planes[2], &mut pixels);
     }
     Ok(Decoded { width: w, height: h, channels: 3, pixels })
+}
+
+/// A reduced luma plane for `pdq-fast-v1`.
+pub(crate) struct ReducedLuma {
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    pub(crate) data: Vec<f32>,
+}
+
+/// `pdq-fast-v1`'s JPEG path: the Y (or grey) component, area-averaged to 1/2, 1/4 or 1/8
+/// scale directly from the DCT coefficients, choosing the mildest scale whose long side fits
+/// `max_side`. JFIF's Y is exactly `0.299 R + 0.587 G + 0.114 B` (before rounding and
+/// clamping), PDQ's own luma, so chroma is entropy-decoded (it must be, to stay in step)
+/// but never reconstructed, and no IDCT, upsampling or colour conversion runs.
+///
+/// Each output sample is the exact mean of the real-valued IDCT over its (8/k)² pixels:
+/// the mean of each cosine basis function over a segment is precomputed, so one block's
+/// k×k outputs cost a k×8 and a k×k×8 matrix product. Returns `None` when the image already
+/// fits (the caller decodes it canonically) or is RGB-coded (Adobe transform 0).
+pub(crate) fn decode_luma_reduced(data: &[u8], max_side: usize) -> Result<Option<ReducedLuma>, JpegFail> {
+    let d = parse(data)?;
+    if d.comps.len() == 3 && is_rgb(&d) {
+        return Ok(None);
+    }
+    let c = &d.comps[0];
+    let long = c.dw.max(c.dh);
+    if long <= max_side {
+        return Ok(None);
+    }
+    let k = [4usize, 2].into_iter().find(|&k| (long * k).div_ceil(8) <= max_side).unwrap_or(1);
+    let seg = 8 / k;
+    // basis[t][u]: mean over output segment t of C(u)/2 · cos((2x+1)uπ/16).
+    let mut basis = [[0.0f32; 8]; 4];
+    for (t, row) in basis.iter_mut().enumerate().take(k) {
+        for (u, b) in row.iter_mut().enumerate() {
+            let cu = if u == 0 { std::f64::consts::FRAC_1_SQRT_2 } else { 1.0 };
+            let sum: f64 = (t * seg..(t + 1) * seg)
+                .map(|x| cu / 2.0 * ((2 * x + 1) as f64 * u as f64 * std::f64::consts::PI / 16.0).cos())
+                .sum();
+            *b = (sum / seg as f64) as f32;
+        }
+    }
+    let q = &d.qt[c.tq];
+    let (pw, ph) = (c.real_bw * k, c.real_bh * k);
+    let mut plane = vec![0.0f32; pw * ph];
+    for by in 0..c.real_bh.min(c.bh) {
+        for bx in 0..c.real_bw.min(c.bw) {
+            let coef = &c.coefs[by * c.bw + bx];
+            let f: [f32; 64] =
+                std::array::from_fn(|i| i32::from(coef[i]).wrapping_mul(i32::from(q[i] as i16)) as f32);
+            // rows[t][col] = Σ_r basis[t][r] · F[r][col]
+            let mut rows = [[0.0f32; 8]; 4];
+            for (t, rt) in rows.iter_mut().enumerate().take(k) {
+                for r in 0..8 {
+                    let b = basis[t][r];
+                    for col in 0..8 {
+                        rt[col] += b * f[r * 8 + col];
+                    }
+                }
+            }
+            for t in 0..k {
+                for s in 0..k {
+                    let v: f32 = (0..8).map(|col| rows[t][col] * basis[s][col]).sum();
+                    plane[(by * k + t) * pw + bx * k + s] = v + 128.0;
+                }
+            }
+        }
+    }
+    let (ow, oh) = ((c.dw * k).div_ceil(8).min(pw), (c.dh * k).div_ceil(8).min(ph));
+    let mut data = Vec::with_capacity(ow * oh);
+    for y in 0..oh {
+        data.extend_from_slice(&plane[y * pw..y * pw + ow]);
+    }
+    Ok(Some(ReducedLuma { width: ow, height: oh, data }))
 }
