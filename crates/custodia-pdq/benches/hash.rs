@@ -7,17 +7,23 @@
 use std::hint::black_box;
 use std::io::Cursor;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use custodia_pdq::{hash_bytes, hash_bytes_dihedral, Pipeline};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use custodia_pdq::{Pipeline, hash_bytes, hash_bytes_dihedral};
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::FilterType;
 
 fn frame_1080p() -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/pdq/bridge-mods/aaa-orig.jpg");
-    let src = custodia_pdq::decode_image(&std::fs::read(path).expect("test photo")).expect("decode");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/pdq/bridge-mods/aaa-orig.jpg"
+    );
+    let src =
+        custodia_pdq::decode_image(&std::fs::read(path).expect("test photo")).expect("decode");
     let frame = src.resize_exact(1920, 1080, FilterType::Triangle).to_rgb8();
     let mut out = Cursor::new(Vec::new());
-    JpegEncoder::new_with_quality(&mut out, 90).encode_image(&frame).expect("encode");
+    JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&frame)
+        .expect("encode");
     out.into_inner()
 }
 
@@ -27,7 +33,9 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.sample_size(20);
     for p in Pipeline::ALL {
-        g.bench_function(p.name(), |b| b.iter(|| hash_bytes(black_box(&jpeg), p).unwrap()));
+        g.bench_function(p.name(), |b| {
+            b.iter(|| hash_bytes(black_box(&jpeg), p).unwrap())
+        });
         g.bench_function(format!("{}/dihedral", p.name()), |b| {
             b.iter(|| hash_bytes_dihedral(black_box(&jpeg), p).unwrap())
         });

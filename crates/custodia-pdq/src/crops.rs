@@ -19,7 +19,8 @@ const CROPS: [(&str, [u32; 4]); 5] = [
 ];
 
 /// The crop names [`standard_crops`] returns, in order.
-pub const STANDARD_CROP_NAMES: [&str; 5] = [CROPS[0].0, CROPS[1].0, CROPS[2].0, CROPS[3].0, CROPS[4].0];
+pub const STANDARD_CROP_NAMES: [&str; 5] =
+    [CROPS[0].0, CROPS[1].0, CROPS[2].0, CROPS[3].0, CROPS[4].0];
 
 /// The fixed set of crops the lane hashes besides the whole image, each with a stable name.
 /// Images too small to crop meaningfully (under 20 px a side) give an empty list.

@@ -24,7 +24,10 @@ type Words = [u64; 4];
 
 #[inline(always)]
 fn dist(a: &Words, b: &Words) -> u32 {
-    (a[0] ^ b[0]).count_ones() + (a[1] ^ b[1]).count_ones() + (a[2] ^ b[2]).count_ones() + (a[3] ^ b[3]).count_ones()
+    (a[0] ^ b[0]).count_ones()
+        + (a[1] ^ b[1]).count_ones()
+        + (a[2] ^ b[2]).count_ones()
+        + (a[3] ^ b[3]).count_ones()
 }
 
 /// The 16-bit slot `s` of a hash in word form (slot 0 = the first four hex digits).
@@ -54,7 +57,7 @@ mod scan {
     //! `#[target_feature]` function is only sound once the feature is known present.
     #![allow(unsafe_code)]
 
-    use super::{dist, Words};
+    use super::{Words, dist};
 
     fn generic(stored: &[Words], q: &Words, radius: u32, base: usize, out: &mut Vec<(usize, u32)>) {
         for (i, w) in stored.iter().enumerate() {
@@ -96,7 +99,9 @@ mod scan {
     pub(super) fn range(stored: &[Words], q: &Words, radius: u32, out: &mut Vec<(usize, u32)>) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("popcnt")
+            {
                 // SAFETY: both features the function is compiled for were detected above.
                 return unsafe { avx2(stored, q, radius, 0, out) };
             }
@@ -109,7 +114,12 @@ mod scan {
     }
 
     /// The portable kernel alone, for benchmarks and tests of the dispatch.
-    pub(super) fn range_portable(stored: &[Words], q: &Words, radius: u32, out: &mut Vec<(usize, u32)>) {
+    pub(super) fn range_portable(
+        stored: &[Words],
+        q: &Words,
+        radius: u32,
+        out: &mut Vec<(usize, u32)>,
+    ) {
         generic(stored, q, radius, 0, out)
     }
 }
@@ -374,7 +384,9 @@ mod tests {
 
     #[test]
     fn slot_of_matches_text_order() {
-        let h: PdqHash = "0123456789abcdef00112233445566778899aabbccddeeff0f1e2d3c4b5a6978".parse().unwrap();
+        let h: PdqHash = "0123456789abcdef00112233445566778899aabbccddeeff0f1e2d3c4b5a6978"
+            .parse()
+            .unwrap();
         let w = h.words();
         for s in 0..16 {
             assert_eq!(slot_of(&w, s), h.slot(s), "slot {s}");
@@ -386,7 +398,14 @@ mod tests {
     #[test]
     fn dispatch_and_portable_agree() {
         let words: Vec<Words> = (0..1000u64)
-            .map(|i| [i.wrapping_mul(0x9E37_79B9_7F4A_7C15), i << 7, !i, i.rotate_left(13)])
+            .map(|i| {
+                [
+                    i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    i << 7,
+                    !i,
+                    i.rotate_left(13),
+                ]
+            })
             .collect();
         let q = words[17];
         for radius in [0, 10, 64, 128, 256] {

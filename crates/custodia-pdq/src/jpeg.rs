@@ -62,7 +62,12 @@ impl Huff {
         if total > 256 || total != values.len() {
             return bad("bad Huffman table");
         }
-        let mut h = Huff { fast: vec![(0, 0); 1 << LOOKAHEAD], maxcode: [-1; 18], valoffset: [0; 17], values };
+        let mut h = Huff {
+            fast: vec![(0, 0); 1 << LOOKAHEAD],
+            maxcode: [-1; 18],
+            valoffset: [0; 17],
+            values,
+        };
         let mut code: i32 = 0;
         let mut k: i32 = 0;
         for l in 1..=16usize {
@@ -106,7 +111,13 @@ struct Bits<'a> {
 
 impl<'a> Bits<'a> {
     fn new(data: &'a [u8], pos: usize) -> Bits<'a> {
-        Bits { data, pos, buf: 0, count: 0, overrun: 0 }
+        Bits {
+            data,
+            pos,
+            buf: 0,
+            count: 0,
+            overrun: 0,
+        }
     }
 
     fn fill(&mut self) {
@@ -125,7 +136,11 @@ impl<'a> Bits<'a> {
                 }
                 let bits = take * 8;
                 let v = if bits == 64 { x } else { x >> (64 - bits) };
-                self.buf |= if bits == 64 { v } else { v << (64 - self.count - bits) };
+                self.buf |= if bits == 64 {
+                    v
+                } else {
+                    v << (64 - self.count - bits)
+                };
                 self.count += bits;
                 self.pos += take as usize;
                 return;
@@ -155,7 +170,11 @@ impl<'a> Bits<'a> {
 
     fn check(&self) -> R<()> {
         // A real scan never needs more than a few padding bytes past its end.
-        if self.overrun > 1024 { bad("truncated entropy data") } else { Ok(()) }
+        if self.overrun > 1024 {
+            bad("truncated entropy data")
+        } else {
+            Ok(())
+        }
     }
 
     fn bits(&mut self, n: u32) -> u32 {
@@ -193,7 +212,11 @@ impl<'a> Bits<'a> {
             code = (code << 1) | self.bit() as i32;
             if code <= h.maxcode[l] {
                 let idx = code + h.valoffset[l];
-                return h.values.get(idx as usize).copied().ok_or(JpegFail::Invalid("bad Huffman code"));
+                return h
+                    .values
+                    .get(idx as usize)
+                    .copied()
+                    .ok_or(JpegFail::Invalid("bad Huffman code"));
             }
         }
         bad("bad Huffman code")
@@ -205,7 +228,11 @@ impl<'a> Bits<'a> {
             return 0;
         }
         let v = self.bits(u32::from(s)) as i32;
-        if v < (1 << (s - 1)) { v - (1 << s) + 1 } else { v }
+        if v < (1 << (s - 1)) {
+            v - (1 << s) + 1
+        } else {
+            v
+        }
     }
 
     /// Drop buffered bits and step over the expected RSTn marker.
@@ -246,9 +273,9 @@ struct Comp {
 }
 
 const ZIGZAG: [usize; 64] = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21,
-    28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61,
-    54, 47, 55, 62, 63,
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ];
 
 struct Scan {
@@ -308,7 +335,11 @@ impl<'a> Decoder<'a> {
                 return bad("bad DQT");
             }
             for k in 0..64 {
-                let v = if pq == 0 { u16::from(s[1 + k]) } else { u16::from(s[1 + 2 * k]) << 8 | u16::from(s[2 + 2 * k]) };
+                let v = if pq == 0 {
+                    u16::from(s[1 + k])
+                } else {
+                    u16::from(s[1 + 2 * k]) << 8 | u16::from(s[2 + 2 * k])
+                };
                 self.qt[tq][ZIGZAG[k]] = v;
             }
             s = &s[1 + n..];
@@ -333,7 +364,11 @@ impl<'a> Decoder<'a> {
                 return bad("bad DHT");
             }
             let h = Huff::new(&counts, s[17..17 + total].to_vec())?;
-            if tc == 0 { self.dc[th] = Some(h) } else { self.ac[th] = Some(h) }
+            if tc == 0 {
+                self.dc[th] = Some(h)
+            } else {
+                self.ac[th] = Some(h)
+            }
             s = &s[17 + total..];
         }
         Ok(())
@@ -371,19 +406,32 @@ impl<'a> Decoder<'a> {
             if !(1..=4).contains(&h) || !(1..=4).contains(&v) || b[2] > 3 {
                 return bad("bad sampling factors");
             }
-            self.comps.push(Comp { id: b[0], h, v, tq: usize::from(b[2]), ..Comp::default() });
+            self.comps.push(Comp {
+                id: b[0],
+                h,
+                v,
+                tq: usize::from(b[2]),
+                ..Comp::default()
+            });
         }
         self.hmax = self.comps.iter().map(|c| c.h).max().unwrap_or(1);
         self.vmax = self.comps.iter().map(|c| c.v).max().unwrap_or(1);
         for c in &self.comps {
             // libjpeg rejects fractional ratios (e.g. h=3 with hmax=4); so do we.
-            if self.hmax % c.h != 0 || self.vmax % c.v != 0 {
+            if !self.hmax.is_multiple_of(c.h) || !self.vmax.is_multiple_of(c.v) {
                 return Err(JpegFail::Unsupported);
             }
         }
         self.mcux = self.width.div_ceil(8 * self.hmax);
         self.mcuy = self.height.div_ceil(8 * self.vmax);
-        let (w, h, hmax, vmax, mcux, mcuy) = (self.width, self.height, self.hmax, self.vmax, self.mcux, self.mcuy);
+        let (w, h, hmax, vmax, mcux, mcuy) = (
+            self.width,
+            self.height,
+            self.hmax,
+            self.vmax,
+            self.mcux,
+            self.mcuy,
+        );
         for c in &mut self.comps {
             c.dw = (w * c.h).div_ceil(hmax);
             c.dh = (h * c.v).div_ceil(vmax);
@@ -408,7 +456,9 @@ impl<'a> Decoder<'a> {
         for k in 0..n {
             let id = s[1 + 2 * k];
             let t = s[2 + 2 * k];
-            let Some(ci) = self.comps.iter().position(|c| c.id == id) else { return bad("unknown component") };
+            let Some(ci) = self.comps.iter().position(|c| c.id == id) else {
+                return bad("unknown component");
+            };
             self.comps[ci].dc_tbl = usize::from(t >> 4).min(3);
             self.comps[ci].ac_tbl = usize::from(t & 15).min(3);
             comps.push(ci);
@@ -417,7 +467,10 @@ impl<'a> Decoder<'a> {
         let (ss, se) = (usize::from(s[p]), usize::from(s[p + 1]));
         let (ah, al) = (u32::from(s[p + 2] >> 4), u32::from(s[p + 2] & 15));
         if self.progressive {
-            let ok = ss <= se && se <= 63 && (ss == 0 || (se >= ss && n == 1)) && (ss != 0 || se == 0) && al <= 13;
+            // DC scans are exactly Ss = Se = 0; AC scans cover one component, Ss..=Se in 1..=63.
+            let dc_scan = ss == 0 && se == 0;
+            let ac_scan = ss >= 1 && ss <= se && se <= 63 && n == 1;
+            let ok = (dc_scan || ac_scan) && al <= 13;
             if !ok {
                 return bad("bad progressive scan");
             }
@@ -425,13 +478,22 @@ impl<'a> Decoder<'a> {
             // libjpeg tolerates odd values here for sequential JPEGs; treat as a full scan.
         }
         if n > 1 {
-            let blocks: usize = comps.iter().map(|&c| self.comps[c].h * self.comps[c].v).sum();
+            let blocks: usize = comps
+                .iter()
+                .map(|&c| self.comps[c].h * self.comps[c].v)
+                .sum();
             if blocks > 10 {
                 return bad("too many blocks per MCU");
             }
         }
         let (ss, se) = if self.progressive { (ss, se) } else { (0, 63) };
-        Ok(Scan { comps, ss, se, ah, al })
+        Ok(Scan {
+            comps,
+            ss,
+            se,
+            ah,
+            al,
+        })
     }
 
     fn decode_scan(&mut self, scan: &Scan) -> R<()> {
@@ -483,9 +545,13 @@ impl<'a> Decoder<'a> {
         let dc = self.dc[dc_t].as_ref();
         let ac = self.ac[ac_t].as_ref();
         let comp = &mut self.comps[ci];
-        let Some(block) = comp.coefs.get_mut(idx) else { return bad("block out of range") };
+        let Some(block) = comp.coefs.get_mut(idx) else {
+            return bad("block out of range");
+        };
         if !self.progressive {
-            let (Some(dc), Some(ac)) = (dc, ac) else { return bad("missing Huffman table") };
+            let (Some(dc), Some(ac)) = (dc, ac) else {
+                return bad("missing Huffman table");
+            };
             let s = bits.decode(dc)?;
             comp.dc_pred = comp.dc_pred.wrapping_add(bits.receive_extend(s));
             block[0] = comp.dc_pred as i16;
@@ -512,7 +578,9 @@ impl<'a> Decoder<'a> {
         if scan.ss == 0 {
             // DC scans.
             if scan.ah == 0 {
-                let Some(dc) = dc else { return bad("missing Huffman table") };
+                let Some(dc) = dc else {
+                    return bad("missing Huffman table");
+                };
                 let s = bits.decode(dc)?;
                 comp.dc_pred = comp.dc_pred.wrapping_add(bits.receive_extend(s));
                 block[0] = (comp.dc_pred.wrapping_shl(scan.al)) as i16;
@@ -521,7 +589,9 @@ impl<'a> Decoder<'a> {
             }
             return Ok(());
         }
-        let Some(ac) = ac else { return bad("missing Huffman table") };
+        let Some(ac) = ac else {
+            return bad("missing Huffman table");
+        };
         if scan.ah == 0 {
             // AC first pass.
             if self.eobrun > 0 {
@@ -571,7 +641,11 @@ impl<'a> Decoder<'a> {
                     let z = ZIGZAG[k];
                     if block[z] != 0 {
                         if bits.bit() == 1 && (block[z] & p1) == 0 {
-                            block[z] = if block[z] >= 0 { block[z].wrapping_add(p1) } else { block[z].wrapping_add(m1) };
+                            block[z] = if block[z] >= 0 {
+                                block[z].wrapping_add(p1)
+                            } else {
+                                block[z].wrapping_add(m1)
+                            };
                         }
                     } else {
                         if r == 0 {
@@ -591,7 +665,11 @@ impl<'a> Decoder<'a> {
             while k <= scan.se {
                 let z = ZIGZAG[k];
                 if block[z] != 0 && bits.bit() == 1 && (block[z] & p1) == 0 {
-                    block[z] = if block[z] >= 0 { block[z].wrapping_add(p1) } else { block[z].wrapping_add(m1) };
+                    block[z] = if block[z] >= 0 {
+                        block[z].wrapping_add(p1)
+                    } else {
+                        block[z].wrapping_add(m1)
+                    };
                 }
                 k += 1;
             }
@@ -624,17 +702,29 @@ impl<'a> Decoder<'a> {
         loop {
             let Some(m) = self.next_marker() else {
                 // Missing EOI after at least one scan: libjpeg warns and carries on.
-                return if scans > 0 { Ok(()) } else { bad("no image data") };
+                return if scans > 0 {
+                    Ok(())
+                } else {
+                    bad("no image data")
+                };
             };
             match m {
-                0xD9 => return if scans > 0 { Ok(()) } else { bad("no image data") },
-                0xC0 | 0xC1 | 0xC2 => {
+                0xD9 => {
+                    return if scans > 0 {
+                        Ok(())
+                    } else {
+                        bad("no image data")
+                    };
+                }
+                0xC0..=0xC2 => {
                     self.progressive = m == 0xC2;
                     let s = self.segment()?;
                     self.read_sof(s)?;
                     self.pos += s.len() + 2;
                 }
-                0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return Err(JpegFail::Unsupported),
+                0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
+                    return Err(JpegFail::Unsupported);
+                }
                 0xC4 => {
                     let s = self.segment()?;
                     self.read_dht(s)?;
@@ -738,7 +828,16 @@ fn llm(v: [i64; 8]) -> [i64; 8] {
     let z3 = z3 * -FIX_1_961570560 + z5;
     let z4 = z4 * -FIX_0_390180644 + z5;
     let (t0, t1, t2, t3) = (t0 + z1 + z3, t1 + z2 + z4, t2 + z2 + z3, t3 + z1 + z4);
-    [tmp10 + t3, tmp11 + t2, tmp12 + t1, tmp13 + t0, tmp13 - t0, tmp12 - t1, tmp11 - t2, tmp10 - t3]
+    [
+        tmp10 + t3,
+        tmp11 + t2,
+        tmp12 + t1,
+        tmp13 + t0,
+        tmp13 - t0,
+        tmp12 - t1,
+        tmp11 - t2,
+        tmp10 - t3,
+    ]
 }
 
 fn idct_islow(coef: &[i16; 64], q: &[u16; 64], out: &mut [u8], stride: usize) {
@@ -815,7 +914,11 @@ fn upsample(c: &Comp, p: &Plane, hmax: usize, vmax: usize, out_w: usize, out_h: 
         // h1v2 fancy (libjpeg-turbo 2.0+): always used when fancy upsampling is on.
         for y in 0..out_h {
             let iy = y / 2;
-            let (ny, bias) = if y % 2 == 0 { (iy.saturating_sub(1), 1) } else { ((iy + 1).min(dh - 1), 2) };
+            let (ny, bias) = if y % 2 == 0 {
+                (iy.saturating_sub(1), 1)
+            } else {
+                ((iy + 1).min(dh - 1), 2)
+            };
             for x in 0..out_w {
                 out[y * out_w + x] = ((at(x, iy) * 3 + at(x, ny) + bias) >> 2) as u8;
             }
@@ -825,7 +928,11 @@ fn upsample(c: &Comp, p: &Plane, hmax: usize, vmax: usize, out_w: usize, out_h: 
         for y in 0..out_h {
             let iy = y / 2;
             // Nearer row, then the next nearer (above for even outputs); edges replicate.
-            let ny = if y % 2 == 0 { iy.saturating_sub(1) } else { (iy + 1).min(dh - 1) };
+            let ny = if y % 2 == 0 {
+                iy.saturating_sub(1)
+            } else {
+                (iy + 1).min(dh - 1)
+            };
             let colsum = |x: usize| at(x, iy) * 3 + at(x, ny);
             let mut this = colsum(0);
             let mut next = colsum(1);
@@ -934,7 +1041,12 @@ pub(crate) fn decode(data: &[u8]) -> Result<Decoded, JpegFail> {
         })
         .collect();
     if planes.len() == 1 {
-        return Ok(Decoded { width: w, height: h, channels: 1, pixels: planes.into_iter().next().unwrap_or_default() });
+        return Ok(Decoded {
+            width: w,
+            height: h,
+            channels: 1,
+            pixels: planes.into_iter().next().unwrap_or_default(),
+        });
     }
     let mut pixels = vec![0u8; w * h * 3];
     if is_rgb(&d) {
@@ -944,7 +1056,12 @@ pub(crate) fn decode(data: &[u8]) -> Result<Decoded, JpegFail> {
     } else {
         ycc_to_rgb(&planes[0], &planes[1], &planes[2], &mut pixels);
     }
-    Ok(Decoded { width: w, height: h, channels: 3, pixels })
+    Ok(Decoded {
+        width: w,
+        height: h,
+        channels: 3,
+        pixels,
+    })
 }
 
 /// A reduced luma plane for `pdq-fast-v1`.
@@ -964,7 +1081,10 @@ pub(crate) struct ReducedLuma {
 /// the mean of each cosine basis function over a segment is precomputed, so one block's
 /// k×k outputs cost a k×8 and a k×k×8 matrix product. Returns `None` when the image already
 /// fits (the caller decodes it canonically) or is RGB-coded (Adobe transform 0).
-pub(crate) fn decode_luma_reduced(data: &[u8], max_side: usize) -> Result<Option<ReducedLuma>, JpegFail> {
+pub(crate) fn decode_luma_reduced(
+    data: &[u8],
+    max_side: usize,
+) -> Result<Option<ReducedLuma>, JpegFail> {
     let d = parse(data)?;
     if d.comps.len() == 3 && is_rgb(&d) {
         return Ok(None);
@@ -974,15 +1094,24 @@ pub(crate) fn decode_luma_reduced(data: &[u8], max_side: usize) -> Result<Option
     if long <= max_side {
         return Ok(None);
     }
-    let k = [4usize, 2].into_iter().find(|&k| (long * k).div_ceil(8) <= max_side).unwrap_or(1);
+    let k = [4usize, 2]
+        .into_iter()
+        .find(|&k| (long * k).div_ceil(8) <= max_side)
+        .unwrap_or(1);
     let seg = 8 / k;
     // basis[t][u]: mean over output segment t of C(u)/2 · cos((2x+1)uπ/16).
     let mut basis = [[0.0f32; 8]; 4];
     for (t, row) in basis.iter_mut().enumerate().take(k) {
         for (u, b) in row.iter_mut().enumerate() {
-            let cu = if u == 0 { std::f64::consts::FRAC_1_SQRT_2 } else { 1.0 };
+            let cu = if u == 0 {
+                std::f64::consts::FRAC_1_SQRT_2
+            } else {
+                1.0
+            };
             let sum: f64 = (t * seg..(t + 1) * seg)
-                .map(|x| cu / 2.0 * ((2 * x + 1) as f64 * u as f64 * std::f64::consts::PI / 16.0).cos())
+                .map(|x| {
+                    cu / 2.0 * ((2 * x + 1) as f64 * u as f64 * std::f64::consts::PI / 16.0).cos()
+                })
                 .sum();
             *b = (sum / seg as f64) as f32;
         }
@@ -993,8 +1122,9 @@ pub(crate) fn decode_luma_reduced(data: &[u8], max_side: usize) -> Result<Option
     for by in 0..c.real_bh.min(c.bh) {
         for bx in 0..c.real_bw.min(c.bw) {
             let coef = &c.coefs[by * c.bw + bx];
-            let f: [f32; 64] =
-                std::array::from_fn(|i| i32::from(coef[i]).wrapping_mul(i32::from(q[i] as i16)) as f32);
+            let f: [f32; 64] = std::array::from_fn(|i| {
+                i32::from(coef[i]).wrapping_mul(i32::from(q[i] as i16)) as f32
+            });
             // rows[t][col] = Σ_r basis[t][r] · F[r][col]
             let mut rows = [[0.0f32; 8]; 4];
             for (t, rt) in rows.iter_mut().enumerate().take(k) {
@@ -1013,10 +1143,17 @@ pub(crate) fn decode_luma_reduced(data: &[u8], max_side: usize) -> Result<Option
             }
         }
     }
-    let (ow, oh) = ((c.dw * k).div_ceil(8).min(pw), (c.dh * k).div_ceil(8).min(ph));
+    let (ow, oh) = (
+        (c.dw * k).div_ceil(8).min(pw),
+        (c.dh * k).div_ceil(8).min(ph),
+    );
     let mut data = Vec::with_capacity(ow * oh);
     for y in 0..oh {
         data.extend_from_slice(&plane[y * pw..y * pw + ow]);
     }
-    Ok(Some(ReducedLuma { width: ow, height: oh, data }))
+    Ok(Some(ReducedLuma {
+        width: ow,
+        height: oh,
+        data,
+    }))
 }
