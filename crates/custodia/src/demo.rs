@@ -179,6 +179,16 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("Custodia demo: site {SITE}, 4 lanes, {} simulated days", args.days);
     println!("  vehicle passes generated     {generated}");
     println!("  captures sealed and stored   {records} ({quarantined} quarantined inputs, {rejected} refused)");
+    let mut reasons = std::collections::BTreeMap::<String, u64>::new();
+    for status in &statuses {
+        for (reason, _) in &status.recent_quarantine {
+            let kind = reason.split(':').next().unwrap_or(reason).to_string();
+            *reasons.entry(kind).or_default() += 1;
+        }
+    }
+    for (reason, count) in &reasons {
+        println!("      quarantined: {count:>5} × {reason}");
+    }
     println!("  sealed bytes stored          {:.1} MB ({:.0} KB a capture)", blob_bytes as f64 / 1e6, blob_bytes as f64 / 1e3 / records.max(1) as f64);
     println!(
         "  wall time                    {:.1} s, {:.0} captures/s end to end (generating the images is most of it)",
