@@ -52,6 +52,7 @@ pub fn app(vault: Vault) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/openapi.json", get(openapi))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // The capture handler enforces its own limit with a problem+json answer; this is the
         // backstop for every other route.
         .layer(DefaultBodyLimit::max(MAX_CAPTURE_BYTES))
@@ -154,6 +155,10 @@ async fn openapi() -> Response {
     let mut response = Body::from(OPENAPI).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed on this route", Some("see /v1/openapi.json".to_string()))
 }
 
 async fn not_found() -> Problem {
