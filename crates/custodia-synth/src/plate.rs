@@ -376,7 +376,7 @@ pub(crate) fn render_crop<R: Rng + ?Sized>(
     if rng.gen_bool(0.5) {
         c.blur3();
     }
-    c.grade(light, 0);
+    c.grade(light);
     // Specular glare from the plate light or the sun, sometimes.
     if rng.gen_bool(0.3) {
         let gx = rng.gen_range(0..PLATE_CROP_W as i32);
@@ -387,8 +387,8 @@ pub(crate) fn render_crop<R: Rng + ?Sized>(
     c
 }
 
-/// Size of the plate-crop image. Chosen with [`PLATE_NOISE`] and [`PLATE_QUALITY`] so the JPEG
-/// lands in 15–25 KB, the size of the plate crops lane cameras keep.
+/// Width of the plate-crop image. Chosen with the crop's noise and JPEG quality 88 so the JPEG
+/// lands in 15–25 KB (median about 19 KB), the size of the plate crops lane cameras keep.
 pub const PLATE_CROP_W: usize = 320;
 /// Height of the plate-crop image.
 pub const PLATE_CROP_H: usize = 160;

@@ -299,16 +299,25 @@ impl Canvas {
         }
     }
 
-    /// Multiplies every pixel by per-channel factors (/256) and adds an offset: the global
+    /// Multiplies every pixel by per-channel gains (/256, held to 128..=383): the global
     /// lighting of a scene (time of day, exposure).
-    pub(crate) fn grade(&mut self, mul: [i32; 3], add: i32) {
-        let lut: [[u8; 256]; 3] = std::array::from_fn(|k| {
-            std::array::from_fn(|v| clamp_u8(((v as i32 * mul[k]) >> 8) + add))
-        });
-        for p in self.px.chunks_exact_mut(3) {
-            p[0] = lut[0][p[0] as usize];
-            p[1] = lut[1][p[1] as usize];
-            p[2] = lut[2][p[2] as usize];
+    pub(crate) fn grade(&mut self, mul: [i32; 3]) {
+        // (p·m) >> 8 == p + ((p·(m − 256)) >> 8): with gains held to [128, 383] the right-hand
+        // side fits 16-bit lanes, which baseline x86-64 (SSE2) multiplies 8 at a time. 16 pixels
+        // per step give the compiler a fixed per-lane gain pattern; a lookup table per channel
+        // was several times slower.
+        let d: [i16; 48] = std::array::from_fn(|i| (mul[i % 3].clamp(128, 383) - 256) as i16);
+        let mut chunks = self.px.chunks_exact_mut(48);
+        for c in &mut chunks {
+            for k in 0..48 {
+                let p = c[k] as i16;
+                c[k] = (p + ((p * d[k]) >> 8)).clamp(0, 255) as u8;
+            }
+        }
+        // The remainder starts at a multiple of 48 bytes, so channel k % 3 still lines up.
+        for (k, c) in chunks.into_remainder().iter_mut().enumerate() {
+            let p = *c as i16;
+            *c = (p + ((p * d[k]) >> 8)).clamp(0, 255) as u8;
         }
     }
 
@@ -476,6 +485,20 @@ fn invert_bilinear(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grade_is_an_exact_per_channel_gain() {
+        let mut c = Canvas::new(37, 3, [0, 0, 0]);
+        for (i, p) in c.px.iter_mut().enumerate() {
+            *p = (i * 7 % 256) as u8;
+        }
+        let before = c.px.clone();
+        let mul = [176, 256, 300];
+        c.grade(mul);
+        for (i, (a, b)) in before.iter().zip(&c.px).enumerate() {
+            assert_eq!(*b as i32, ((*a as i32 * mul[i % 3]) >> 8).min(255), "byte {i}");
+        }
+    }
 
     #[test]
     fn warp_identity_quad_copies_the_source() {

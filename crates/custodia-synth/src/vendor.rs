@@ -73,7 +73,7 @@ impl Vendor {
     /// * Rekor Scout: `<agent_uid>-<camera_id>-<epoch_ms>` (the group's `best_uuid`), with
     ///   `agent_uid` from [`rekor_agent_uid`].
     /// * Plate Recognizer Stream: `camera-<camera_id>_<yy-mm-dd>_<hh-mm-ss.ffffff>`, Stream's
-    ///   screenshot name with the folders flattened.
+    ///   screenshot name with the folders flattened (UTC). It contains a dot.
     pub fn file_stem(self, site: &str, camera_id: u32, time_ms: i64) -> String {
         match self {
             Vendor::RekorScoutGroup => format!("{}-{}-{}", rekor_agent_uid(site), camera_id, time_ms),
