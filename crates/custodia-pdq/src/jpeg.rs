@@ -49,6 +49,9 @@ pub(crate) struct Decoded {
 struct Huff {
     /// 9-bit lookahead: (code length, symbol); length 0 = needs the slow path.
     fast: Vec<(u8, u8)>,
+    /// 9-bit lookahead for codes whose extra bits fit too: `value << 16 | run << 8 | bits
+    /// consumed`, or 0 when the symbol needs the general path (EOB, ZRL, long codes).
+    combined: Vec<i32>,
     maxcode: [i32; 18],
     valoffset: [i32; 17],
     values: Vec<u8>,
@@ -64,6 +67,7 @@ impl Huff {
         }
         let mut h = Huff {
             fast: vec![(0, 0); 1 << LOOKAHEAD],
+            combined: vec![0; 1 << LOOKAHEAD],
             maxcode: [-1; 18],
             valoffset: [0; 17],
             values,
@@ -96,6 +100,21 @@ impl Huff {
             code <<= 1;
         }
         h.maxcode[17] = i32::MAX;
+        for peek in 0..(1usize << LOOKAHEAD) {
+            let (len, rs) = h.fast[peek];
+            let (r, size) = (u32::from(rs >> 4), u32::from(rs & 15));
+            let total = u32::from(len) + size;
+            if len == 0 || size == 0 || total > LOOKAHEAD {
+                continue;
+            }
+            let raw = ((peek >> (LOOKAHEAD - total)) & ((1 << size) - 1)) as i32;
+            let value = if raw < (1 << (size - 1)) {
+                raw - (1 << size) + 1
+            } else {
+                raw
+            };
+            h.combined[peek] = value << 16 | (r << 8 | total) as i32;
+        }
         Ok(h)
     }
 }
@@ -107,6 +126,8 @@ struct Bits<'a> {
     count: u32,
     /// Zero bytes fed after the segment ended; too many means the data is truncated garbage.
     overrun: u32,
+    /// A code not in the table was seen.
+    bad_code: bool,
 }
 
 impl<'a> Bits<'a> {
@@ -117,9 +138,11 @@ impl<'a> Bits<'a> {
             buf: 0,
             count: 0,
             overrun: 0,
+            bad_code: false,
         }
     }
 
+    #[inline(never)]
     fn fill(&mut self) {
         // Fast path: the next eight bytes hold no 0xFF (no stuffing, no marker), so whole
         // bytes can be taken at once.
@@ -170,13 +193,16 @@ impl<'a> Bits<'a> {
 
     fn check(&self) -> R<()> {
         // A real scan never needs more than a few padding bytes past its end.
-        if self.overrun > 1024 {
+        if self.bad_code {
+            bad("bad Huffman code")
+        } else if self.overrun > 1024 {
             bad("truncated entropy data")
         } else {
             Ok(())
         }
     }
 
+    #[inline(always)]
     fn bits(&mut self, n: u32) -> u32 {
         if n == 0 {
             return 0;
@@ -194,7 +220,10 @@ impl<'a> Bits<'a> {
         self.bits(1)
     }
 
-    fn decode(&mut self, h: &Huff) -> R<u8> {
+    /// Decode one Huffman symbol. A code absent from the table sets `bad_code` (checked
+    /// once per MCU by `check`) and yields 0, keeping the hot path free of `Result`s.
+    #[inline(always)]
+    fn decode(&mut self, h: &Huff) -> u8 {
         // 32 bits cover the longest code (16) plus its extra bits (up to 15), so the
         // following receive_extend never refills.
         if self.count < 32 {
@@ -205,24 +234,30 @@ impl<'a> Bits<'a> {
         if len > 0 {
             self.buf <<= len;
             self.count -= u32::from(len);
-            return Ok(sym);
+            return sym;
         }
+        self.decode_slow(h)
+    }
+
+    #[inline(never)]
+    fn decode_slow(&mut self, h: &Huff) -> u8 {
         let mut code = 0i32;
         for l in 1..=16usize {
             code = (code << 1) | self.bit() as i32;
             if code <= h.maxcode[l] {
                 let idx = code + h.valoffset[l];
-                return h
-                    .values
-                    .get(idx as usize)
-                    .copied()
-                    .ok_or(JpegFail::Invalid("bad Huffman code"));
+                if let Some(&v) = h.values.get(idx as usize) {
+                    return v;
+                }
+                break;
             }
         }
-        bad("bad Huffman code")
+        self.bad_code = true;
+        0
     }
 
     /// JPEG's EXTEND: an `s`-bit magnitude category to a signed value.
+    #[inline(always)]
     fn receive_extend(&mut self, s: u8) -> i32 {
         if s == 0 || s > 16 {
             return 0;
@@ -552,12 +587,29 @@ impl<'a> Decoder<'a> {
             let (Some(dc), Some(ac)) = (dc, ac) else {
                 return bad("missing Huffman table");
             };
-            let s = bits.decode(dc)?;
+            let s = bits.decode(dc);
             comp.dc_pred = comp.dc_pred.wrapping_add(bits.receive_extend(s));
             block[0] = comp.dc_pred as i16;
             let mut k = 1;
             while k < 64 {
-                let rs = bits.decode(ac)?;
+                if bits.count < 32 {
+                    bits.fill();
+                }
+                let e = ac.combined[(bits.buf >> (64 - LOOKAHEAD)) as usize];
+                if e != 0 {
+                    // Code and extra bits resolved by one lookup (same bits, same result).
+                    let n = (e & 0xFF) as u32;
+                    bits.buf <<= n;
+                    bits.count -= n;
+                    k += ((e >> 8) & 0xF) as usize;
+                    if k > 63 {
+                        return bad("AC index overflow");
+                    }
+                    block[ZIGZAG[k]] = (e >> 16) as i16;
+                    k += 1;
+                    continue;
+                }
+                let rs = bits.decode(ac);
                 let (r, s) = (usize::from(rs >> 4), rs & 15);
                 if s == 0 {
                     if r != 15 {
@@ -581,7 +633,7 @@ impl<'a> Decoder<'a> {
                 let Some(dc) = dc else {
                     return bad("missing Huffman table");
                 };
-                let s = bits.decode(dc)?;
+                let s = bits.decode(dc);
                 comp.dc_pred = comp.dc_pred.wrapping_add(bits.receive_extend(s));
                 block[0] = (comp.dc_pred.wrapping_shl(scan.al)) as i16;
             } else if bits.bit() == 1 {
@@ -600,7 +652,7 @@ impl<'a> Decoder<'a> {
             }
             let mut k = scan.ss;
             while k <= scan.se {
-                let rs = bits.decode(ac)?;
+                let rs = bits.decode(ac);
                 let (r, s) = (u32::from(rs >> 4), rs & 15);
                 if s == 0 {
                     if r < 15 {
@@ -625,7 +677,7 @@ impl<'a> Decoder<'a> {
         let mut k = scan.ss;
         if self.eobrun == 0 {
             while k <= scan.se {
-                let rs = bits.decode(ac)?;
+                let rs = bits.decode(ac);
                 let (mut r, s) = (i32::from(rs >> 4), rs & 15);
                 let mut val: i16 = 0;
                 if s != 0 {
