@@ -160,6 +160,26 @@ impl Plate {
         Plate { text, region }
     }
 
+    /// Plate number `serial` of `region`'s series, after a fixed shuffle so consecutive serials
+    /// do not look consecutive. Every US region shares one series of 260,000 texts and every
+    /// Mexican region one of 676,000, so serials below 260,000 give distinct texts everywhere.
+    pub(crate) fn from_serial(region: Region, serial: u64) -> Plate {
+        // An affine map x -> (a·x + b) mod n is a bijection when gcd(a, n) = 1; 104729 is a
+        // prime that divides neither 260000 = 2⁵·5⁴·13 nor 676000 = 2⁵·5³·13².
+        const A: u64 = 104_729;
+        const B: u64 = 7_919;
+        let mexican = region.is_mexican();
+        let n: u64 = if mexican { 26 * 1000 * 26 } else { 26 * 10_000 };
+        let x = ((serial % n) * A + B) % n;
+        let l = |i: u64| (b'A' + i as u8) as char;
+        let text = if mexican {
+            format!("{SYNTHETIC_PREFIX}{}{:03}{}", l(x / 26_000), x / 26 % 1000, l(x % 26))
+        } else {
+            format!("{SYNTHETIC_PREFIX}{}{:04}", l(x / 10_000), x % 10_000)
+        };
+        Plate { text, region }
+    }
+
     /// Builds a plate from existing text; `None` unless the text is in the synthetic space.
     pub fn new(text: &str, region: Region) -> Option<Plate> {
         is_synthetic_plate(text).then(|| Plate { text: text.to_ascii_uppercase(), region })
@@ -408,6 +428,23 @@ mod tests {
             let p = Plate::random(&mut rng);
             assert!(is_synthetic_plate(p.text()), "{}", p.text());
             assert!(Plate::matches_layout(p.region(), p.text()), "{} {:?}", p.text(), p.region());
+        }
+    }
+
+    #[test]
+    fn serials_give_distinct_plates_in_layout() {
+        let mut seen = std::collections::HashSet::new();
+        for serial in 0..260_000u64 {
+            let region = if serial % 3 == 0 { Region::UsCa } else { Region::UsTx };
+            let p = Plate::from_serial(region, serial);
+            assert!(Plate::matches_layout(region, p.text()), "{}", p.text());
+            assert!(seen.insert(p.text), "serial {serial} repeats a plate");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for serial in 0..676_000u64 {
+            let p = Plate::from_serial(Region::MxTam, serial);
+            assert!(Plate::matches_layout(Region::MxTam, p.text()), "{}", p.text());
+            assert!(seen.insert(p.text), "serial {serial} repeats a plate");
         }
     }
 

@@ -8,7 +8,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::plate::Plate;
+use crate::plate::{Plate, Region};
 use crate::raster::{Canvas, Rgb, mix, shade};
 
 /// Width of the overview image. With [`OVERVIEW_H`], the scene's texture and sensor noise and
@@ -125,12 +125,14 @@ pub(crate) struct Vehicle {
 }
 
 impl Vehicle {
-    pub(crate) fn from_seed(seed: u64) -> Vehicle {
+    /// The vehicle drawn from `seed`, carrying plate number `plate_serial` of its region's
+    /// series (see [`Plate::from_serial`]): distinct serials give distinct plate texts.
+    pub(crate) fn new(seed: u64, plate_serial: u64) -> Vehicle {
         let mut r = ChaCha8Rng::seed_from_u64(seed);
         let (body, make, make_model) = MODELS[weighted(&MODEL_WEIGHTS, &mut r)];
         let (colour_name, base) = COLOURS[weighted(&COLOUR_WEIGHTS, &mut r)];
         let colour = shade(base, r.gen_range(232..280));
-        let plate = Plate::random(&mut r);
+        let plate = Plate::from_serial(Region::random(&mut r), plate_serial);
         let width = match body {
             Body::Sedan => r.gen_range(0.92..1.0),
             Body::Hatchback => r.gen_range(0.86..0.92),

@@ -196,6 +196,9 @@ const OCCASIONAL_SHARE: f64 = 0.20;
 /// Zipf exponent over commuters: the busiest cross about twice a day.
 const COMMUTER_ZIPF: f64 = 0.7;
 const OCCASIONAL_BASE: u64 = 1_000_000;
+/// Pool sizes are capped, which keeps vehicle-id ranges apart and plate serials dense.
+const MAX_COMMUTERS: u64 = 5_000;
+const MAX_OCCASIONAL: u64 = 50_000;
 const ONE_OFF_BASE: u64 = 10_000_000;
 /// Guests (people riding along once) get ids above this, never clashing with regular occupants.
 const GUEST_BASE: u64 = 1 << 60;
@@ -212,6 +215,21 @@ const TAG_CAPTURE: u64 = 0x4341_5054;
 const TAG_VEHICLE: u64 = 0x5645_4849;
 const TAG_PERSON: u64 = 0x5045_5253;
 const TAG_OCCUPANTS: u64 = 0x4f43_4355;
+
+/// The vehicle behind `vehicle_id`. Its plate serial is the id's rank among all ids a run can
+/// use (commuters, then occasional visitors, then one-off vehicles by capture index), so no two
+/// vehicles of a run share a plate as long as that rank stays below 260,000, i.e. for runs of
+/// up to 205,000 captures.
+fn vehicle(seed: u64, vehicle_id: u64) -> Vehicle {
+    let rank = if vehicle_id >= ONE_OFF_BASE {
+        MAX_COMMUTERS + MAX_OCCASIONAL + (vehicle_id - ONE_OFF_BASE)
+    } else if vehicle_id >= OCCASIONAL_BASE {
+        MAX_COMMUTERS + (vehicle_id - OCCASIONAL_BASE)
+    } else {
+        vehicle_id.saturating_sub(1)
+    };
+    Vehicle::new(derive(seed, TAG_VEHICLE, vehicle_id), rank)
+}
 
 pub(crate) fn derive(seed: u64, tag: u64, id: u64) -> u64 {
     mix64(mix64(seed ^ tag.rotate_left(32)) ^ id)
@@ -257,7 +275,7 @@ pub fn plan(config: &TrafficConfig) -> Planner {
         slots.push(acc);
     }
     let n = config.captures as u64;
-    let commuter_count = (n / 30).clamp(3, 5000) as usize;
+    let commuter_count = (n / 30).clamp(3, MAX_COMMUTERS) as usize;
     let mut commuters = Vec::with_capacity(commuter_count);
     let mut acc = 0.0;
     for k in 0..commuter_count {
@@ -270,7 +288,7 @@ pub fn plan(config: &TrafficConfig) -> Planner {
         last_time: i64::MIN,
         slots,
         commuters,
-        occasional: (n / 6).clamp(3, 50_000),
+        occasional: (n / 6).clamp(3, MAX_OCCASIONAL),
         config,
     }
 }
@@ -346,7 +364,7 @@ impl Iterator for Planner {
         let time_ms = self.time_for(index);
         let lane_index = self.rng.gen_range(0..self.config.lanes.len());
         let (vehicle_id, commuter) = self.pick_vehicle(index);
-        let vehicle = Vehicle::from_seed(derive(self.config.seed, TAG_VEHICLE, vehicle_id));
+        let vehicle = vehicle(self.config.seed, vehicle_id);
         let motorcycle = vehicle.body == Body::Motorcycle;
         let person_ids = self.occupants(vehicle_id, motorcycle, commuter, index);
         // A misread needs a character an engine can confuse; plates without one are read right.
@@ -481,7 +499,7 @@ pub fn render(config: &TrafficConfig, p: &CapturePlan) -> SyntheticCapture {
     let site = sanitize(&config.site);
     let lane = &config.lanes[p.lane_index.min(config.lanes.len().saturating_sub(1))];
     let mut rng = ChaCha8Rng::seed_from_u64(derive(config.seed, TAG_CAPTURE, p.index));
-    let vehicle = Vehicle::from_seed(derive(config.seed, TAG_VEHICLE, p.vehicle_id));
+    let vehicle = vehicle(config.seed, p.vehicle_id);
     let outcome = p.outcome;
     let persons: Vec<Person> = p.person_ids.iter().map(|&id| Person::from_seed(derive(config.seed, TAG_PERSON, id))).collect();
     let faces = if vehicle.body == Body::Motorcycle {
@@ -627,7 +645,7 @@ pub fn sample_capture_bytes(seed: u64) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let mut rng = ChaCha8Rng::seed_from_u64(derive(seed, TAG_CAPTURE, u64::MAX));
     // The first vehicle id whose vehicle is not a motorcycle (which has no front plate or face).
     let vehicle = (0..)
-        .map(|id| Vehicle::from_seed(derive(seed, TAG_VEHICLE, id)))
+        .map(|id| vehicle(seed, id))
         .find(|v| v.body != Body::Motorcycle)
         .expect("motorcycles are 2 % of vehicles");
     let persons = vec![Person::from_seed(derive(seed, TAG_PERSON, 0))];
@@ -640,4 +658,22 @@ pub fn sample_capture_bytes(seed: u64) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let plate = r.plate_crop.expect("plate crop rendered");
     let face = r.faces.into_iter().next().expect("one face rendered");
     (with_meta(r.overview, &meta), with_meta(plate, &meta), with_meta(face, &meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_two_vehicles_of_a_run_share_a_plate() {
+        let config = TrafficConfig::demo(5, 1_715_000_000_000);
+        let mut config = config;
+        config.captures = 20_000;
+        let mut plates: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for p in plan(&config) {
+            let text = vehicle(config.seed, p.vehicle_id()).plate.text().to_owned();
+            let prev = plates.entry(text.clone()).or_insert(p.vehicle_id());
+            assert_eq!(*prev, p.vehicle_id(), "{text} on two vehicles");
+        }
+    }
 }
