@@ -228,9 +228,9 @@ impl MultiIndex {
     /// Largest radius answered through the slot tables; larger radii scan everything.
     pub const MAX_MIH_RADIUS: u32 = 31;
 
-    /// Inserts kept in the unsorted tail before the tables are rebuilt. A tail this long
-    /// costs ~0.1 ms of scanning per query; rebuilding 10 M rows costs ~1 s, so the
-    /// amortised insert cost stays in the tens of microseconds.
+    /// Inserts kept in the unsorted tail before the tables are rebuilt. Scanning a tail this
+    /// long costs ~0.1 ms per query; each rebuild is O(stored), so bulk loads (a vault
+    /// opening its index) should use [`MultiIndex::from_entries`], not 10 M single inserts.
     pub const TAIL_MAX: usize = 1 << 16;
 
     /// Most rows one index holds (row numbers are stored as `u32`).

@@ -1177,10 +1177,14 @@ pub(crate) fn decode_luma_reduced(
             let f: [f32; 64] = std::array::from_fn(|i| {
                 i32::from(coef[i]).wrapping_mul(i32::from(q[i] as i16)) as f32
             });
-            // rows[t][col] = Σ_r basis[t][r] · F[r][col]
+            // rows[t][col] = Σ_r basis[t][r] · F[r][col]; all-zero coefficient rows (most
+            // high-frequency rows after quantisation) contribute nothing and are skipped.
             let mut rows = [[0.0f32; 8]; 4];
-            for (t, rt) in rows.iter_mut().enumerate().take(k) {
-                for r in 0..8 {
+            for r in 0..8 {
+                if coef[r * 8..r * 8 + 8].iter().all(|&x| x == 0) {
+                    continue;
+                }
+                for (t, rt) in rows.iter_mut().enumerate().take(k) {
                     let b = basis[t][r];
                     for col in 0..8 {
                         rt[col] += b * f[r * 8 + col];
