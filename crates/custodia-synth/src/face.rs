@@ -236,4 +236,4 @@ pub(crate) fn render<R: Rng + ?Sized>(p: &Person, light: [i32; 3], rng: &mut R) 
     c
 }
 
-pub(crate) const FACE_NOISE: (i32, i32) = (10, 12);
+pub(crate) const FACE_NOISE: (i32, i32) = (9, 11);
