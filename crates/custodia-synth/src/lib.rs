@@ -63,9 +63,9 @@
 //! * **No ALPR.** The engine JSON is written from the ground truth the generator drew, not by
 //!   reading the pixels.
 //! * No I/O, no clock, no OS randomness: the caller writes the returned bytes; every random
-//!   choice comes from ChaCha streams derived from the seed. Pixels are a pure function of the
-//!   config; JPEG bytes are too on a given CPU feature level (the encoder's SIMD path may
-//!   round differently from its scalar one).
+//!   choice comes from ChaCha streams derived from the seed. The same config gives the same
+//!   bytes on the same platform; across platforms a float rounding (libm `sin`, the JPEG
+//!   encoder's AVX2 path versus its scalar one) may change a few pixels or bytes.
 //!
 //! # Example
 //!
