@@ -8,6 +8,10 @@ use custodia_store::index::{DeviceRow, DeviceStatus};
 
 use crate::{Vault, VaultError};
 
+fn text(s: impl Into<String>) -> Result<crate::audit::Text, VaultError> {
+    crate::audit::Text::new(s).map_err(|e| VaultError::Invalid { what: "audit event", reason: e.to_string() })
+}
+
 impl Vault {
     /// Enrols a device for `site`/`lane` with its public key and returns its row.
     pub fn enroll_device(&self, site: &str, lane: &str, key: &DeviceVerifyingKey) -> Result<DeviceRow, VaultError> {
@@ -32,17 +36,33 @@ impl Vault {
             enrolled_at_ms: self.now_ms(),
             revoked_at_ms: None,
         };
-        self.inner.index.insert_device(&row)?;
+        let event = crate::audit::vault::system_event(
+            row.enrolled_at_ms,
+            crate::audit::Action::DeviceEnrolled {
+                device: text(row.id.to_string())?,
+                site: text(&row.site)?,
+                lane: text(&row.lane)?,
+                public_key: row.public_key,
+            },
+        )?;
+        self.logged(&[event], || Ok(self.inner.index.insert_device(&row)?))?;
         Ok(row)
     }
 
     /// Revokes a device: from now on its captures are refused.
     pub fn revoke_device(&self, id: &DeviceId) -> Result<(), VaultError> {
-        if self.inner.index.revoke_device(id, self.now_ms())? {
-            Ok(())
-        } else {
-            Err(VaultError::NoSuchDevice(id.to_string()))
+        let active = self.inner.index.device(id)?.is_some_and(|d| d.status == DeviceStatus::Active);
+        if !active {
+            // Unknown, or already revoked: nothing changes, nothing to log.
+            return if self.inner.index.device(id)?.is_some() { Ok(()) } else { Err(VaultError::NoSuchDevice(id.to_string())) };
         }
+        let now = self.now_ms();
+        let event = crate::audit::vault::system_event(
+            now,
+            crate::audit::Action::DeviceRevoked { device: text(id.to_string())? },
+        )?;
+        self.logged(&[event], || Ok(self.inner.index.revoke_device(id, now)?))?;
+        Ok(())
     }
 
     /// All enrolled devices.

@@ -21,6 +21,11 @@ pub(crate) fn signing_key_name() -> KeyName {
     KeyName::new(EPOCH_SIGNING_KEY).expect("constant key name is valid")
 }
 
+/// Keystore name of the epoch key for (`site`, `class`, period starting at `start`).
+pub(crate) fn epoch_key_name(site: &str, class: RetentionClass, start: i64) -> Result<KeyName, VaultError> {
+    Ok(KeyName::new(format!("epoch/{}/{start}/{}", class.as_str(), hex::encode(site)))?)
+}
+
 const CLASSES: [RetentionClass; 3] = [RetentionClass::Face, RetentionClass::Plate, RetentionClass::Overview];
 
 impl Vault {
@@ -51,7 +56,7 @@ impl Vault {
     }
 
     fn create_epoch(&self, site: &str, class: RetentionClass, start: i64, end: i64) -> Result<(), VaultError> {
-        let name = KeyName::new(format!("epoch/{}/{start}/{}", class.as_str(), hex::encode(site)))?;
+        let name = epoch_key_name(site, class, start)?;
         let public_key = match self.inner.keystore.state(&name)? {
             KeyState::Absent => {
                 let mut rng = self.inner.rng.lock().expect("rng lock");
@@ -69,7 +74,7 @@ impl Vault {
         let site_name = SiteName::new(site.to_string())
             .map_err(|e| VaultError::Invalid { what: "site name", reason: e.to_string() })?;
         let id = EpochId::derive(&site_name, class, start, end, &public_key);
-        self.inner.index.insert_epoch(&EpochRow {
+        let row = EpochRow {
             id,
             site: site.to_string(),
             class,
@@ -78,7 +83,22 @@ impl Vault {
             public_key: public_key.to_sec1_bytes().to_vec(),
             key_name: name.as_str().to_string(),
             destroyed_at_ms: None,
-        })?;
+        };
+        let text = |s: String| {
+            crate::audit::Text::new(s).map_err(|e| VaultError::Invalid { what: "audit event", reason: e.to_string() })
+        };
+        let event = crate::audit::vault::system_event(
+            self.now_ms(),
+            crate::audit::Action::EpochCreated {
+                epoch: text(id.to_string())?,
+                site: text(site.to_string())?,
+                class: text(class.as_str().to_string())?,
+                not_before_ms: start,
+                not_after_ms: end,
+                public_key: row.public_key.clone(),
+            },
+        )?;
+        self.logged(&[event], || Ok(self.inner.index.insert_epoch(&row)?))?;
         Ok(())
     }
 

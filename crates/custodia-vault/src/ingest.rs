@@ -3,8 +3,10 @@
 //! The checks run in the order that spends the least on a bad request: size, structure, device,
 //! signature, idempotency, epochs, then the one decapsulation and AEAD open of the metadata part.
 //! A checked capture then joins the current batch; the committer writes the batch's blobs, syncs
-//! them with one `syncfs`, inserts all index rows in one SQLite transaction (one fsync), and only
-//! then answers every request in the batch. Nothing is acknowledged that a crash could lose.
+//! them with one `syncfs`, appends one `ingested` audit event per new record to the log (one
+//! fsync), inserts all index rows in one SQLite transaction (one fsync), and only then answers
+//! every request in the batch. Nothing is acknowledged that a crash could lose, and no record is
+//! visible before its event is durable (see [`crate::audit`] for recovery between the steps).
 
 use bytes::Bytes;
 use custodia_seal::metadata::{CaptureMetadata, ImageRole};
@@ -147,6 +149,19 @@ impl Vault {
 
     /// All checks, and the metadata open, for one capture. Pure CPU and index reads.
     fn check_capture(&self, body: &[u8]) -> Result<Checked, IngestError> {
+        self.check_capture_with(body, true)
+    }
+
+    /// Re-checks a stored blob whose `ingested` event is logged but whose row is missing
+    /// (audit-log recovery). The capture-time window is not applied: it was when it arrived.
+    pub(crate) fn check_capture_for_recovery(&self, body: &[u8]) -> Result<Option<NewRecord>, IngestError> {
+        match self.check_capture_with(body, false)? {
+            Checked::New(record) => Ok(Some(record)),
+            Checked::AlreadyStored(_) => Ok(None),
+        }
+    }
+
+    fn check_capture_with(&self, body: &[u8], time_window: bool) -> Result<Checked, IngestError> {
         if body.len() > MAX_CAPTURE_BYTES {
             return Err(IngestError::TooLarge(body.len()));
         }
@@ -186,10 +201,10 @@ impl Vault {
         let now = self.inner.clock.now_ms();
         let capture_ms = header.capture_time_ms;
         let config = &self.inner.config;
-        if capture_ms > now + config.max_clock_skew_ms {
+        if time_window && capture_ms > now + config.max_clock_skew_ms {
             return Err(IngestError::CaptureTime { capture_ms, reason: "ahead of the vault clock".into() });
         }
-        if capture_ms < now - config.max_capture_age_ms {
+        if time_window && capture_ms < now - config.max_capture_age_ms {
             return Err(IngestError::CaptureTime {
                 capture_ms,
                 reason: format!("older than {} days", config.max_capture_age_ms / crate::config::DAY_MS),
@@ -249,12 +264,7 @@ impl Vault {
         let plates = self.blind_plates(&metadata, capture_ms)?;
         drop(plaintext);
 
-        let date = date_label(capture_ms);
-        let blob_key = format!(
-            "captures/{site}/{date}/{device_id}/{:020}-{}.cap",
-            id.sequence,
-            hex::encode(&digest[..8])
-        );
+        let blob_key = blob_key(site, capture_ms, &id, &digest);
         Ok(Checked::New(NewRecord {
             id,
             content_digest: digest,
@@ -296,6 +306,18 @@ impl Vault {
         let mut rng = self.inner.rng.lock().expect("rng lock");
         self.inner.keystore.secret(&name, rng.as_mut()).map_err(storage)
     }
+}
+
+/// Where the sealed blob of a record is stored: everything in the key is in its `ingested`
+/// audit event, so recovery can find the blob from the event.
+pub(crate) fn blob_key(site: &str, capture_ms: i64, id: &RecordId, digest: &[u8; 32]) -> String {
+    format!(
+        "captures/{site}/{}/{}/{:020}-{}.cap",
+        date_label(capture_ms),
+        id.device,
+        id.sequence,
+        hex::encode(&digest[..8])
+    )
 }
 
 /// The blind-index value of a normalised plate under a month key.
@@ -384,7 +406,7 @@ pub(crate) async fn run_committer(vault: std::sync::Weak<crate::Inner>, mut queu
     }
 }
 
-async fn commit_batch(inner: &crate::Inner, batch: Vec<Pending>) {
+async fn commit_batch(inner: &std::sync::Arc<crate::Inner>, batch: Vec<Pending>) {
     use futures::StreamExt;
     let blobs = &inner.blobs;
     let writes: Vec<_> = batch
@@ -405,8 +427,9 @@ async fn commit_batch(inner: &crate::Inner, batch: Vec<Pending>) {
         return fail_all(batch, IngestError::Storage(error.to_string()));
     }
     let records: Vec<NewRecord> = batch.iter().map(|p| p.record.clone()).collect();
-    let index = inner.index.clone();
-    let outcome = tokio::task::spawn_blocking(move || index.insert_records(&records))
+    // The audit step: `ingested` events durable first, then the index rows (crate::audit).
+    let vault = crate::Vault { inner: std::sync::Arc::clone(inner) };
+    let outcome = tokio::task::spawn_blocking(move || vault.commit_logged(&records))
         .await
         .expect("index insert task does not panic");
     let outcomes = match outcome {

@@ -10,6 +10,8 @@
 //!   signed, for lanes to seal to.
 //! - [`Vault::ingest`]: verify a sealed capture, open its metadata part only, index it through
 //!   the blind plate index, store the blob as received, and acknowledge once durable.
+//! - [`audit`]: the audit log. Every action above appends its event durably *before* its effect
+//!   is visible (fail closed); signed checkpoints, tiles and proofs for auditors.
 //!
 //! What it is not: an HTTP server (that is `custodia-server`, which only maps requests onto these
 //! calls), a lane, or a policy engine. It never writes a plaintext image or plate: the metadata
@@ -26,6 +28,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod civil;
 pub mod clock;
 pub mod config;
@@ -96,6 +99,9 @@ pub enum VaultError {
     /// No such device.
     #[error("no device {0}")]
     NoSuchDevice(String),
+    /// The audit log could not be written or read: the action did not happen.
+    #[error(transparent)]
+    Log(#[from] audit::LogError),
     /// File I/O on the vault folder failed.
     #[error("{path}: {source}")]
     Io {
@@ -122,6 +128,7 @@ pub(crate) struct Inner {
     index: Arc<Index>,
     blobs: BlobStore,
     committer: mpsc::Sender<ingest::Pending>,
+    log: Arc<audit::AuditLog>,
 }
 
 impl Vault {
@@ -146,6 +153,7 @@ impl Vault {
         };
         let keystore = FileKeystore::create(&keystore_dir, source, rng)?;
         keystore.ensure_signing_key(&epochs::signing_key_name(), rng)?;
+        keystore.ensure_signing_key(&audit::signing_key_name(), rng)?;
         Index::open(&dir.join("index.sqlite3"))?;
         BlobStore::local(&dir.join("blobs"))?;
         let json = serde_json::to_vec_pretty(config).expect("settings serialise");
@@ -182,6 +190,14 @@ impl Vault {
     ) -> Result<Self, VaultError> {
         let index = Arc::new(Index::open(&dir.join("index.sqlite3"))?);
         let blobs = BlobStore::local(&dir.join("blobs"))?;
+        let mut rng = rng;
+        // Vaults made before the audit log have no log key yet.
+        let log_public_key = keystore.ensure_signing_key(&audit::signing_key_name(), rng.as_mut())?;
+        let log = Arc::new(audit::AuditLog::open(
+            &dir.join("log"),
+            &audit::default_origin(&config.sites),
+            log_public_key,
+        )?);
         // Bounded: when the disk is slow, handlers wait here instead of piling up memory.
         let (committer, queue) = mpsc::channel(config.max_batch_records * 2);
         let inner = Arc::new(Inner {
@@ -193,9 +209,19 @@ impl Vault {
             index,
             blobs,
             committer,
+            log,
         });
-        tokio::spawn(ingest::run_committer(Arc::downgrade(&inner), queue));
-        Ok(Self { inner })
+        let vault = Self { inner };
+        // A crash may have left the last logged batch without its effects: settle that before
+        // anything else happens.
+        {
+            let mut state = vault.inner.log.lock();
+            vault.reconcile_locked(&mut state)?;
+        }
+        vault.publish_checkpoint()?;
+        tokio::spawn(ingest::run_committer(Arc::downgrade(&vault.inner), queue));
+        tokio::spawn(audit::vault::run_checkpointer(Arc::downgrade(&vault.inner)));
+        Ok(vault)
     }
 
     /// The vault's folder.

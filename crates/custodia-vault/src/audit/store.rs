@@ -1,0 +1,368 @@
+//! The durable log file: `<vault>/log/entries.ctl`, a sequence of batch frames.
+//!
+//! ```text
+//! frame = "CTL1" | first: u64 BE | count: u32 BE | hashes: u32 BE
+//!       | count × (len: u16 BE | entry bytes)
+//!       | hashes × 32-byte stored hash            (the stored hashes the batch adds, in order)
+//!       | SHA-256 of everything above in the frame
+//! ```
+//!
+//! One batch is one frame, written with one `write` and made durable with one `fdatasync`.
+//! On open every frame is read back: its checksum, its position (`first` must equal the number
+//! of entries before it) and its stored hashes (recomputed from its entries) must all agree. A
+//! frame that fails and reaches the end of the file is a torn tail from a crash mid-write: it was
+//! never acknowledged, so it is cut off (and the cut is made durable). A bad frame followed by
+//! more data is not a torn write but damage to durable history: the log refuses to open.
+//!
+//! In memory: the byte offset of every entry (8 bytes an entry) and of every frame's hash block,
+//! so tiles and entry bundles are read with positioned reads.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use custodia_tlog::{Appender, HASH_SIZE, Hash, HashReader, MAX_ENTRY_SIZE, ReadError, stored_hash_count};
+use sha2::{Digest as _, Sha256};
+
+/// Frame magic and version.
+const MAGIC: &[u8; 4] = b"CTL1";
+const FRAME_HEADER: usize = 4 + 8 + 4 + 4;
+/// Most entries in one frame: bounds what a damaged header can make the reader allocate.
+pub const MAX_FRAME_ENTRIES: usize = 1 << 20;
+
+/// Log storage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// Reading or writing the log file failed.
+    #[error("audit log {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Durable history is damaged: a bad frame that is not the file's tail.
+    #[error("audit log {path} is damaged at byte {offset} (frame of entry {entry}): {reason}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// Where the bad frame starts.
+        offset: u64,
+        /// The first entry index the frame should hold.
+        entry: u64,
+        /// What failed.
+        reason: &'static str,
+    },
+    /// An entry larger than a C2SP entry bundle can carry.
+    #[error("audit entry of {0} bytes is over the {MAX_ENTRY_SIZE}-byte limit")]
+    EntryTooLarge(usize),
+    /// A batch larger than [`MAX_FRAME_ENTRIES`].
+    #[error("audit batch of {0} entries is too large")]
+    BatchTooLarge(usize),
+    /// Signing or formatting a checkpoint, tile or proof failed.
+    #[error("audit log: {0}")]
+    Signing(String),
+    /// The log refused a write earlier (or a test injected a failure) and stays read-only.
+    #[error("audit log is not writable: {0}")]
+    Unavailable(String),
+}
+
+/// What opening the log found at its tail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    /// Where the cut was made.
+    pub offset: u64,
+    /// How many bytes were dropped.
+    pub dropped_bytes: u64,
+}
+
+struct FrameInfo {
+    first_entry: u64,
+    first_stored: u64,
+    hash_offset: u64,
+    hashes: u32,
+}
+
+/// The append-only log file with its in-memory offsets and tree frontier.
+pub struct LogFile {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    entry_offsets: Vec<u64>,
+    frames: Vec<FrameInfo>,
+    appender: Appender,
+    torn: Option<TornTail>,
+}
+
+impl LogFile {
+    /// Opens (or creates) the log file at `path`, checking every frame and cutting a torn tail.
+    pub fn open(path: &Path) -> Result<LogFile, LogError> {
+        let io = |source| LogError::Io { path: path.display().to_string(), source };
+        let created = !path.exists();
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+        if created {
+            file.sync_all().map_err(io)?;
+            if let Some(dir) = path.parent() {
+                File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+            }
+        }
+        let file_len = file.metadata().map_err(io)?.len();
+        let mut log = LogFile {
+            path: path.to_path_buf(),
+            file,
+            len: 0,
+            entry_offsets: Vec::new(),
+            frames: Vec::new(),
+            appender: Appender::new(),
+            torn: None,
+        };
+        let mut reader = BufReader::with_capacity(1 << 20, log.file.try_clone().map_err(io)?);
+        let mut buf = Vec::new();
+        let mut hashes_out = Vec::new();
+        loop {
+            let offset = log.len;
+            if offset == file_len {
+                break;
+            }
+            match log.read_frame(&mut reader, &mut buf, &mut hashes_out, file_len - offset) {
+                Ok(()) => {}
+                Err((reason, reaches_end)) => {
+                    if !reaches_end {
+                        return Err(LogError::Corrupt {
+                            path: path.display().to_string(),
+                            offset,
+                            entry: log.appender.size(),
+                            reason,
+                        });
+                    }
+                    log.file.set_len(offset).map_err(io)?;
+                    log.file.sync_all().map_err(io)?;
+                    log.torn = Some(TornTail { offset, dropped_bytes: file_len - offset });
+                    break;
+                }
+            }
+        }
+        Ok(log)
+    }
+
+    /// Reads one frame at `self.len`. On failure says why and whether the frame runs to the end
+    /// of the file (a torn tail) or not (damage).
+    fn read_frame(
+        &mut self,
+        reader: &mut impl Read,
+        buf: &mut Vec<u8>,
+        hashes_out: &mut Vec<Hash>,
+        remaining: u64,
+    ) -> Result<(), (&'static str, bool)> {
+        let mut header = [0u8; FRAME_HEADER];
+        if remaining < FRAME_HEADER as u64 {
+            return Err(("truncated frame header", true));
+        }
+        reader.read_exact(&mut header).map_err(|_| ("read failed", true))?;
+        if &header[..4] != MAGIC {
+            return Err(("bad frame magic", false));
+        }
+        let first = u64::from_be_bytes(header[4..12].try_into().expect("8 bytes"));
+        let count = u32::from_be_bytes(header[12..16].try_into().expect("4 bytes")) as usize;
+        let nhashes = u32::from_be_bytes(header[16..20].try_into().expect("4 bytes")) as usize;
+        if count == 0 || count > MAX_FRAME_ENTRIES || nhashes > 2 * count + 64 {
+            return Err(("bad frame counts", false));
+        }
+        if first != self.appender.size() {
+            return Err(("frame is out of sequence", false));
+        }
+        // Entries, read one length at a time (each bounded by u16), never past the file's end.
+        buf.clear();
+        buf.extend_from_slice(&header);
+        let mut offsets = Vec::with_capacity(count);
+        let mut left = remaining - FRAME_HEADER as u64;
+        for _ in 0..count {
+            if left < 2 {
+                return Err(("truncated entry", true));
+            }
+            let at = buf.len();
+            buf.extend_from_slice(&[0, 0]);
+            reader.read_exact(&mut buf[at..at + 2]).map_err(|_| ("read failed", true))?;
+            let len = u16::from_be_bytes([buf[at], buf[at + 1]]) as u64;
+            left -= 2;
+            if left < len {
+                return Err(("truncated entry", true));
+            }
+            offsets.push(self.len + at as u64);
+            buf.resize(at + 2 + len as usize, 0);
+            reader.read_exact(&mut buf[at + 2..]).map_err(|_| ("read failed", true))?;
+            left -= len;
+        }
+        let tail = (nhashes * HASH_SIZE + 32) as u64;
+        if left < tail {
+            return Err(("truncated hashes or checksum", true));
+        }
+        let hash_at = buf.len();
+        buf.resize(hash_at + tail as usize, 0);
+        reader.read_exact(&mut buf[hash_at..]).map_err(|_| ("read failed", true))?;
+        let reaches_end = left == tail;
+        let body_end = buf.len() - 32;
+        if Sha256::digest(&buf[..body_end])[..] != buf[body_end..] {
+            return Err(("frame checksum mismatch", reaches_end));
+        }
+        // Recompute the stored hashes from the entries; they must be the ones written.
+        let first_stored = self.appender.next_stored_index();
+        hashes_out.clear();
+        let mut appender = self.appender.clone();
+        for &off in &offsets {
+            let at = (off - self.len) as usize;
+            let len = u16::from_be_bytes([buf[at], buf[at + 1]]) as usize;
+            appender.append(&buf[at + 2..at + 2 + len], hashes_out);
+        }
+        if hashes_out.len() != nhashes
+            || hashes_out.iter().zip(buf[hash_at..body_end].chunks_exact(HASH_SIZE)).any(|(h, s)| h.0 != s)
+        {
+            return Err(("stored hashes differ from the entries", false));
+        }
+        self.appender = appender;
+        self.entry_offsets.extend(offsets);
+        self.frames.push(FrameInfo {
+            first_entry: first,
+            first_stored,
+            hash_offset: self.len + hash_at as u64,
+            hashes: nhashes as u32,
+        });
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Appends `entries` as one frame and makes it durable (one `fdatasync`). Returns the index
+    /// of the first. On failure nothing is appended (a partial write is cut back).
+    pub fn append<D: AsRef<[u8]>>(&mut self, entries: &[D]) -> Result<u64, LogError> {
+        if entries.is_empty() {
+            return Ok(self.appender.size());
+        }
+        if entries.len() > MAX_FRAME_ENTRIES {
+            return Err(LogError::BatchTooLarge(entries.len()));
+        }
+        let first = self.appender.size();
+        let first_stored = self.appender.next_stored_index();
+        let mut appender = self.appender.clone();
+        let mut hashes = Vec::with_capacity(entries.len() * 2 + 64);
+        let mut size = FRAME_HEADER + 32;
+        for e in entries {
+            let e = e.as_ref();
+            if e.len() > MAX_ENTRY_SIZE {
+                return Err(LogError::EntryTooLarge(e.len()));
+            }
+            size += 2 + e.len();
+            appender.append(e, &mut hashes);
+        }
+        size += hashes.len() * HASH_SIZE;
+        let mut frame = Vec::with_capacity(size);
+        frame.extend_from_slice(MAGIC);
+        frame.extend_from_slice(&first.to_be_bytes());
+        frame.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&(hashes.len() as u32).to_be_bytes());
+        let mut offsets = Vec::with_capacity(entries.len());
+        for e in entries {
+            let e = e.as_ref();
+            offsets.push(self.len + frame.len() as u64);
+            frame.extend_from_slice(&(e.len() as u16).to_be_bytes());
+            frame.extend_from_slice(e);
+        }
+        let hash_at = frame.len();
+        for h in &hashes {
+            frame.extend_from_slice(&h.0);
+        }
+        let sum = Sha256::digest(&frame);
+        frame.extend_from_slice(&sum);
+        let io = |source| LogError::Io { path: self.path.display().to_string(), source };
+        let written = self.file.write_all_at(&frame, self.len).and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Best effort: cut the partial frame so the next append starts clean. If this fails
+            // too, open() will find and cut the torn tail.
+            let _ = self.file.set_len(self.len);
+            return Err(io(e));
+        }
+        self.entry_offsets.extend(offsets);
+        self.frames.push(FrameInfo {
+            first_entry: first,
+            first_stored,
+            hash_offset: self.len + hash_at as u64,
+            hashes: hashes.len() as u32,
+        });
+        self.len += frame.len() as u64;
+        self.appender = appender;
+        Ok(first)
+    }
+
+    /// Number of entries (the tree size).
+    pub fn size(&self) -> u64 {
+        self.appender.size()
+    }
+
+    /// Root of the whole tree.
+    pub fn root(&self) -> Hash {
+        self.appender.root()
+    }
+
+    /// What `open` cut off, if anything.
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.torn.as_ref()
+    }
+
+    /// The path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Entry `index`.
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, LogError> {
+        let io = |source| LogError::Io { path: self.path.display().to_string(), source };
+        let at = *usize::try_from(index)
+            .ok()
+            .and_then(|i| self.entry_offsets.get(i))
+            .ok_or_else(|| io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such entry")))?;
+        let mut len = [0u8; 2];
+        self.file.read_exact_at(&mut len, at).map_err(io)?;
+        let mut e = vec![0u8; u16::from_be_bytes(len) as usize];
+        self.file.read_exact_at(&mut e, at + 2).map_err(io)?;
+        Ok(e)
+    }
+
+    /// Entries `from..to` in order.
+    pub fn entries(&self, from: u64, to: u64) -> Result<Vec<Vec<u8>>, LogError> {
+        (from..to.min(self.size())).map(|i| self.entry(i)).collect()
+    }
+
+    /// Entries of the last frame (what the last batch appended), with the first's index.
+    pub fn last_frame(&self) -> Result<(u64, Vec<Vec<u8>>), LogError> {
+        match self.frames.last() {
+            None => Ok((0, Vec::new())),
+            Some(f) => Ok((f.first_entry, self.entries(f.first_entry, self.size())?)),
+        }
+    }
+
+    fn read_hash(&self, index: u64) -> Result<Hash, ReadError> {
+        let pos = self.frames.partition_point(|f| f.first_stored <= index);
+        let f = pos.checked_sub(1).map(|p| &self.frames[p]).ok_or(ReadError::NotFound { index })?;
+        let k = index - f.first_stored;
+        if k >= u64::from(f.hashes) {
+            return Err(ReadError::NotFound { index });
+        }
+        let mut h = [0u8; HASH_SIZE];
+        self.file
+            .read_exact_at(&mut h, f.hash_offset + k * HASH_SIZE as u64)
+            .map_err(|_| ReadError::NotFound { index })?;
+        Ok(Hash(h))
+    }
+}
+
+impl HashReader for LogFile {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, ReadError> {
+        let limit = stored_hash_count(self.size());
+        indexes
+            .iter()
+            .map(|&i| if i >= limit { Err(ReadError::NotFound { index: i }) } else { self.read_hash(i) })
+            .collect()
+    }
+}
