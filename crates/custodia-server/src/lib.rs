@@ -6,6 +6,9 @@
 //! |---|---|
 //! | `POST /v1/captures` | a sealed capture (binary body) → `201 {record_id}` once durable, `200` for a retry |
 //! | `GET /v1/epochs` | the signed set of epoch public keys lanes seal to |
+//! | `GET /log/checkpoint` | the audit log's latest signed checkpoint (C2SP tlog-checkpoint), with witness cosignatures |
+//! | `GET /log/tile/<L>/<N>[.p/<W>]` | a hash tile (C2SP tlog-tiles) |
+//! | `GET /log/tile/entries/<N>[.p/<W>]` | an entry bundle of audit events |
 //! | `GET /healthz` | liveness and record count |
 //! | `GET /v1/openapi.json` | the API description |
 //!
@@ -49,6 +52,8 @@ pub fn app(vault: Vault) -> Router {
     Router::new()
         .route("/v1/captures", post(post_capture))
         .route("/v1/epochs", get(get_epochs))
+        .route("/log/checkpoint", get(log_checkpoint))
+        .route("/log/{*path}", get(log_tile))
         .route("/healthz", get(healthz))
         .route("/v1/openapi.json", get(openapi))
         .fallback(not_found)
@@ -140,6 +145,63 @@ async fn get_epochs(State(vault): State<Vault>) -> Result<Response, Problem> {
         })?;
     let mut response = Body::from(json).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+async fn log_checkpoint(State(vault): State<Vault>) -> Result<Response, Problem> {
+    let published = tokio::task::spawn_blocking(move || vault.publish_checkpoint())
+        .await
+        .map_err(|_| Problem::internal())?
+        .map_err(|error| {
+            tracing::error!(%error, "publishing the audit checkpoint failed");
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "log-unavailable", "Audit log unavailable", None)
+        })?;
+    let mut response = Body::from(published.text).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// C2SP tlog-tiles: full tiles and bundles never change; partial ones are replaced as the log grows.
+async fn log_tile(
+    State(vault): State<Vault>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> Result<Response, Problem> {
+    let shown = path.chars().take(100).collect::<String>();
+    let tile = tokio::task::spawn_blocking(move || vault.audit_log().serve_tile(&path))
+        .await
+        .map_err(|_| Problem::internal())?;
+    let (data, immutable) = match tile {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "tile-not-found",
+                "No such tile yet",
+                Some(format!("log/{shown} is beyond the current tree")),
+            ));
+        }
+        Err(custodia_vault::audit::LogError::BadTilePath(reason)) => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-tile-path",
+                "Not a C2SP tile path",
+                Some(format!("log/{shown}: {reason}")),
+            ));
+        }
+        Err(error) => {
+            tracing::error!(%error, "reading an audit tile failed");
+            return Err(Problem::internal());
+        }
+    };
+    let mut response = Body::from(data).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if immutable { "public, max-age=31536000, immutable" } else { "no-store" }),
+    );
     Ok(response)
 }
 

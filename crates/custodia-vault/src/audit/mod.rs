@@ -266,6 +266,17 @@ impl AuditLog {
         }
     }
 
+    /// What `GET /log/<path>` serves for a path under `/log/` (`tile/...`): the bytes and whether
+    /// they can never change (a full tile or bundle). `Ok(None)`: a valid path beyond the tree.
+    pub fn serve_tile(&self, path: &str) -> Result<Option<(Vec<u8>, bool)>, LogError> {
+        let parsed = custodia_tlog::parse_tile_path(path).map_err(|e| LogError::BadTilePath(e.to_string()))?;
+        let full = match parsed {
+            TilePath::Hash(t) => t.width == custodia_tlog::TILE_WIDTH,
+            TilePath::Entries(b) => b.width == custodia_tlog::TILE_WIDTH,
+        };
+        Ok(self.tile(parsed)?.map(|data| (data, full)))
+    }
+
     /// A C2SP tlog-proof for entry `index` against the latest checkpoint (signing a fresh one
     /// first if the latest does not cover the entry).
     pub fn prove(&self, index: u64, keystore: &dyn Keystore) -> Result<TlogProof, LogError> {

@@ -65,6 +65,9 @@ pub enum LogError {
     /// Signing or formatting a checkpoint, tile or proof failed.
     #[error("audit log: {0}")]
     Signing(String),
+    /// A request path that is not a C2SP tile or entry-bundle path.
+    #[error("not a tile path: {0}")]
+    BadTilePath(String),
     /// The log refused a write earlier (or a test injected a failure) and stays read-only.
     #[error("audit log is not writable: {0}")]
     Unavailable(String),
