@@ -2,8 +2,8 @@
 //!
 //! Reads `expected.tsv` (file, hash, quality) and the images beside it from the shared
 //! test-data folder (`../../../shared/testdata/pdq` from this crate, i.e. beside the
-//! checkout) and, independently, from this crate's own copy in `testdata/pdq`. A missing
-//! folder fails the test: a conformance suite that silently skips proves nothing.
+//! checkout) where present, and always from this crate's own copy in `testdata/pdq`, which must
+//! exist: a conformance suite that silently skips proves nothing.
 
 use std::path::{Path, PathBuf};
 
@@ -69,9 +69,28 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The project's shared test data sits beside the checkout on development and CI machines, not
+/// in a newcomer's clone. Where it is, it must match bit for bit too, and the vendored copy must be
+/// the same files; where it is not, the vendored copy (always present, and always checked below)
+/// carries the conformance claim.
 #[test]
-fn shared_reference_examples_match_bit_for_bit() {
-    check_dir(&crate_dir().join("../../../shared/testdata/pdq"));
+fn shared_reference_examples_match_bit_for_bit_where_present() {
+    let shared = crate_dir().join("../../../shared/testdata/pdq");
+    if !shared.join("expected.tsv").exists() {
+        eprintln!("note: {} is not beside this checkout; the vendored copy is checked instead", shared.display());
+        return;
+    }
+    check_dir(&shared);
+    let vendored = crate_dir().join("testdata/pdq");
+    for row in rows(&shared) {
+        let a = std::fs::read(shared.join(&row.file)).unwrap();
+        let b = std::fs::read(vendored.join(&row.file)).unwrap_or_else(|e| panic!("vendored {}: {e}", row.file));
+        assert_eq!(a, b, "vendored {} differs from the shared copy", row.file);
+    }
+    assert_eq!(
+        std::fs::read_to_string(shared.join("expected.tsv")).unwrap(),
+        std::fs::read_to_string(vendored.join("expected.tsv")).unwrap()
+    );
 }
 
 #[test]
