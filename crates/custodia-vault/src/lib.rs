@@ -131,6 +131,16 @@ pub(crate) struct Inner {
     log: Arc<audit::AuditLog>,
 }
 
+impl Drop for Inner {
+    /// On shutdown (the last handle dropped), sign a checkpoint of everything logged since the
+    /// last one, so the published tree head covers every acknowledged action.
+    fn drop(&mut self) {
+        if let Err(error) = self.log.publish(self.keystore.as_ref()) {
+            tracing::error!(%error, "signing the final audit checkpoint failed");
+        }
+    }
+}
+
 impl Vault {
     /// Creates a new vault in `dir` with these settings. Does not start it; call [`Vault::open`].
     pub fn init(

@@ -287,8 +287,10 @@ async fn a_crash_between_log_and_index_is_repaired_on_open_and_the_event_matches
     assert_eq!(ingested_for(&f.vault, &record), 1);
     assert_eq!(f.vault.record_count().unwrap(), 0);
     // "Restart": open the folder again. Recovery re-applies the last logged batch.
-    let dir = f.dir.path().to_path_buf();
-    drop(std::mem::replace(&mut f.vault, open(&dir)));
+    let Fixture { dir, vault, .. } = f;
+    drop(vault);
+    let vault = open(dir.path());
+    let f = Fixture { dir, vault, device_id: f.device_id, device_key: f.device_key, rng: f.rng };
     assert_eq!(f.vault.record_count().unwrap(), 1);
     assert!(f.vault.record(&record.parse().unwrap()).unwrap().is_some());
     // The lane's retry is a duplicate, and there is still exactly one event.

@@ -13,6 +13,7 @@ use custodia_seal::DeviceSigningKey;
 use custodia_vault::clock::SystemClock;
 use custodia_vault::{MasterKey, Vault, VaultConfig};
 
+mod audit;
 mod demo;
 mod scan;
 
@@ -39,6 +40,9 @@ enum Command {
     /// Run or inspect a lane capture agent (on the lane device).
     #[command(subcommand)]
     Lane(LaneCommand),
+    /// Check the audit log as an outside auditor: verify, prove, check, tail (auditor).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Args)]
@@ -160,6 +164,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Device(command) => device(command).await,
         Command::Lane(command) => lane(command).await,
+        Command::Audit(command) => audit::run(command, open_vault).await,
     }
 }
 

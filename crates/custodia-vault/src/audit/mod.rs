@@ -37,8 +37,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use base64::Engine as _;
 use custodia_store::Keystore;
 use custodia_tlog::{
-    Checkpoint, EntryTile, KeyName as NoteKeyName, NoteVerifier, SignatureType, Tile, TilePath, TlogProof,
-    format_entry_bundle, key_id, prove_record, prove_tree, read_tile_data,
+    Checkpoint, EntryTile, KeyName as NoteKeyName, NoteVerifier, SignatureType, TilePath, TlogProof,
+    key_id, prove_record, prove_tree,
 };
 
 pub use event::{Action, Event, EventError, Text};
@@ -240,30 +240,7 @@ impl AuditLog {
     /// The bytes served at a C2SP tile path (`tile/<L>/<N>[.p/<W>]` or
     /// `tile/entries/<N>[.p/<W>]`), if the durable tree is large enough to hold it.
     pub fn tile(&self, path: TilePath) -> Result<Option<Vec<u8>>, LogError> {
-        let state = self.lock();
-        let size = state.file.size();
-        match path {
-            TilePath::Hash(t) => {
-                let shift = u32::from(t.level) * custodia_tlog::TILE_HEIGHT;
-                let level_size = if shift >= 64 { 0 } else { size >> shift };
-                let end = t.n.checked_mul(256).and_then(|s| s.checked_add(u64::from(t.width)));
-                if end.is_none_or(|e| e > level_size) {
-                    return Ok(None);
-                }
-                let data = read_tile_data(&Tile { ..t }, &state.file)
-                    .map_err(|e| LogError::Signing(format!("reading tile: {e}")))?;
-                Ok(Some(data))
-            }
-            TilePath::Entries(b) => {
-                let from = b.n.checked_mul(256);
-                let Some(to) = from.and_then(|f| f.checked_add(u64::from(b.width))) else { return Ok(None) };
-                if to > size {
-                    return Ok(None);
-                }
-                let entries = state.file.entries(to - u64::from(b.width), to)?;
-                Ok(Some(format_entry_bundle(&entries).map_err(|e| LogError::Signing(e.to_string()))?))
-            }
-        }
+        self.lock().file.tile(path)
     }
 
     /// What `GET /log/<path>` serves for a path under `/log/` (`tile/...`): the bytes and whether

@@ -22,7 +22,10 @@ use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use custodia_tlog::{Appender, HASH_SIZE, Hash, HashReader, MAX_ENTRY_SIZE, ReadError, stored_hash_count};
+use custodia_tlog::{
+    Appender, HASH_SIZE, Hash, HashReader, MAX_ENTRY_SIZE, ReadError, TILE_HEIGHT, TILE_WIDTH, TilePath,
+    format_entry_bundle, read_tile_data, stored_hash_count,
+};
 use sha2::{Digest as _, Sha256};
 
 /// Frame magic and version.
@@ -103,13 +106,45 @@ pub struct LogFile {
 impl LogFile {
     /// Opens (or creates) the log file at `path`, checking every frame and cutting a torn tail.
     pub fn open(path: &Path) -> Result<LogFile, LogError> {
+        Self::open_mode(path, true)
+    }
+
+    /// Opens the log file for reading only (auditors, `custodia audit`): checks every frame like
+    /// [`LogFile::open`] but leaves a torn tail in place (it is simply not read).
+    pub fn open_read_only(path: &Path) -> Result<LogFile, LogError> {
+        Self::open_mode(path, false)
+    }
+
+    fn open_mode(path: &Path, write: bool) -> Result<LogFile, LogError> {
         let io = |source| LogError::Io { path: path.display().to_string(), source };
-        let created = !path.exists();
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+        let created = write && !path.exists();
+        let file = OpenOptions::new().read(true).write(write).create(write).truncate(false).open(path).map_err(io)?;
         if created {
             file.sync_all().map_err(io)?;
             if let Some(dir) = path.parent() {
                 File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+            }
+        }
+        if write {
+            // One sequencer per log: a second process appending would interleave frames.
+            // A handle being dropped in this process (a background task finishing its tick) may
+            // hold it for a moment, so wait up to two seconds before giving up.
+            let mut tries = 0;
+            loop {
+                match file.try_lock() {
+                    Ok(()) => break,
+                    Err(std::fs::TryLockError::WouldBlock) if tries < 40 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    Err(std::fs::TryLockError::WouldBlock) => {
+                        return Err(LogError::Unavailable(format!(
+                            "{} is in use by another process (is `custodia serve` running on this vault?)",
+                            path.display()
+                        )));
+                    }
+                    Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+                }
             }
         }
         let file_len = file.metadata().map_err(io)?.len();
@@ -141,8 +176,10 @@ impl LogFile {
                             reason,
                         });
                     }
-                    log.file.set_len(offset).map_err(io)?;
-                    log.file.sync_all().map_err(io)?;
+                    if write {
+                        log.file.set_len(offset).map_err(io)?;
+                        log.file.sync_all().map_err(io)?;
+                    }
                     log.torn = Some(TornTail { offset, dropped_bytes: file_len - offset });
                     break;
                 }
@@ -335,6 +372,32 @@ impl LogFile {
     /// Entries `from..to` in order.
     pub fn entries(&self, from: u64, to: u64) -> Result<Vec<Vec<u8>>, LogError> {
         (from..to.min(self.size())).map(|i| self.entry(i)).collect()
+    }
+
+    /// The bytes of a C2SP hash tile or entry bundle, if this tree is large enough to hold it.
+    pub fn tile(&self, path: TilePath) -> Result<Option<Vec<u8>>, LogError> {
+        let size = self.size();
+        match path {
+            TilePath::Hash(t) => {
+                let shift = u32::from(t.level) * TILE_HEIGHT;
+                let level_size = if shift >= 64 { 0 } else { size >> shift };
+                let end = t.n.checked_mul(u64::from(TILE_WIDTH)).and_then(|s| s.checked_add(u64::from(t.width)));
+                if end.is_none_or(|e| e > level_size) {
+                    return Ok(None);
+                }
+                let data = read_tile_data(&t, self).map_err(|e| LogError::Signing(format!("reading tile: {e}")))?;
+                Ok(Some(data))
+            }
+            TilePath::Entries(b) => {
+                let from = b.n.checked_mul(u64::from(TILE_WIDTH));
+                let Some(to) = from.and_then(|f| f.checked_add(u64::from(b.width))) else { return Ok(None) };
+                if to > size {
+                    return Ok(None);
+                }
+                let entries = self.entries(to - u64::from(b.width), to)?;
+                Ok(Some(format_entry_bundle(&entries).map_err(|e| LogError::Signing(e.to_string()))?))
+            }
+        }
     }
 
     /// Entries of the last frame (what the last batch appended), with the first's index.
