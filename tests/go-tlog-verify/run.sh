@@ -4,6 +4,7 @@
 # Needs Debian's golang-go and golang-golang-x-mod-dev (builds offline against
 # /usr/share/gocode/src/golang.org/x/mod). Writes fixtures with our Rust example, verifies
 # them with Go, then flips bits in every fixture file and requires Go to reject each one.
+# Then vault.sh does the same for a log produced by a real vault (see that script).
 #
 #   bash tests/go-tlog-verify/run.sh            # verify + tamper checks
 #   bash tests/go-tlog-verify/run.sh --vectors  # regenerate crates/custodia-tlog/testdata/go-tlog-reference.txt
@@ -60,4 +61,9 @@ for spec in "1 1 0" "256 255 128" "1000 300 617" "70000 65536 69999"; do
   done < <(find "$dir" -type f | sort)
   echo "tamper: $checked single-bit flips across $(find "$dir" -type f | wc -l) files, all rejected unless listed above"
 done
+
+# The same checks on a log written by a real vault (demo, witness, serve, audit export).
+if ! bash "$here/vault.sh" "$gv"; then
+  fail=1
+fi
 exit $fail

@@ -64,6 +64,48 @@ pub fn app(vault: Vault) -> Router {
         .with_state(vault)
 }
 
+/// The witness's router (C2SP tlog-witness `POST /add-checkpoint`), for `custodia witness serve`.
+/// `now_secs` is the clock for cosignature timestamps. Answers: 200 with the cosignature line;
+/// 409 `text/x.tlog.size` with the size the witness knows; 403 for a checkpoint the log key did
+/// not sign; 422 for a fork or rollback (problem+json naming it); 400 for a malformed body.
+pub fn witness_app(
+    witness: std::sync::Arc<custodia_vault::audit::witness::Witness>,
+    now_secs: fn() -> u64,
+) -> Router {
+    use custodia_vault::audit::witness::{MAX_ADD_CHECKPOINT_SIZE, WitnessError};
+    let handler = move |body: bytes::Bytes| {
+        let witness = witness.clone();
+        async move {
+            let answer = tokio::task::spawn_blocking(move || witness.add_checkpoint(&body, now_secs())).await;
+            match answer {
+                Ok(Ok(line)) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], line).into_response(),
+                Ok(Err(WitnessError::Conflict { known_size, .. })) => {
+                    (StatusCode::CONFLICT, [(header::CONTENT_TYPE, "text/x.tlog.size")], format!("{known_size}\n")).into_response()
+                }
+                Ok(Err(e @ WitnessError::NotSigned(_))) => {
+                    Problem::new(StatusCode::FORBIDDEN, "not-signed", "Checkpoint not signed by the followed log", Some(e.to_string())).into_response()
+                }
+                Ok(Err(e @ WitnessError::Inconsistent(_))) => {
+                    tracing::error!(error = %e, "witness refused a checkpoint that does not extend the cosigned one");
+                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "inconsistent", "Checkpoint does not extend the cosigned one", Some(e.to_string())).into_response()
+                }
+                Ok(Err(e @ WitnessError::Malformed(_))) => {
+                    Problem::new(StatusCode::BAD_REQUEST, "malformed", "Not an add-checkpoint request", Some(e.to_string())).into_response()
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "witness failure");
+                    Problem::internal().into_response()
+                }
+                Err(_) => Problem::internal().into_response(),
+            }
+        }
+    };
+    Router::new()
+        .route("/add-checkpoint", post(handler))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_ADD_CHECKPOINT_SIZE))
+}
+
 /// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests.
 pub async fn run(
     listener: tokio::net::TcpListener,

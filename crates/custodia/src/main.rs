@@ -16,6 +16,7 @@ use custodia_vault::{MasterKey, Vault, VaultConfig};
 mod audit;
 mod demo;
 mod scan;
+mod witness;
 
 /// Custodia keeps border-lane and plate-reader images sealed from the camera on, logs every read,
 /// and shreds them on schedule.
@@ -43,6 +44,9 @@ enum Command {
     /// Check the audit log as an outside auditor: verify, prove, check, tail (auditor).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Run a witness that cosigns a vault's log checkpoints (oversight body).
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
 }
 
 #[derive(Args)]
@@ -73,6 +77,10 @@ struct ServeArgs {
     /// Environment variable holding the keystore passphrase, for a passphrase keystore.
     #[arg(long)]
     passphrase_env: Option<String>,
+    /// A witness (`custodia witness serve`) to send each new log checkpoint to; its
+    /// cosignatures are published with the checkpoint (repeat for several).
+    #[arg(long = "witness")]
+    witnesses: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -165,6 +173,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Device(command) => device(command).await,
         Command::Lane(command) => lane(command).await,
         Command::Audit(command) => audit::run(command, open_vault).await,
+        Command::Witness(command) => witness::run(command).await,
     }
 }
 
@@ -216,11 +225,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     custodia_server::spawn_epoch_maintenance(vault.clone(), Duration::from_secs(600));
+    if !args.witnesses.is_empty() {
+        witness::spawn_witness_client(vault.clone(), args.witnesses);
+    }
     println!("custodia vault serving on http://{} (Ctrl-C to stop)", listener.local_addr()?);
-    custodia_server::run(listener, vault, async {
+    custodia_server::run(listener, vault.clone(), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
+    // The last checkpoint covers every action acknowledged before shutdown.
+    vault.publish_checkpoint()?;
     Ok(())
 }
 

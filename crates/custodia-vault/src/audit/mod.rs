@@ -29,6 +29,7 @@
 pub mod event;
 pub mod store;
 pub(crate) mod vault;
+pub mod witness;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -272,6 +273,10 @@ impl AuditLog {
 
     /// A consistency proof from tree size `old` to `new` (both at most the durable size).
     pub fn prove_consistency(&self, old: u64, new: u64) -> Result<Vec<custodia_tlog::Hash>, LogError> {
+        // From the empty tree, or to the same tree, the proof is empty (RFC 6962 / C2SP).
+        if old == 0 || old == new {
+            return Ok(Vec::new());
+        }
         let state = self.lock();
         prove_tree(new, old, &state.file).map_err(|e| LogError::Signing(e.to_string()))
     }
