@@ -364,3 +364,36 @@ async fn a_checkpoint_is_signed_within_a_second_while_entries_arrive() {
     let text = std::fs::read_to_string(f.dir.path().join("log").join("checkpoint")).unwrap();
     assert!(text.lines().nth(1) == Some(size.to_string().as_str()), "{text}");
 }
+
+#[test]
+fn the_log_file_serves_the_same_hashes_tiles_and_proofs_as_the_reference_store() {
+    use custodia_tlog::{HashReader, MemoryHashStore, prove_record, prove_tree, stored_hash_count};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("entries.ctl");
+    let mut log = LogFile::open(&path).unwrap();
+    let mut reference = MemoryHashStore::new();
+    let mut next = 0u64;
+    // Uneven batches, so frames end anywhere relative to tiles and cached levels.
+    for batch in [1u64, 2, 255, 1, 1000, 17, 3000, 100, 4] {
+        let entries: Vec<Vec<u8>> = (next..next + batch).map(|i| format!("entry {i}").into_bytes()).collect();
+        for e in &entries {
+            reference.append(e);
+        }
+        log.append(&entries).unwrap();
+        next += batch;
+    }
+    for reopened in [false, true] {
+        if reopened {
+            drop(log);
+            log = LogFile::open(&path).unwrap();
+        }
+        assert_eq!((log.size(), log.root()), (reference.tree_size(), reference.root()));
+        let all: Vec<u64> = (0..stored_hash_count(log.size())).collect();
+        assert_eq!(log.read_hashes(&all).unwrap(), reference.hashes());
+        for n in [0, 1, 255, 256, 1000, 4379] {
+            assert_eq!(prove_record(log.size(), n, &log).unwrap(), prove_record(log.size(), n, &reference).unwrap());
+            assert_eq!(prove_tree(log.size(), n + 1, &log).unwrap(), prove_tree(log.size(), n + 1, &reference).unwrap());
+        }
+        assert!(log.read_hashes(&[stored_hash_count(log.size())]).is_err());
+    }
+}
