@@ -123,3 +123,41 @@ async fn bad_and_future_tile_paths_are_problems() {
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(json["paths"]["/log/checkpoint"].is_object() && json["paths"]["/log/tile/{path}"].is_object());
 }
+
+#[tokio::test]
+async fn the_witness_route_cosigns_answers_conflicts_with_its_size_and_refuses_forks() {
+    use custodia_tlog::CosignatureSigner;
+    use custodia_vault::audit::witness::{Witness, add_checkpoint_body};
+    let (dir, vault) = vault().await;
+    let log_key = NoteVerifier::from_vkey(&vault.log_verifier_key()).unwrap();
+    let signer = CosignatureSigner::generate("oig.example/w", &mut ChaCha20Rng::seed_from_u64(4)).unwrap();
+    let witness = Arc::new(Witness::new(signer, log_key, &dir.path().join("witness.state")));
+    let router = custodia_server::witness_app(witness, || 1_790_000_000);
+    let post = |body: String| {
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(Request::post("/add-checkpoint").body(Body::from(body)).unwrap()).await.unwrap();
+            let status = response.status();
+            let ct = response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string());
+            (status, ct, String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap())
+        }
+    };
+    let first = vault.publish_checkpoint().unwrap();
+    let (status, _, line) = post(add_checkpoint_body(0, &[], &first.text)).await;
+    assert_eq!(status, StatusCode::OK, "{line}");
+    assert!(line.starts_with("— oig.example/w "));
+    // Growth, sent from a stale size: 409 with the size the witness knows, then accepted.
+    vault.ensure_epochs(NOW + 3 * DAY_MS, NOW + 4 * DAY_MS).unwrap();
+    let second = vault.publish_checkpoint().unwrap();
+    let (status, ct, body) = post(add_checkpoint_body(0, &[], &second.text)).await;
+    assert_eq!((status, ct.as_deref(), body.trim()), (StatusCode::CONFLICT, Some("text/x.tlog.size"), first.size.to_string().as_str()));
+    let proof = vault.audit_log().prove_consistency(first.size, second.size).unwrap();
+    let (status, _, _) = post(add_checkpoint_body(first.size, &proof, &second.text)).await;
+    assert_eq!(status, StatusCode::OK);
+    // The first checkpoint again, now a rollback: refused as problem+json.
+    let (status, ct, body) = post(add_checkpoint_body(second.size, &[], &first.text)).await;
+    assert_eq!((status, ct.as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("application/problem+json")), "{body}");
+    assert!(body.contains("shrank"), "{body}");
+    let (status, _, _) = post("garbage".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
