@@ -27,9 +27,8 @@ async fn vault() -> (tempfile::TempDir, Vault) {
     let dir = tempfile::tempdir().unwrap();
     let config = VaultConfig { sites: vec!["anzalduas".into(), "pharr".into()], ..VaultConfig::default() };
     Vault::init(dir.path(), &config, MasterKey::KeyFile, &mut ChaCha20Rng::seed_from_u64(1)).unwrap();
-    let vault =
-        Vault::open(dir.path(), Arc::new(ManualClock::new(NOW)), Box::new(ChaCha20Rng::seed_from_u64(2)), None)
-            .unwrap();
+    let vault = Vault::open(dir.path(), Arc::new(ManualClock::new(NOW)), Box::new(ChaCha20Rng::seed_from_u64(2)), None)
+        .unwrap();
     // Six days of hourly face epochs on two sites: a few hundred events, so more than one tile.
     vault.ensure_epochs(NOW - 3 * DAY_MS, NOW + 3 * DAY_MS).unwrap();
     (dir, vault)
@@ -106,7 +105,14 @@ async fn an_auditor_recomputes_the_served_log_and_catches_any_flipped_bit() {
 #[tokio::test]
 async fn bad_and_future_tile_paths_are_problems() {
     let (_dir, vault) = vault().await;
-    for path in ["/log/tile/0/1", "/log/tile/0/000.p/0", "/log/tile/0/000.p/256", "/log/tile/x/000", "/log/tile/entries/0001", "/log/nonsense"] {
+    for path in [
+        "/log/tile/0/1",
+        "/log/tile/0/000.p/0",
+        "/log/tile/0/000.p/256",
+        "/log/tile/x/000",
+        "/log/tile/entries/0001",
+        "/log/nonsense",
+    ] {
         let (status, ct, _, body) = get(&vault, path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
         assert_eq!(ct.as_deref(), Some("application/problem+json"));
@@ -136,7 +142,8 @@ async fn the_witness_route_cosigns_answers_conflicts_with_its_size_and_refuses_f
     let post = |body: String| {
         let router = router.clone();
         async move {
-            let response = router.oneshot(Request::post("/add-checkpoint").body(Body::from(body)).unwrap()).await.unwrap();
+            let response =
+                router.oneshot(Request::post("/add-checkpoint").body(Body::from(body)).unwrap()).await.unwrap();
             let status = response.status();
             let ct = response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string());
             (status, ct, String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap())
@@ -150,7 +157,10 @@ async fn the_witness_route_cosigns_answers_conflicts_with_its_size_and_refuses_f
     vault.ensure_epochs(NOW + 3 * DAY_MS, NOW + 4 * DAY_MS).unwrap();
     let second = vault.publish_checkpoint().unwrap();
     let (status, ct, body) = post(add_checkpoint_body(0, &[], &second.text)).await;
-    assert_eq!((status, ct.as_deref(), body.trim()), (StatusCode::CONFLICT, Some("text/x.tlog.size"), first.size.to_string().as_str()));
+    assert_eq!(
+        (status, ct.as_deref(), body.trim()),
+        (StatusCode::CONFLICT, Some("text/x.tlog.size"), first.size.to_string().as_str())
+    );
     let proof = vault.audit_log().prove_consistency(first.size, second.size).unwrap();
     let (status, _, _) = post(add_checkpoint_body(first.size, &proof, &second.text)).await;
     assert_eq!(status, StatusCode::OK);

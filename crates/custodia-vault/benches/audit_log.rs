@@ -19,13 +19,13 @@ use custodia_tlog::{
     Checkpoint, EntryTile, ReadError, Tile, TileSource, format_entry_bundle, leaf_hash, new_tiles, prove_record,
     read_tile_data, verify_tiled_log,
 };
-use custodia_vault::audit::event::{Action, Event, Text};
 use custodia_vault::audit::LogFile;
+use custodia_vault::audit::event::{Action, Event, Text};
 use rand::{Rng, SeedableRng};
 
 fn event(i: u64) -> Vec<u8> {
     let t = |s: String| Text::new(s).expect("valid text");
-    let device = format!("{:032x}", 0x45838d73_5283_0457_d119_3355_29b2_87d2u128 ^ u128::from(i % 64));
+    let device = format!("{:032x}", 0x4583_8d73_5283_0457_d119_3355_29b2_87d2u128 ^ u128::from(i % 64));
     Event {
         time_ms: 1_780_000_000_000 + i as i64,
         principal: t(format!("device:{device}")),
@@ -75,8 +75,10 @@ fn main() {
         return; // `cargo bench --no-run` style probes
     }
     let total: u64 = std::env::var("CUSTODIA_BENCH_ENTRIES").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000_000);
-    let dir = tempfile::tempdir_in(std::env::var("CUSTODIA_BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()))
-        .expect("temp dir");
+    let dir = tempfile::tempdir_in(
+        std::env::var("CUSTODIA_BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()),
+    )
+    .expect("temp dir");
     let sample: Vec<Vec<u8>> = (0..100_000).map(event).collect();
     let avg = sample.iter().map(Vec::len).sum::<usize>() / sample.len();
     println!("audit log benchmark: {total} entries, ingested events of {avg} bytes on average");
@@ -157,13 +159,23 @@ fn main() {
     let start = Instant::now();
     verify_tiled_log(&checkpoint, &mirror, |_, _| {}).expect("verifies");
     let t = start.elapsed().as_secs_f64();
-    println!("{:<58} {:>12.1} s  ({:.0} entries/s; goal <= 20 s for 10M)", format!("full verification of {total} entries, tile mirror"), t, total as f64 / t);
+    println!(
+        "{:<58} {:>12.1} s  ({:.0} entries/s; goal <= 20 s for 10M)",
+        format!("full verification of {total} entries, tile mirror"),
+        t,
+        total as f64 / t
+    );
     drop(mirror);
 
     let start = Instant::now();
     verify_tiled_log(&checkpoint, &FileSource(&log), |_, _| {}).expect("verifies");
     let t = start.elapsed().as_secs_f64();
-    println!("{:<58} {:>12.1} s  ({:.0} entries/s)", format!("full verification of {total} entries, vault log file"), t, total as f64 / t);
+    println!(
+        "{:<58} {:>12.1} s  ({:.0} entries/s)",
+        format!("full verification of {total} entries, vault log file"),
+        t,
+        total as f64 / t
+    );
 
     // Inclusion proofs over the log file, random indexes.
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
@@ -174,5 +186,9 @@ fn main() {
         black_box(prove_record(total, i, &log).expect("proof"));
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    println!("{:<58} {:>12.0} proofs/s  (goal >= 100,000)", format!("inclusion proofs over the {total}-entry log file"), rate);
+    println!(
+        "{:<58} {:>12.0} proofs/s  (goal >= 100,000)",
+        format!("inclusion proofs over the {total}-entry log file"),
+        rate
+    );
 }

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use custodia_seal::epochs::SignedEpochSet;
 use custodia_seal::metadata::{CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PlateReadRecord};
 use custodia_seal::{
-    CaptureHeader, DeviceId, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass,
-    SiteName, VaultVerifyingKey,
+    CaptureHeader, DeviceId, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass, SiteName,
+    VaultVerifyingKey,
 };
 use custodia_tlog::{NoteVerifier, SignedCheckpoint, Verifiers};
 use custodia_vault::audit::event::{Action, Event, EventError, Text};
@@ -71,8 +71,24 @@ fn capture(f: &mut Fixture, sequence: u64) -> Vec<u8> {
         other_reads: vec![],
         engine: None,
         images: vec![
-            ImageRecord { group: 0, part: 1, role: ImageRole::PlateCrop, bytes: 16, sha256: String::new(), stripped: vec![], pdq: vec![] },
-            ImageRecord { group: 1, part: 0, role: ImageRole::Overview, bytes: 2000, sha256: String::new(), stripped: vec![], pdq: vec![] },
+            ImageRecord {
+                group: 0,
+                part: 1,
+                role: ImageRole::PlateCrop,
+                bytes: 16,
+                sha256: String::new(),
+                stripped: vec![],
+                pdq: vec![],
+            },
+            ImageRecord {
+                group: 1,
+                part: 0,
+                role: ImageRole::Overview,
+                bytes: 2000,
+                sha256: String::new(),
+                stripped: vec![],
+                pdq: vec![],
+            },
         ],
         quarantine: None,
     }
@@ -190,20 +206,44 @@ fn non_canonical_and_oversized_events_are_refused_with_their_reason() {
     assert!(Event::parse(good).is_ok());
     let cases: Vec<(Vec<u8>, EventError)> = vec![
         (good.iter().map(|&c| if c == b':' { b' ' } else { c }).collect(), EventError::NotJson(String::new())),
-        (String::from_utf8_lossy(good).replace(r#""time_ms":5"#, r#""time_ms":5.0"#).into(), EventError::Field { field: "time_ms", reason: "not an integer" }),
-        (String::from_utf8_lossy(good).replace(r#"{"v":1,"event":"device-revoked""#, r#"{"event":"device-revoked","v":1"#).into(), EventError::NotCanonical),
+        (
+            String::from_utf8_lossy(good).replace(r#""time_ms":5"#, r#""time_ms":5.0"#).into(),
+            EventError::Field { field: "time_ms", reason: "not an integer" },
+        ),
+        (
+            String::from_utf8_lossy(good)
+                .replace(r#"{"v":1,"event":"device-revoked""#, r#"{"event":"device-revoked","v":1"#)
+                .into(),
+            EventError::NotCanonical,
+        ),
         (String::from_utf8_lossy(good).replace(r#","device""#, r#", "device""#).into(), EventError::NotCanonical),
-        (String::from_utf8_lossy(good).replace(r#""device":"00ff"}"#, r#""device":"00ff","device":"00ff"}"#).into(), EventError::NotCanonical),
-        (String::from_utf8_lossy(good).replace(r#""device":"00ff"}"#, r#""device":"00ff","plate":"XQA1234"}"#).into(), EventError::UnknownField("plate".into())),
+        (
+            String::from_utf8_lossy(good).replace(r#""device":"00ff"}"#, r#""device":"00ff","device":"00ff"}"#).into(),
+            EventError::NotCanonical,
+        ),
+        (
+            String::from_utf8_lossy(good)
+                .replace(r#""device":"00ff"}"#, r#""device":"00ff","plate":"XQA1234"}"#)
+                .into(),
+            EventError::UnknownField("plate".into()),
+        ),
         (String::from_utf8_lossy(good).replace(r#""v":1"#, r#""v":2"#).into(), EventError::Version(2)),
-        (String::from_utf8_lossy(good).replace("device-revoked", "teleported").into(), EventError::UnknownKind("teleported".into())),
+        (
+            String::from_utf8_lossy(good).replace("device-revoked", "teleported").into(),
+            EventError::UnknownKind("teleported".into()),
+        ),
         (String::from_utf8_lossy(good).replace(r#""00ff""#, r#""00\u0066f""#).into(), EventError::NotCanonical),
         (String::from_utf8_lossy(good).replace(r#""00ff""#, r#""""#).into(), EventError::BadText(String::new())),
         (vec![b' '; 5000], EventError::TooLarge(5000)),
     ];
     for (bytes, want) in cases {
         let got = Event::parse(&bytes).unwrap_err();
-        assert_eq!(std::mem::discriminant(&got), std::mem::discriminant(&want), "{}: {got}", String::from_utf8_lossy(&bytes[..bytes.len().min(80)]));
+        assert_eq!(
+            std::mem::discriminant(&got),
+            std::mem::discriminant(&want),
+            "{}: {got}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(80)])
+        );
     }
 }
 
@@ -392,7 +432,10 @@ fn the_log_file_serves_the_same_hashes_tiles_and_proofs_as_the_reference_store()
         assert_eq!(log.read_hashes(&all).unwrap(), reference.hashes());
         for n in [0, 1, 255, 256, 1000, 4379] {
             assert_eq!(prove_record(log.size(), n, &log).unwrap(), prove_record(log.size(), n, &reference).unwrap());
-            assert_eq!(prove_tree(log.size(), n + 1, &log).unwrap(), prove_tree(log.size(), n + 1, &reference).unwrap());
+            assert_eq!(
+                prove_tree(log.size(), n + 1, &log).unwrap(),
+                prove_tree(log.size(), n + 1, &reference).unwrap()
+            );
         }
         assert!(log.read_hashes(&[stored_hash_count(log.size())]).is_err());
     }

@@ -46,7 +46,11 @@ fn a_witness_cosigns_one_history_and_refuses_the_other() {
     let cons = prove_tree(12, 8, &a).unwrap();
     witness.add_checkpoint(add_checkpoint_body(8, &cons, &signed(&log, &a, 12)).as_bytes(), 1001).unwrap();
     // The cosignature verifies as C2SP cosignature/v1 over the checkpoint.
-    let note = custodia_tlog::add_signature_lines(&signed(&log, &a, 12), &[witness.add_checkpoint(add_checkpoint_body(12, &[], &signed(&log, &a, 12)).as_bytes(), 1002).unwrap()]).unwrap();
+    let note = custodia_tlog::add_signature_lines(
+        &signed(&log, &a, 12),
+        &[witness.add_checkpoint(add_checkpoint_body(12, &[], &signed(&log, &a, 12)).as_bytes(), 1002).unwrap()],
+    )
+    .unwrap();
     let known: Verifiers = [log.verifier(), wver.clone()].into_iter().collect();
     let opened = SignedCheckpoint::open(note.as_bytes(), ORIGIN, &log.verifier(), &known).unwrap();
     assert!(opened.note.is_signed_by(&wver));
@@ -56,8 +60,12 @@ fn a_witness_cosigns_one_history_and_refuses_the_other() {
     assert!(matches!(err, WitnessError::Inconsistent(VerifyError::Fork { tree_size: 12, .. })), "{err}");
     // History B larger, with B's own (valid for B) proof from 12: not a prefix, refused.
     let cons_b = prove_tree(16, 12, &b).unwrap();
-    let err = witness.add_checkpoint(add_checkpoint_body(12, &cons_b, &signed(&log, &b, 16)).as_bytes(), 1004).unwrap_err();
-    assert!(matches!(err, WitnessError::Inconsistent(VerifyError::NotPrefix { old_size: 12, new_size: 16, .. })), "{err}");
+    let err =
+        witness.add_checkpoint(add_checkpoint_body(12, &cons_b, &signed(&log, &b, 16)).as_bytes(), 1004).unwrap_err();
+    assert!(
+        matches!(err, WitnessError::Inconsistent(VerifyError::NotPrefix { old_size: 12, new_size: 16, .. })),
+        "{err}"
+    );
     // A rollback, and a stale `old`: the witness answers with what it knows.
     let err = witness.add_checkpoint(add_checkpoint_body(8, &cons, &signed(&log, &a, 8)).as_bytes(), 1005).unwrap_err();
     assert!(matches!(err, WitnessError::Conflict { known_size: 12, claimed: 8 }), "{err}");
@@ -65,7 +73,8 @@ fn a_witness_cosigns_one_history_and_refuses_the_other() {
     assert!(matches!(err, WitnessError::Inconsistent(VerifyError::Shrunk { .. })), "{err}");
     // Signed by another key: refused.
     let other = NoteSigner::generate(ORIGIN, &mut rng).unwrap();
-    let err = witness.add_checkpoint(add_checkpoint_body(12, &[], &signed(&other, &a, 14)).as_bytes(), 1006).unwrap_err();
+    let err =
+        witness.add_checkpoint(add_checkpoint_body(12, &[], &signed(&other, &a, 14)).as_bytes(), 1006).unwrap_err();
     assert!(matches!(err, WitnessError::NotSigned(_)), "{err}");
     // A flipped bit in the proof: refused. History A continues fine afterwards.
     let mut bad = prove_tree(20, 12, &a).unwrap();
@@ -86,7 +95,8 @@ async fn the_vault_publishes_the_cosignatures_it_collects() {
     let config = VaultConfig { sites: vec!["anzalduas".into()], ..VaultConfig::default() };
     Vault::init(dir.path(), &config, MasterKey::KeyFile, &mut ChaCha20Rng::seed_from_u64(1)).unwrap();
     let now = 1_780_000_000_000;
-    let vault = Vault::open(dir.path(), Arc::new(ManualClock::new(now)), Box::new(ChaCha20Rng::seed_from_u64(2)), None).unwrap();
+    let vault = Vault::open(dir.path(), Arc::new(ManualClock::new(now)), Box::new(ChaCha20Rng::seed_from_u64(2)), None)
+        .unwrap();
     let log_key = NoteVerifier::from_vkey(&vault.log_verifier_key()).unwrap();
     let wkey = CosignatureSigner::generate("oig.example/witness", &mut ChaCha20Rng::seed_from_u64(5)).unwrap();
     let wver = wkey.verifier();
@@ -97,7 +107,9 @@ async fn the_vault_publishes_the_cosignatures_it_collects() {
         vault.ensure_epochs(now + round * 86_400_000, now + (round + 1) * 86_400_000).unwrap();
         let p = vault.publish_checkpoint().unwrap();
         let proof = vault.audit_log().prove_consistency(cosigned, p.size).unwrap();
-        let line = witness.add_checkpoint(add_checkpoint_body(cosigned, &proof, &p.text).as_bytes(), 1_780_000_000 + round as u64).unwrap();
+        let line = witness
+            .add_checkpoint(add_checkpoint_body(cosigned, &proof, &p.text).as_bytes(), 1_780_000_000 + round as u64)
+            .unwrap();
         vault.audit_log().add_cosignatures(p.size, &[line]).unwrap();
         cosigned = p.size;
     }

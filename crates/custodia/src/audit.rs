@@ -129,7 +129,10 @@ pub struct ExportArgs {
 }
 
 /// Runs one `custodia audit` subcommand.
-pub async fn run(command: AuditCommand, open_vault: impl Fn(&Path, &Option<String>) -> Result<custodia_vault::Vault>) -> Result<()> {
+pub async fn run(
+    command: AuditCommand,
+    open_vault: impl Fn(&Path, &Option<String>) -> Result<custodia_vault::Vault>,
+) -> Result<()> {
     match command {
         AuditCommand::Verify(args) => tokio::task::spawn_blocking(move || verify(&args)).await?,
         AuditCommand::Prove { what, vault, out, entry_out, passphrase_env } => {
@@ -142,7 +145,9 @@ pub async fn run(command: AuditCommand, open_vault: impl Fn(&Path, &Option<Strin
                 vault.prove_record(&id)?.ok_or_else(|| anyhow!("no ingested event for record {what}"))?
             };
             match out {
-                Some(path) => std::fs::write(&path, proof.to_text()).with_context(|| format!("writing {}", path.display()))?,
+                Some(path) => {
+                    std::fs::write(&path, proof.to_text()).with_context(|| format!("writing {}", path.display()))?
+                }
                 None => print!("{}", proof.to_text()),
             }
             if let Some(path) = entry_out {
@@ -186,7 +191,9 @@ pub async fn run(command: AuditCommand, open_vault: impl Fn(&Path, &Option<Strin
 
 fn read_key(key: &str) -> Result<String> {
     match key.strip_prefix('@') {
-        Some(path) => Ok(std::fs::read_to_string(path).with_context(|| format!("reading key {path}"))?.trim().to_string()),
+        Some(path) => {
+            Ok(std::fs::read_to_string(path).with_context(|| format!("reading key {path}"))?.trim().to_string())
+        }
         None => Ok(key.to_string()),
     }
 }
@@ -195,7 +202,9 @@ fn keys(log: &str, witnesses: &[String]) -> Result<(NoteVerifier, Verifiers)> {
     let log_key = NoteVerifier::from_vkey(&read_key(log)?).context("--key is not a note verifier key")?;
     let mut known: Verifiers = [log_key.clone()].into_iter().collect();
     for w in witnesses {
-        known.push(NoteVerifier::from_vkey(&read_key(w)?).with_context(|| format!("--witness {w} is not a verifier key"))?);
+        known.push(
+            NoteVerifier::from_vkey(&read_key(w)?).with_context(|| format!("--witness {w} is not a verifier key"))?,
+        );
     }
     Ok((log_key, known))
 }
@@ -259,7 +268,8 @@ impl Source {
         match self {
             Source::Http { .. } => self.get("checkpoint")?.ok_or_else(|| anyhow!("the vault has no checkpoint")),
             Source::Vault { dir, file } => {
-                let cp = std::fs::read(dir.join("checkpoint")).with_context(|| format!("reading {}/checkpoint", dir.display()))?;
+                let cp = std::fs::read(dir.join("checkpoint"))
+                    .with_context(|| format!("reading {}/checkpoint", dir.display()))?;
                 let log = LogFile::open_read_only(&dir.join(custodia_vault::audit::LOG_FILE))?;
                 *file.lock().expect("lock") = Some(log);
                 Ok(cp)
@@ -326,7 +336,8 @@ fn state_path(args_state: &Option<PathBuf>, origin: &str) -> Result<PathBuf> {
         return Ok(p.clone());
     }
     let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set; pass --state"))?;
-    let name: String = origin.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+    let name: String =
+        origin.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
     Ok(PathBuf::from(home).join(".custodia").join("auditor").join(format!("{name}.checkpoint")))
 }
 
@@ -504,7 +515,8 @@ pub fn export(args: &ExportArgs) -> Result<()> {
     }
     if let Some(old) = &args.old {
         let old_text = std::fs::read(old).with_context(|| format!("reading {}", old.display()))?;
-        let old_body = std::str::from_utf8(&old_text)?.split_once("\n\n").ok_or_else(|| anyhow!("malformed old checkpoint"))?.0;
+        let old_body =
+            std::str::from_utf8(&old_text)?.split_once("\n\n").ok_or_else(|| anyhow!("malformed old checkpoint"))?.0;
         let old_cp = Checkpoint::parse(&format!("{old_body}\n"))?;
         let proof = custodia_tlog::prove_tree(cp.size(), old_cp.size(), log)?;
         write("old-checkpoint", &old_text)?;

@@ -67,8 +67,13 @@ pub async fn run(command: WitnessCommand) -> Result<()> {
             };
             let log_key = NoteVerifier::from_vkey(&log_key).context("--log-key is not a verifier key")?;
             let witness = Arc::new(Witness::new(signer, log_key, &state));
-            let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
-            println!("witness {} serving on http://{} (Ctrl-C to stop)", witness.verifier_key(), listener.local_addr()?);
+            let listener =
+                tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+            println!(
+                "witness {} serving on http://{} (Ctrl-C to stop)",
+                witness.verifier_key(),
+                listener.local_addr()?
+            );
             axum::serve(listener, custodia_server::witness_app(witness, now_secs))
                 .with_graceful_shutdown(async {
                     let _ = tokio::signal::ctrl_c().await;

@@ -26,7 +26,18 @@ fn p(path: &Path) -> &str {
 }
 
 fn enroll(vault: &Path, lane: &str, root: &Path) {
-    ok(&["device", "enroll", "--vault", p(vault), "--site", "anzalduas", "--lane", lane, "--lane-dir", p(&root.join(format!("lane-{}-{lane}", vault.file_name().unwrap().to_str().unwrap())))]);
+    ok(&[
+        "device",
+        "enroll",
+        "--vault",
+        p(vault),
+        "--site",
+        "anzalduas",
+        "--lane",
+        lane,
+        "--lane-dir",
+        p(&root.join(format!("lane-{}-{lane}", vault.file_name().unwrap().to_str().unwrap()))),
+    ]);
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -77,14 +88,16 @@ fn an_auditor_verifies_proves_and_catches_forks_rollbacks_and_tampering() {
     let other = root.path().join("other");
     ok(&["init", "--dir", p(&other), "--site", "anzalduas"]);
     let other_key = ok(&["audit", "key", "--vault", p(&other)]).trim().to_string();
-    let err = fails(&["audit", "verify", p(&vault), "--key", &other_key, "--state", p(&root.path().join("s2")), "--quiet"]);
+    let err =
+        fails(&["audit", "verify", p(&vault), "--key", &other_key, "--state", p(&root.path().join("s2")), "--quiet"]);
     assert!(err.contains("does not verify under the log key"), "{err}");
 
     // A mirror verifies; one flipped bit anywhere in it does not, and the error says where.
     let mirror = root.path().join("mirror");
     ok(&["audit", "export", "--vault", p(&vault), "--out", p(&mirror)]);
     ok(&["audit", "verify", p(&mirror), "--key", &key, "--state", p(&root.path().join("s3")), "--quiet"]);
-    let tile = mirror.join("tile/0/000.p/".to_string() + &std::fs::read_dir(mirror.join("tile/0/000.p")).unwrap().next().unwrap().unwrap().file_name().to_str().unwrap().to_string());
+    let partial = std::fs::read_dir(mirror.join("tile/0/000.p")).unwrap().next().unwrap().unwrap().file_name();
+    let tile = mirror.join("tile/0/000.p").join(partial);
     let mut bytes = std::fs::read(&tile).unwrap();
     bytes[40] ^= 1;
     std::fs::write(&tile, &bytes).unwrap();

@@ -448,9 +448,7 @@ impl Event {
                 manifest: f.digest("manifest")?,
                 recipient: f.text("recipient")?,
             },
-            "export-approved" => {
-                Action::ExportApproved { export: f.text("export")?, requester: f.text("requester")? }
-            }
+            "export-approved" => Action::ExportApproved { export: f.text("export")?, requester: f.text("requester")? },
             "granted" => Action::Granted {
                 grantee: f.text("grantee")?,
                 grant_role: f.text("grant_role")?,

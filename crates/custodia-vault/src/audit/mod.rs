@@ -38,8 +38,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use base64::Engine as _;
 use custodia_store::Keystore;
 use custodia_tlog::{
-    Checkpoint, EntryTile, KeyName as NoteKeyName, NoteVerifier, SignatureType, TilePath, TlogProof,
-    key_id, prove_record, prove_tree,
+    Checkpoint, EntryTile, KeyName as NoteKeyName, NoteVerifier, SignatureType, TilePath, TlogProof, key_id,
+    prove_record, prove_tree,
 };
 
 pub use event::{Action, Event, EventError, Text};
@@ -176,9 +176,7 @@ impl AuditLog {
 
     /// True (and cleared) if `fault` is the injected one.
     pub(crate) fn take_fault(&self, fault: LogFault) -> bool {
-        self.fault
-            .compare_exchange(fault as u8, LogFault::None as u8, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
+        self.fault.compare_exchange(fault as u8, LogFault::None as u8, Ordering::SeqCst, Ordering::SeqCst).is_ok()
     }
 
     /// Number of durable entries.
@@ -199,16 +197,13 @@ impl AuditLog {
             let state = self.lock();
             (state.file.size(), state.file.root())
         };
-        if let Some(p) = published.as_ref() {
-            if p.size == size {
-                return Ok(p.clone());
-            }
+        if let Some(p) = published.as_ref().filter(|p| p.size == size) {
+            return Ok(p.clone());
         }
         let checkpoint = Checkpoint::new(&self.origin, size, root).map_err(|e| LogError::Signing(e.to_string()))?;
         let text = checkpoint.to_text();
-        let signature = keystore
-            .sign(&signing_key_name(), text.as_bytes())
-            .map_err(|e| LogError::Signing(e.to_string()))?;
+        let signature =
+            keystore.sign(&signing_key_name(), text.as_bytes()).map_err(|e| LogError::Signing(e.to_string()))?;
         let mut raw = Vec::with_capacity(68);
         raw.extend_from_slice(&self.verifier.key_id().to_be_bytes());
         raw.extend_from_slice(&signature);
@@ -286,10 +281,10 @@ impl AuditLog {
         let state = self.lock();
         for i in 0..state.file.size() {
             let e = state.file.entry(i)?;
-            if let Ok(Event { action: Action::Ingested { record: r, .. }, .. }) = Event::parse(&e) {
-                if r.as_str() == record {
-                    return Ok(Some(i));
-                }
+            if let Ok(Event { action: Action::Ingested { record: r, .. }, .. }) = Event::parse(&e)
+                && r.as_str() == record
+            {
+                return Ok(Some(i));
             }
         }
         Ok(None)

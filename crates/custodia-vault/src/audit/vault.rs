@@ -18,7 +18,14 @@ fn ev_err(e: super::EventError) -> VaultError {
 
 /// The vault acting on its own behalf (admin CLI actions, epoch maintenance).
 pub(crate) fn system_event(time_ms: i64, action: Action) -> Result<Event, VaultError> {
-    Ok(Event { time_ms, principal: text("vault").map_err(ev_err)?, role: text("system").map_err(ev_err)?, purpose: None, case: None, action })
+    Ok(Event {
+        time_ms,
+        principal: text("vault").map_err(ev_err)?,
+        role: text("system").map_err(ev_err)?,
+        purpose: None,
+        case: None,
+        action,
+    })
 }
 
 /// The `ingested` event of a record about to be stored.
@@ -104,14 +111,13 @@ impl Vault {
                     }
                     let key = crate::ingest::blob_key(site.as_str(), *capture_time_ms, &id, digest);
                     let path = self.inner.dir.join("blobs").join(&key);
-                    let body = std::fs::read(&path).map_err(|source| VaultError::Io { path: path.display().to_string(), source })?;
-                    match self.check_capture_for_recovery(&body).map_err(|e| bad(format!("re-checking {record}: {e}")))? {
-                        Some(mut row) => {
-                            row.ingested_at_ms = event.time_ms;
-                            index.insert_records(&[row])?;
-                            repaired += 1;
-                        }
-                        None => {}
+                    let body = std::fs::read(&path)
+                        .map_err(|source| VaultError::Io { path: path.display().to_string(), source })?;
+                    let recovered = self.check_capture_for_recovery(&body);
+                    if let Some(mut row) = recovered.map_err(|e| bad(format!("re-checking {record}: {e}")))? {
+                        row.ingested_at_ms = event.time_ms;
+                        index.insert_records(&[row])?;
+                        repaired += 1;
                     }
                 }
                 Action::DeviceEnrolled { device, site, lane, public_key } => {
@@ -139,7 +145,8 @@ impl Vault {
                 Action::EpochCreated { epoch, site, class, not_before_ms, not_after_ms, public_key } => {
                     let id: EpochId = epoch.as_str().parse().map_err(|_| bad(format!("epoch id {epoch}")))?;
                     if index.epoch(&id)?.is_none() {
-                        let class: RetentionClass = class.as_str().parse().map_err(|_| bad(format!("class {class}")))?;
+                        let class: RetentionClass =
+                            class.as_str().parse().map_err(|_| bad(format!("class {class}")))?;
                         index.insert_epoch(&EpochRow {
                             id,
                             site: site.to_string(),

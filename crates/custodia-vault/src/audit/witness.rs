@@ -17,7 +17,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use custodia_tlog::{Checkpoint, CosignatureSigner, Hash, NoteVerifier, SignedCheckpoint, Verifiers, check_consistency};
+use custodia_tlog::{
+    Checkpoint, CosignatureSigner, Hash, NoteVerifier, SignedCheckpoint, Verifiers, check_consistency,
+};
 
 /// Largest request accepted: a checkpoint note plus 64 proof hashes and the `old` line.
 pub const MAX_ADD_CHECKPOINT_SIZE: usize = custodia_tlog::MAX_NOTE_SIZE + 64 * 45 + 32;
@@ -147,10 +149,8 @@ impl Witness {
             None if proof.is_empty() => {}
             None => return Err(WitnessError::Malformed("a proof from size 0 must be empty")),
         }
-        let line = self
-            .signer
-            .signature_line(&new.to_text(), now_secs)
-            .map_err(|e| WitnessError::NotSigned(e.to_string()))?;
+        let line =
+            self.signer.signature_line(&new.to_text(), now_secs).map_err(|e| WitnessError::NotSigned(e.to_string()))?;
         if last.as_ref().is_none_or(|old| old.size() != new.size()) {
             super::write_durably(&self.state, note.as_bytes())
                 .map_err(|e| WitnessError::State { path: self.state.display().to_string(), reason: e.to_string() })?;
