@@ -2,7 +2,7 @@
 //!
 //! The checks run in the order that spends the least on a bad request: size, structure, device,
 //! signature, idempotency, epochs, then the one decapsulation and AEAD open of the metadata part.
-//! A checked capture then joins the current batch; the committer writes the batch's blobs, syncs
+//! A checked capture has its blob written and then joins the current batch; the committer syncs
 //! them with one `syncfs`, appends one `ingested` audit event per new record to the log (one
 //! fsync), inserts all index rows in one SQLite transaction (one fsync), and only then answers
 //! every request in the batch. Nothing is acknowledged that a crash could lose, and no record is
@@ -122,7 +122,7 @@ pub enum IngestError {
     ShuttingDown,
 }
 
-/// A checked capture waiting for the committer.
+/// A checked capture, its blob written but not yet synced, waiting for the committer.
 pub(crate) struct Pending {
     pub record: NewRecord,
     pub bytes: Bytes,
@@ -138,6 +138,11 @@ impl Vault {
                 return Ok(Receipt { record_id: id.to_string(), duplicate: true });
             }
         };
+        // Written now, synced by the committer: writing overlaps with other captures' checks and
+        // with the previous batch's sync instead of waiting for the batch. Unsynced or refused
+        // blobs are harmless: keys carry the content digest, so nothing accepted is overwritten,
+        // and a retry finds its blob already there.
+        self.inner.blobs.put_new(&record.blob_key, body.clone()).await.map_err(storage)?;
         let (reply, answer) = oneshot::channel();
         self.inner
             .committer
@@ -407,21 +412,9 @@ pub(crate) async fn run_committer(vault: std::sync::Weak<crate::Inner>, mut queu
 }
 
 async fn commit_batch(inner: &std::sync::Arc<crate::Inner>, batch: Vec<Pending>) {
-    use futures::StreamExt;
     let blobs = &inner.blobs;
-    let writes: Vec<_> = batch
-        .iter()
-        .map(|pending| {
-            let (blobs, key, bytes) = (blobs.clone(), pending.record.blob_key.clone(), pending.bytes.clone());
-            async move { blobs.put_new(&key, bytes).await }
-        })
-        .collect();
-    let written: Vec<Result<(), custodia_store::blobs::BlobError>> =
-        futures::stream::iter(writes).buffered(16).collect().await;
-    if let Some(error) = written.into_iter().find_map(Result::err) {
-        tracing::error!(%error, "writing a capture batch failed; refusing the batch");
-        return fail_all(batch, IngestError::Storage(error.to_string()));
-    }
+    // Every blob of the batch was written by its request before it was queued; one syncfs makes
+    // them all durable.
     if let Err(error) = blobs.sync().await {
         tracing::error!(%error, "syncing a capture batch failed; refusing the batch");
         return fail_all(batch, IngestError::Storage(error.to_string()));

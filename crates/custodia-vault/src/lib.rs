@@ -273,7 +273,9 @@ impl Vault {
     }
 
     /// Record ids whose plate read or candidates match `plate` (normalised: A–Z, 0–9) in the
-    /// month of `month_of_ms`. The plate is blinded in memory and never stored.
+    /// month of `month_of_ms`. The plate is blinded in memory and never stored. The search is
+    /// logged (a `searched` event with a digest of the blind value, never the plate) before its
+    /// result is returned; if the log cannot be written, no result is returned.
     pub fn records_by_plate(
         &self,
         plate: &str,
@@ -282,7 +284,10 @@ impl Vault {
         let key = self
             .blind_key(&civil::month_label(month_of_ms))
             .map_err(|e| VaultError::Invalid { what: "blind-index key", reason: e.to_string() })?;
-        Ok(self.inner.index.records_by_blind_plate(&ingest::blind_value(&key, plate))?)
+        let blind = ingest::blind_value(&key, plate);
+        let found = self.inner.index.records_by_blind_plate(&blind)?;
+        self.log_events(&[audit::vault::searched_event(self.now_ms(), &blind, found.len())?])?;
+        Ok(found)
     }
 }
 

@@ -28,6 +28,15 @@ pub(crate) fn system_event(time_ms: i64, action: Action) -> Result<Event, VaultE
     })
 }
 
+/// A search by blind value, by the vault's own operator (the principal-bearing API comes with
+/// the policy crate). The query is recorded as SHA-256 of the blind value: linkable between
+/// searches for the same plate in the same month, but not reversible to the plate.
+pub(crate) fn searched_event(time_ms: i64, blind: &[u8; 16], results: usize) -> Result<Event, VaultError> {
+    use sha2::Digest as _;
+    let query: [u8; 32] = sha2::Sha256::digest(blind).into();
+    system_event(time_ms, Action::Searched { query, results: results as u64 })
+}
+
 /// The `ingested` event of a record about to be stored.
 pub(crate) fn ingested_event(r: &NewRecord) -> Result<Event, VaultError> {
     Ok(Event {
