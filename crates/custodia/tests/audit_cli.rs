@@ -111,6 +111,10 @@ fn an_auditor_verifies_proves_and_catches_forks_rollbacks_and_tampering() {
     let err = fails(&["audit", "verify", p(&mirror), "--key", &key, "--state", p(&root.path().join("s5")), "--quiet"]);
     assert!(err.contains("tile/entries/000.p/"), "{err}");
 
+    // Tail prints the latest events, each checked against the signed tree.
+    let out = ok(&["audit", "tail", p(&vault), "--key", &key, "--count", "1"]);
+    assert!(out.starts_with("checkpoint: size ") && out.contains("device-enrolled"), "{out}");
+
     // Proofs: written by the vault, checked offline with the key only.
     let proof = root.path().join("entry.proof");
     let entry = root.path().join("entry.json");
