@@ -7,7 +7,8 @@
 //! 3. Ceiling: writes the same bytes as files into a fresh folder on the same disk, in batches of
 //!    64 with one `syncfs` per batch (what the vault's committer does, without HTTP, verification,
 //!    decryption or SQLite), and prints the ratio.
-//! 4. Latency: an open-loop load of 500 captures/s for 4 s, p50/p99 acknowledgement latency.
+//! 4. Latency: an open-loop load of 500 captures/s for 4 s, p50/p99 acknowledgement latency
+//!    (run before the ceilings, after the disk has settled, so their write-back does not count).
 //!
 //! `cargo bench -p custodia-server --bench ingest` (set `INGEST_BENCH_CAPTURES` to change N; the
 //! `--quick` argument uses a small N for CI smoke runs).
@@ -171,6 +172,42 @@ async fn run(n: usize, quick: bool) {
     let ingest_rate = n as f64 / ingest_secs;
     assert_eq!(vault.record_count().unwrap(), n as u64);
 
+    // Let the disk finish writing back before the next phase is timed.
+    settle_disk(root.path());
+
+    // Latency at a fixed offered rate.
+    let target_rate = 500.0;
+    let duration = if quick { 1.0 } else { 4.0 };
+    let count = ((target_rate * duration) as usize).min(latency_set.len());
+    let interval = Duration::from_secs_f64(1.0 / target_rate);
+    let mut pending = Vec::with_capacity(count);
+    let start = tokio::time::Instant::now();
+    for (i, body) in latency_set.into_iter().take(count).enumerate() {
+        tokio::time::sleep_until(start + interval * i as u32).await;
+        let (client, url) = (client.clone(), url.clone());
+        pending.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let response = client
+                .post(&url)
+                .header("content-type", "application/vnd.custodia.sealed-capture")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 201);
+            sent.elapsed()
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count);
+    for task in pending {
+        latencies.push(task.await.unwrap());
+    }
+    latencies.sort();
+    let percentile = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+
+    // Let the disk finish writing back before the next phase is timed.
+    settle_disk(root.path());
+
     // The disk's ceiling for the same bytes, in batched syncs.
     let ceiling_dir = root.path().join("ceiling");
     std::fs::create_dir_all(&ceiling_dir).unwrap();
@@ -208,36 +245,6 @@ async fn run(n: usize, quick: bool) {
     let raw_rate = n as f64 / started.elapsed().as_secs_f64();
     std::fs::remove_file(&raw_path).unwrap();
 
-    // Latency at a fixed offered rate.
-    let target_rate = 500.0;
-    let duration = if quick { 1.0 } else { 4.0 };
-    let count = ((target_rate * duration) as usize).min(latency_set.len());
-    let interval = Duration::from_secs_f64(1.0 / target_rate);
-    let mut pending = Vec::with_capacity(count);
-    let start = tokio::time::Instant::now();
-    for (i, body) in latency_set.into_iter().take(count).enumerate() {
-        tokio::time::sleep_until(start + interval * i as u32).await;
-        let (client, url) = (client.clone(), url.clone());
-        pending.push(tokio::spawn(async move {
-            let sent = Instant::now();
-            let response = client
-                .post(&url)
-                .header("content-type", "application/vnd.custodia.sealed-capture")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status().as_u16(), 201);
-            sent.elapsed()
-        }));
-    }
-    let mut latencies = Vec::with_capacity(count);
-    for task in pending {
-        latencies.push(task.await.unwrap());
-    }
-    latencies.sort();
-    let percentile = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-
     let mb = bytes_per_capture * n as f64 / 1e6;
     println!("ingest-bench: machine {} cores; {n} captures of {:.0} KB, {CONCURRENCY} connections, {DEVICES} devices", available_cores(), bytes_per_capture / 1e3);
     println!("ingest-bench: throughput          {ingest_rate:.0} captures/s ({:.0} MB/s), durable acknowledgement (goal >= 2000/s)", mb / ingest_secs);
@@ -258,6 +265,11 @@ fn ms(d: Duration) -> f64 {
 
 fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn settle_disk(dir: &std::path::Path) {
+    rustix_syncfs(&std::fs::File::open(dir).unwrap());
+    std::thread::sleep(Duration::from_secs(2));
 }
 
 /// The same filesystem-wide flush the vault's blob store makes after each batch.
