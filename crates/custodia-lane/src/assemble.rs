@@ -17,7 +17,7 @@
 use base64::Engine as _;
 use custodia_seal::metadata::{
     CandidateRecord, CaptureMetadata, EngineRecord, ImageRecord, ImageRole, METADATA_VERSION,
-    MAX_QUARANTINE_RAW_BYTES, PlateReadRecord, QuarantineRecord,
+    MAX_QUARANTINE_RAW_BYTES, PdqRecord, PlateReadRecord, QuarantineRecord,
 };
 use custodia_seal::{
     CaptureHeader, DeviceId, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal,
@@ -140,6 +140,8 @@ pub struct PlannedImage {
     pub bytes: Zeroizing<Vec<u8>>,
     /// What was stripped.
     pub stripped: Vec<String>,
+    /// Perceptual hashes of the stripped bytes ([`crate::fingerprint::image_hashes`]).
+    pub pdq: Vec<PdqRecord>,
 }
 
 /// One capture to seal.
@@ -320,8 +322,9 @@ fn prepare_image(bytes: &[u8], role: ImageRole) -> Result<PlannedImage, String> 
     Ok(PlannedImage {
         role,
         kind,
-        bytes: Zeroizing::new(stripped.bytes),
         stripped: stripped.removed.iter().map(|s| s.to_string()).collect(),
+        pdq: crate::fingerprint::image_hashes(&stripped.bytes),
+        bytes: Zeroizing::new(stripped.bytes),
     })
 }
 
@@ -416,7 +419,7 @@ pub fn seal_plan(
                     bytes: image.bytes.len() as u64,
                     sha256: hex::encode(Sha256::digest(&image.bytes[..])),
                     stripped: image.stripped.clone(),
-                    pdq: Vec::new(),
+                    pdq: image.pdq.clone(),
                 });
                 parts.push((image.kind, Some(image_index)));
             }

@@ -17,6 +17,7 @@
 pub mod agent;
 pub mod assemble;
 pub mod config;
+pub mod fingerprint;
 pub mod input;
 pub mod outbox;
 pub mod strip;
