@@ -133,7 +133,7 @@ impl Vault {
     /// Ingests one sealed capture: returns its receipt once it is durable.
     pub async fn ingest(&self, body: Bytes) -> Result<Receipt, IngestError> {
         let record = match self.check_capture(&body)? {
-            Checked::New(record) => record,
+            Checked::New(record) => *record,
             Checked::AlreadyStored(id) => {
                 return Ok(Receipt { record_id: id.to_string(), duplicate: true });
             }
@@ -270,7 +270,7 @@ impl Vault {
         drop(plaintext);
 
         let blob_key = blob_key(site, capture_ms, &id, &digest);
-        Ok(Checked::New(NewRecord {
+        Ok(Checked::New(Box::new(NewRecord {
             id,
             content_digest: digest,
             site: site.to_string(),
@@ -283,7 +283,7 @@ impl Vault {
             plates,
             image_roles,
             quarantine_reason: metadata.quarantine.as_ref().map(|q| q.reason.clone()),
-        }))
+        })))
     }
 
     /// Blind-index values for the read and its candidates under the capture month's key.
@@ -382,7 +382,7 @@ fn check_images_against_header(
 }
 
 enum Checked {
-    New(NewRecord),
+    New(Box<NewRecord>),
     AlreadyStored(RecordId),
 }
 

@@ -309,7 +309,7 @@ async fn drop_traffic(
                 drop_file(inbox, &file.name, &file.bytes)?;
             }
             count += 1;
-            if count % 16 == 0 {
+            if count.is_multiple_of(16) {
                 progress.set_position(vault.record_count().unwrap_or(0));
             }
         }
