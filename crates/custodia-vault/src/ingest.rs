@@ -161,7 +161,7 @@ impl Vault {
     /// (audit-log recovery). The capture-time window is not applied: it was when it arrived.
     pub(crate) fn check_capture_for_recovery(&self, body: &[u8]) -> Result<Option<NewRecord>, IngestError> {
         match self.check_capture_with(body, false)? {
-            Checked::New(record) => Ok(Some(record)),
+            Checked::New(record) => Ok(Some(*record)),
             Checked::AlreadyStored(_) => Ok(None),
         }
     }
