@@ -409,8 +409,42 @@ impl LogFile {
     }
 
     /// Entries `from..to` in order.
+    ///
+    /// Entries of one frame lie back to back in the file, so each frame's share of the range is
+    /// one positioned read (an entry bundle is usually one or two reads, not 512).
     pub fn entries(&self, from: u64, to: u64) -> Result<Vec<Vec<u8>>, LogError> {
-        (from..to.min(self.size())).map(|i| self.entry(i)).collect()
+        let io = |source| LogError::Io { path: self.path.display().to_string(), source };
+        let corrupt = || io(std::io::Error::new(std::io::ErrorKind::InvalidData, "entry lengths do not match the frame"));
+        let to = to.min(self.size());
+        let mut out = Vec::with_capacity(to.saturating_sub(from) as usize);
+        let mut i = from;
+        while i < to {
+            // The frame holding entry i, and where its entries end.
+            let k = self.frames.partition_point(|f| f.first_entry <= i) - 1;
+            let frame_end_entry = self.frames.get(k + 1).map_or(self.size(), |f| f.first_entry);
+            let end_entry = to.min(frame_end_entry);
+            let start = self.entry_offsets[i as usize];
+            let end = if end_entry < frame_end_entry {
+                self.entry_offsets[end_entry as usize]
+            } else {
+                self.frames[k].hash_offset
+            };
+            let mut buf = vec![0u8; (end - start) as usize];
+            self.file.read_exact_at(&mut buf, start).map_err(io)?;
+            let mut rest = &buf[..];
+            for _ in i..end_entry {
+                let (len, tail) = rest.split_first_chunk::<2>().ok_or_else(corrupt)?;
+                let len = usize::from(u16::from_be_bytes(*len));
+                let (e, tail) = tail.split_at_checked(len).ok_or_else(corrupt)?;
+                out.push(e.to_vec());
+                rest = tail;
+            }
+            if !rest.is_empty() {
+                return Err(corrupt());
+            }
+            i = end_entry;
+        }
+        Ok(out)
     }
 
     /// The bytes of a C2SP hash tile or entry bundle, if this tree is large enough to hold it.
