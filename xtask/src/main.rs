@@ -1,0 +1,360 @@
+//! `cargo xtask bench [--quick] [--only NAME] [--out FILE]`: the one command that runs every
+//! benchmark the issues ask for and writes `BENCHMARKS.md` from what they measured.
+//!
+//! Two kinds of benchmark feed it:
+//! - criterion benches: after each run the harness reads criterion's own results
+//!   (`target/criterion/**/new/{estimates,benchmark}.json` written during this run) and reports
+//!   the mean time, and the rate when the bench declared a throughput;
+//! - end-to-end benches (`harness = false`) that print their own figures and ratios against a
+//!   named peer or hardware limit measured in the same run: their output is kept verbatim.
+//!
+//! Goals are attached to figures here, by benchmark id, so the table shows figure, goal and
+//! whether it is met. `--quick` (what CI runs) uses short measurement times and small inputs,
+//! skips the benches whose set-up alone takes minutes, and writes `target/BENCHMARKS.quick.md`
+//! instead of the committed file, so benchmarks never rot and CI never rewrites the record.
+//!
+//! What it is not: a regression tracker. It records one run on one machine, with the machine.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Instant, SystemTime};
+
+/// One benchmark target.
+struct Bench {
+    /// Short name for `--only` and the section heading.
+    name: &'static str,
+    /// The issue it measures for.
+    issue: &'static str,
+    package: &'static str,
+    target: &'static str,
+    /// Prints its own figures (`harness = false`) rather than criterion's.
+    prints_figures: bool,
+    /// Set-up alone takes minutes (10-million-entry stores): not run in quick mode.
+    heavy: bool,
+    /// Environment for quick mode (smaller inputs).
+    quick_env: &'static [(&'static str, &'static str)],
+    what: &'static str,
+}
+
+const BENCHES: &[Bench] = &[
+    Bench {
+        name: "ingest",
+        issue: "#2",
+        package: "custodia-server",
+        target: "ingest",
+        prints_figures: true,
+        heavy: false,
+        quick_env: &[("INGEST_BENCH_CAPTURES", "300")],
+        what: "end-to-end durable ingest over loopback vs this disk's ceilings; p99 latency at 500/s",
+    },
+    Bench {
+        name: "lane",
+        issue: "#2",
+        package: "custodia-lane",
+        target: "lane_cost",
+        prints_figures: false,
+        heavy: false,
+        quick_env: &[],
+        what: "the lane's cost per capture on one core",
+    },
+    Bench {
+        name: "strip",
+        issue: "#2",
+        package: "custodia-lane",
+        target: "strip",
+        prints_figures: false,
+        heavy: false,
+        quick_env: &[],
+        what: "metadata stripping without re-encoding",
+    },
+    Bench {
+        name: "seal",
+        issue: "#2",
+        package: "custodia-seal",
+        target: "seal",
+        prints_figures: false,
+        heavy: false,
+        quick_env: &[],
+        what: "sealed-capture format, 251 KB capture, with raw AES-GCM and SHA-256 peers",
+    },
+    Bench {
+        name: "synth",
+        issue: "#2",
+        package: "custodia-synth",
+        target: "generate",
+        prints_figures: false,
+        heavy: false,
+        quick_env: &[],
+        what: "synthetic traffic generation for the demo, with the JPEG-encode floor",
+    },
+    Bench {
+        name: "tlog",
+        issue: "#3",
+        package: "custodia-tlog",
+        target: "tlog",
+        prints_figures: false,
+        heavy: true,
+        quick_env: &[],
+        what: "transparency-log math: leaf hashing, append, proofs, full recompute of 10M entries",
+    },
+    Bench {
+        name: "audit",
+        issue: "#3",
+        package: "custodia-vault",
+        target: "audit_log",
+        prints_figures: true,
+        heavy: false,
+        quick_env: &[("CUSTODIA_BENCH_ENTRIES", "200000")],
+        what: "the vault's durable audit log: append rate vs raw leaf hashing, full verification, proofs",
+    },
+    Bench {
+        name: "pdq-hash",
+        issue: "#5",
+        package: "custodia-pdq",
+        target: "hash",
+        prints_figures: false,
+        heavy: false,
+        quick_env: &[],
+        what: "PDQ hashing of a 1080p JPEG on both pipelines",
+    },
+    Bench {
+        name: "pdq-index",
+        issue: "#5",
+        package: "custodia-pdq",
+        target: "index",
+        prints_figures: false,
+        heavy: true,
+        quick_env: &[],
+        what: "Hamming search: multi-index vs brute force, batch join",
+    },
+];
+
+/// Goals by criterion id prefix: (prefix, goal text, check on the mean time in seconds).
+const GOALS: &[(&str, &str, fn(f64) -> bool)] = &[
+    ("lane/pair+parse+strip+seal+sign", "≤ 2 ms", |s| s <= 0.002),
+    ("hash_1080p_jpeg/pdq-fast-v1", "≥ 150 images/s/core (≤ 6.7 ms)", |s| s <= 1.0 / 150.0),
+    ("query_r31_10000000/multi_index", "≤ 5 ms", |s| s <= 0.005),
+    ("verify_entries_10M", "≤ 20 s", |s| s <= 20.0),
+];
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("bench") => match bench(&args[1..]) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("xtask bench: {message}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        _ => {
+            eprintln!("usage: cargo xtask bench [--quick] [--only NAME[,NAME]] [--out FILE]");
+            eprintln!("benches: {}", BENCHES.iter().map(|b| b.name).collect::<Vec<_>>().join(", "));
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let value_of = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let only: Option<Vec<String>> = value_of("--only").map(|v| v.split(',').map(str::to_string).collect());
+    let root = workspace_root();
+    let out = value_of("--out").map(PathBuf::from).unwrap_or_else(|| {
+        if quick { root.join("target/BENCHMARKS.quick.md") } else { root.join("BENCHMARKS.md") }
+    });
+    if let Some(names) = &only {
+        for name in names {
+            if !BENCHES.iter().any(|b| b.name == name) {
+                return Err(format!("no bench named {name:?}"));
+            }
+        }
+    }
+
+    let mut sections = String::new();
+    let mut summary = Vec::new();
+    for bench in BENCHES {
+        if only.as_ref().is_some_and(|names| !names.iter().any(|n| n == bench.name)) {
+            continue;
+        }
+        let mut command = vec!["bench".to_string(), "-p".into(), bench.package.into(), "--bench".into(), bench.target.into()];
+        if quick {
+            command.push("--".into());
+            command.push("--quick".into());
+            if !bench.prints_figures {
+                command.extend(["--warm-up-time", "0.5", "--measurement-time", "1", "--noplot"].map(String::from));
+            }
+        }
+        let shown = format!("cargo {}", command.join(" "));
+        let _ = writeln!(sections, "\n### {} ({}) — {}\n\n`{}`\n", bench.name, bench.issue, bench.what, full_command(bench, quick));
+        if quick && bench.heavy {
+            let _ = writeln!(sections, "Not run in quick mode (its set-up builds a 10-million-entry store); compiled by `cargo bench --no-run`.");
+            eprintln!("xtask bench: skipping {} in quick mode", bench.name);
+            continue;
+        }
+        eprintln!("xtask bench: {shown}");
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(&command).current_dir(&root);
+        if quick {
+            for (key, value) in bench.quick_env {
+                cmd.env(key, value);
+            }
+        }
+        let output = cmd.output().map_err(|e| format!("running {shown}: {e}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+            return Err(format!("{shown} failed ({})", output.status));
+        }
+        let seconds = clock.elapsed().as_secs_f64();
+        if bench.prints_figures {
+            let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("running") && !l.starts_with("test result")).collect();
+            let _ = writeln!(sections, "```text\n{}\n```", lines.join("\n"));
+        } else {
+            let results = criterion_results(&root.join("target/criterion"), started)?;
+            if results.is_empty() {
+                return Err(format!("{shown} left no criterion results"));
+            }
+            let _ = writeln!(sections, "| benchmark | mean | rate | goal |\n|---|---|---|---|");
+            for result in results {
+                let goal = GOALS.iter().find(|(prefix, _, _)| result.id.starts_with(prefix));
+                let goal_text = match goal {
+                    Some((_, text, check)) => format!("{text}: {}", if check(result.mean_s) { "met" } else { "**not met**" }),
+                    None => String::new(),
+                };
+                if let Some((_, text, check)) = goal {
+                    summary.push(format!("{} {} → {} ({})", result.id, format_time(result.mean_s), if check(result.mean_s) { "met" } else { "not met" }, text));
+                }
+                let _ = writeln!(sections, "| {} | {} | {} | {} |", result.id, format_time(result.mean_s), result.rate.unwrap_or_default(), goal_text);
+            }
+        }
+        eprintln!("xtask bench: {} done in {seconds:.0} s", bench.name);
+    }
+
+    let mut doc = String::new();
+    let _ = writeln!(doc, "# Benchmarks\n");
+    let _ = writeln!(
+        doc,
+        "Written by `cargo xtask bench{}` on {} — do not edit by hand; run it again.\n",
+        if quick { " --quick" } else { "" },
+        today()
+    );
+    let _ = writeln!(doc, "Machine: {}.\n", machine());
+    let _ = writeln!(
+        doc,
+        "Each section names the command that reproduces it. End-to-end benches print their figure beside a \
+         named peer or hardware limit measured in the same run, and the ratio. Criterion figures are means; \
+         rates are per second where the bench declares a throughput. Figures measured while other work ran \
+         on the same two cores are lower bounds."
+    );
+    if !summary.is_empty() {
+        let _ = writeln!(doc, "\nGoals checked from criterion figures:\n");
+        for line in &summary {
+            let _ = writeln!(doc, "- {line}");
+        }
+    }
+    doc.push_str(&sections);
+    std::fs::write(&out, doc).map_err(|e| format!("writing {}: {e}", out.display()))?;
+    eprintln!("xtask bench: wrote {}", out.display());
+    Ok(())
+}
+
+fn full_command(bench: &Bench, quick: bool) -> String {
+    let env: String = if quick { bench.quick_env.iter().map(|(k, v)| format!("{k}={v} ")).collect() } else { String::new() };
+    let tail = if quick { " -- --quick" } else { "" };
+    format!("{env}cargo bench -p {} --bench {}{tail}", bench.package, bench.target)
+}
+
+struct CriterionResult {
+    id: String,
+    mean_s: f64,
+    rate: Option<String>,
+}
+
+/// Every criterion result written since `since`, sorted by id.
+fn criterion_results(dir: &Path, since: SystemTime) -> Result<Vec<CriterionResult>, String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let is_new_estimates = path.file_name().is_some_and(|n| n == "estimates.json")
+                && path.parent().and_then(Path::file_name).is_some_and(|n| n == "new");
+            let fresh = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t >= since);
+            if !(is_new_estimates && fresh) {
+                continue;
+            }
+            let estimates: serde_json::Value = read_json(&path)?;
+            let benchmark: serde_json::Value = read_json(&path.with_file_name("benchmark.json"))?;
+            let mean_ns = estimates["mean"]["point_estimate"].as_f64().ok_or("estimates.json without a mean")?;
+            let id = benchmark["full_id"].as_str().unwrap_or("?").to_string();
+            let rate = match (&benchmark["throughput"]["Elements"], &benchmark["throughput"]["Bytes"]) {
+                (serde_json::Value::Number(n), _) => n.as_f64().map(|n| format!("{:.0} elements/s", n / (mean_ns * 1e-9))),
+                (_, serde_json::Value::Number(n)) => n.as_f64().map(|n| format!("{:.1} MB/s", n / (mean_ns * 1e-9) / 1e6)),
+                _ => Some(format!("{:.0}/s", 1.0 / (mean_ns * 1e-9))),
+            };
+            found.push(CriterionResult { id, mean_s: mean_ns * 1e-9, rate });
+        }
+    }
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(found)
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn format_time(seconds: f64) -> String {
+    match seconds {
+        s if s >= 1.0 => format!("{s:.2} s"),
+        s if s >= 1e-3 => format!("{:.2} ms", s * 1e3),
+        s if s >= 1e-6 => format!("{:.1} µs", s * 1e6),
+        s => format!("{:.0} ns", s * 1e9),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace root").to_path_buf()
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split(':').nth(1)).map(str::trim))
+        .unwrap_or("unknown CPU");
+    let flags: Vec<&str> = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("flags").and_then(|r| r.split(':').nth(1)))
+        .map(|f| f.split_whitespace().filter(|f| ["sha_ni", "aes", "avx2", "avx512f"].contains(f)).collect())
+        .unwrap_or_default();
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_string())))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let rustc = Command::new("rustc").arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "{cores} cores, {model} ({}), {memory} memory, {rustc}, load average at start {}",
+        flags.join(", "),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    )
+}
+
+fn today() -> String {
+    Command::new("date")
+        .args(["-u", "+%F"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
