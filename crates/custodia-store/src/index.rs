@@ -143,6 +143,48 @@ pub struct NewRecord {
     pub image_roles: Vec<String>,
     /// Set when the lane sealed an input it could not process; says why.
     pub quarantine_reason: Option<String>,
+    /// Perceptual hashes of its image parts, from its metadata part.
+    pub pdq: Vec<PdqEntry>,
+}
+
+/// One perceptual hash of one image part, as the lane computed it before sealing.
+///
+/// Not personal data by itself, but a face part's hashes describe a face: they are stored
+/// per part (record, group, part, role) so that retention deletes them with the part they
+/// describe in one `DELETE` ([`Index::delete_pdq`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PdqEntry {
+    /// Group of the image part.
+    pub group: u8,
+    /// Part within the group.
+    pub part: u8,
+    /// The part's role (`overview`, `plate-crop`, `vehicle-crop`, `face`).
+    pub role: String,
+    /// Pipeline name, e.g. `pdq-fast-v1`.
+    pub pipeline: String,
+    /// `full` or a standard crop's name.
+    pub variant: String,
+    /// The 256-bit hash.
+    pub hash: [u8; 32],
+    /// Quality 0..=100.
+    pub quality: u8,
+}
+
+/// A stored perceptual hash with the record facts a leak report needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PdqHitRow {
+    /// The row's id (what an in-memory index stores).
+    pub pdq_id: u64,
+    /// The record.
+    pub record: RecordId,
+    /// The hash as stored.
+    pub entry: PdqEntry,
+    /// Site of the record.
+    pub site: String,
+    /// Lane of the record.
+    pub lane: String,
+    /// Capture time of the record (unix ms).
+    pub capture_time_ms: i64,
 }
 
 /// A stored record as the index knows it.
@@ -222,6 +264,12 @@ CREATE INDEX IF NOT EXISTS record_groups_by_epoch ON record_groups (epoch);
 CREATE TABLE IF NOT EXISTS record_plates (
     blind BLOB NOT NULL, month TEXT NOT NULL, device BLOB NOT NULL, sequence INTEGER NOT NULL,
     rank INTEGER NOT NULL, PRIMARY KEY (blind, device, sequence, rank)) WITHOUT ROWID;
+-- AUTOINCREMENT: ids are held by in-memory indexes, so a deleted row's id is never reused.
+CREATE TABLE IF NOT EXISTS record_pdq (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, device BLOB NOT NULL, sequence INTEGER NOT NULL,
+    group_index INTEGER NOT NULL, part_index INTEGER NOT NULL, role TEXT NOT NULL,
+    pipeline TEXT NOT NULL, variant TEXT NOT NULL, hash BLOB NOT NULL, quality INTEGER NOT NULL,
+    UNIQUE (device, sequence, group_index, part_index, pipeline, variant));
 ";
 
 /// The SQLite index. One writer connection and one reader connection (WAL lets reads proceed
@@ -441,6 +489,11 @@ impl Index {
                 "INSERT OR IGNORE INTO record_plates (blind, month, device, sequence, rank)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
+            let mut insert_pdq = tx.prepare_cached(
+                "INSERT OR IGNORE INTO record_pdq (device, sequence, group_index, part_index, role,
+                                                   pipeline, variant, hash, quality)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
             for record in batch {
                 let device = record.id.device.0.as_slice();
                 let sequence = sequence_to_sql(record.id.sequence);
@@ -485,6 +538,19 @@ impl Index {
                         plate.rank
                     ])?;
                 }
+                for p in &record.pdq {
+                    insert_pdq.execute(params![
+                        device,
+                        sequence,
+                        p.group,
+                        p.part,
+                        p.role,
+                        p.pipeline,
+                        p.variant,
+                        p.hash.as_slice(),
+                        p.quality
+                    ])?;
+                }
                 outcomes.push(InsertOutcome::Inserted);
             }
         }
@@ -506,6 +572,100 @@ impl Index {
             Ok((RecordId { device: device_id_from(&device)?, sequence: sequence as u64 }, key))
         })
         .collect()
+    }
+}
+
+impl Index {
+    /// Calls `each(id, pipeline, hash)` for every stored perceptual hash with id > `after_id`,
+    /// in id order, and returns the largest id seen (or `after_id`). An in-memory index loads
+    /// everything with `after_id = 0` at open and then only what each batch added.
+    pub fn for_each_pdq_since(
+        &self,
+        after_id: u64,
+        mut each: impl FnMut(u64, &str, &[u8; 32]),
+    ) -> Result<u64, IndexError> {
+        let conn = self.read();
+        let mut statement =
+            conn.prepare_cached("SELECT id, pipeline, hash FROM record_pdq WHERE id > ?1 ORDER BY id")?;
+        let mut rows = statement.query([after_id as i64])?;
+        let mut last = after_id;
+        while let Some(row) = rows.next()? {
+            let id = row.get::<_, i64>(0)? as u64;
+            let pipeline = row.get_ref(1)?.as_str().map_err(|_| IndexError::Invalid("pdq pipeline"))?;
+            let hash: &[u8; 32] =
+                row.get_ref(2)?
+                .as_blob()
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or(IndexError::Invalid("pdq hash"))?;
+            each(id, pipeline, hash);
+            last = last.max(id);
+        }
+        Ok(last)
+    }
+
+    /// The stored hashes with these ids and their records' site, lane and time. Ids no longer
+    /// stored (deleted by retention since an in-memory index loaded them) are left out.
+    pub fn pdq_rows(&self, ids: &[u64]) -> Result<Vec<PdqHitRow>, IndexError> {
+        let conn = self.read();
+        let mut statement = conn.prepare_cached(
+            "SELECT p.id, p.device, p.sequence, p.group_index, p.part_index, p.role, p.pipeline,
+                    p.variant, p.hash, p.quality, r.site, r.lane, r.capture_time_ms
+             FROM record_pdq p JOIN records r ON r.device = p.device AND r.sequence = p.sequence
+             WHERE p.id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let row = statement
+                .query_row([id as i64], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, Vec<u8>>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, u8>(3)?,
+                        row.get::<_, u8>(4)?,
+                        row.get::<_, String>(5)?,
+                        row.get::<_, String>(6)?,
+                        row.get::<_, String>(7)?,
+                        row.get::<_, Vec<u8>>(8)?,
+                        row.get::<_, u8>(9)?,
+                        (row.get::<_, String>(10)?, row.get::<_, String>(11)?, row.get::<_, i64>(12)?),
+                    ))
+                })
+                .optional()?;
+            let Some((pid, device, sequence, group, part, role, pipeline, variant, hash, quality, (site, lane, time))) =
+                row
+            else {
+                continue;
+            };
+            out.push(PdqHitRow {
+                pdq_id: pid as u64,
+                record: RecordId { device: device_id_from(&device)?, sequence: sequence as u64 },
+                entry: PdqEntry {
+                    group,
+                    part,
+                    role,
+                    pipeline,
+                    variant,
+                    hash: hash.try_into().map_err(|_| IndexError::Invalid("pdq hash"))?,
+                    quality,
+                },
+                site,
+                lane,
+                capture_time_ms: time,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes the perceptual hashes of one group of a record (all of it, or one role): what
+    /// retention runs when it destroys that group's images. Returns how many rows went.
+    pub fn delete_pdq(&self, record: &RecordId, group: u8, role: Option<&str>) -> Result<usize, IndexError> {
+        Ok(self.write().execute(
+            "DELETE FROM record_pdq WHERE device = ?1 AND sequence = ?2 AND group_index = ?3
+                                      AND (?4 IS NULL OR role = ?4)",
+            params![record.device.0.as_slice(), sequence_to_sql(record.sequence), group, role],
+        )?)
     }
 }
 

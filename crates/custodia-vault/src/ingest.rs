@@ -283,6 +283,7 @@ impl Vault {
             plates,
             image_roles,
             quarantine_reason: metadata.quarantine.as_ref().map(|q| q.reason.clone()),
+            pdq: pdq_entries(&metadata)?,
         })))
     }
 
@@ -332,6 +333,34 @@ pub fn blind_value(key: &[u8; 32], plate: &str) -> [u8; 16] {
     mac.update(plate.as_bytes());
     let full = mac.finalize().into_bytes();
     full[..16].try_into().expect("HMAC-SHA256 is 32 bytes")
+}
+
+/// The perceptual hashes the lane put in the metadata part, parsed for the index. A hash that
+/// is not 64 hex digits, a quality over 100 or an unknown pipeline name refuses the capture: the
+/// lane signed it, so it is a lane bug to surface, not data to guess at.
+fn pdq_entries(metadata: &CaptureMetadata) -> Result<Vec<custodia_store::index::PdqEntry>, IngestError> {
+    let mut out = Vec::new();
+    for image in &metadata.images {
+        for p in &image.pdq {
+            let bad = |what: &str| IngestError::MetadataInvalid(format!("perceptual hash: {what}"));
+            let pipeline: custodia_pdq::Pipeline = p.pipeline.parse().map_err(|_| bad("unknown pipeline"))?;
+            let hash: custodia_pdq::PdqHash = p.hash.parse().map_err(|_| bad("not 64 hex digits"))?;
+            let quality = u8::try_from(p.quality).ok().filter(|q| *q <= 100).ok_or_else(|| bad("quality over 100"))?;
+            if p.variant.is_empty() || p.variant.len() > 32 {
+                return Err(bad("variant name"));
+            }
+            out.push(custodia_store::index::PdqEntry {
+                group: image.group,
+                part: image.part,
+                role: image.role.as_str().to_string(),
+                pipeline: pipeline.name().to_string(),
+                variant: p.variant.clone(),
+                hash: hash.0,
+                quality,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The metadata must describe exactly the image parts the signed header lists.
@@ -432,6 +461,7 @@ async fn commit_batch(inner: &std::sync::Arc<crate::Inner>, batch: Vec<Pending>)
             return fail_all(batch, IngestError::Storage(error.to_string()));
         }
     };
+    crate::leak::after_commit(inner);
     for (pending, outcome) in batch.into_iter().zip(outcomes) {
         let id = pending.record.id;
         let answer = match outcome {

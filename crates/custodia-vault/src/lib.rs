@@ -35,6 +35,7 @@ pub mod config;
 mod devices;
 mod epochs;
 pub mod ingest;
+pub mod leak;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -129,6 +130,7 @@ pub(crate) struct Inner {
     blobs: BlobStore,
     committer: mpsc::Sender<ingest::Pending>,
     log: Arc<audit::AuditLog>,
+    pdq: leak::PdqIndexes,
 }
 
 impl Drop for Inner {
@@ -209,6 +211,7 @@ impl Vault {
             log_public_key,
         )?);
         // Bounded: when the disk is slow, handlers wait here instead of piling up memory.
+        let pdq = leak::PdqIndexes::load(&index)?;
         let (committer, queue) = mpsc::channel(config.max_batch_records * 2);
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
@@ -220,6 +223,7 @@ impl Vault {
             blobs,
             committer,
             log,
+            pdq,
         });
         let vault = Self { inner };
         // A crash may have left the last logged batch without its effects: settle that before
