@@ -15,6 +15,7 @@ use custodia_vault::{MasterKey, Vault, VaultConfig};
 
 mod audit;
 mod demo;
+mod leak;
 mod scan;
 mod witness;
 
@@ -47,6 +48,9 @@ enum Command {
     /// Run a witness that cosigns a vault's log checkpoints (oversight body).
     #[command(subcommand)]
     Witness(witness::WitnessCommand),
+    /// Perceptual hashes of files, and scans of leaked dumps against the vault (responder).
+    #[command(subcommand)]
+    Leak(leak::LeakCommand),
 }
 
 #[derive(Args)]
@@ -174,6 +178,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Lane(command) => lane(command).await,
         Command::Audit(command) => audit::run(command, open_vault).await,
         Command::Witness(command) => witness::run(command).await,
+        Command::Leak(command) => leak::run(command, open_vault).await,
     }
 }
 
