@@ -4,7 +4,7 @@
 //! The scan reads a folder, a single image, or a zip / tar / tar.gz archive without writing
 //! anything it extracts, decodes every JPEG and PNG defensively (size limits before decoding,
 //! per-entry and total byte limits against decompression bombs, a panic guard around the
-//! decoders), strips letterbox/pillarbox bars, hashes each find on the pipeline the vault
+//! decoders), hashes each find as found, without its letterbox/pillarbox bars if it has any, and slightly trimmed (to land near a stored crop), on the pipeline the vault
 //! stores, and searches all eight dihedral variants at radius ≤ 31. It opens no sealed
 //! capture: the vault's index of perceptual hashes is all it needs. The scan is logged in the
 //! vault's audit log (`scanned`, with the SHA-256 of the JSON report) before the report is
@@ -335,28 +335,49 @@ fn walk_tar(reader: impl Read, limits: Limits, each: &mut dyn FnMut(Item)) -> Re
 /// A file of the dump that decoded as an image.
 struct Find {
     name: String,
-    dihedral: Dihedral,
-    /// Whether letterbox/pillarbox bars were stripped before hashing.
-    bars_stripped: bool,
+    /// Hashes of the image as found, then of the other versions searched ([`hash_find`]),
+    /// each with the version's name.
+    versions: Vec<(&'static str, Dihedral)>,
+}
+
+impl Find {
+    fn as_found(&self) -> &Dihedral {
+        &self.versions[0].1
+    }
 }
 
 fn is_image(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0xFF, 0xD8, 0xFF]) || bytes.starts_with(b"\x89PNG\r\n\x1a\n")
 }
 
-/// Decode (under custodia-pdq's limits), strip bars, hash all eight variants. An image with no
-/// bars is hashed from its bytes, exactly as the lane hashed what it stored.
-fn hash_find(bytes: &[u8], pipeline: Pipeline) -> Result<(Dihedral, bool), String> {
-    let guarded = std::panic::catch_unwind(|| -> Result<(Dihedral, bool), String> {
+/// Per mille of each side the scan also trims from a find. The lane stores the whole image and
+/// insets of 5, 10 and 20 %; a find cropped by c per side, trimmed by a further ~3.3 %, lands
+/// near the next stored inset (2 % + 3.3 % of the rest ≈ 5 %), which PDQ tolerates, where the
+/// find itself sits between two stored crops and may be 28–94 bits from both.
+const FIND_INSET_PER_MILLE: u32 = 33;
+
+/// Decode (under custodia-pdq's limits) and hash all eight variants of: the image as found
+/// (from its bytes, exactly as the lane hashed what it stored); the image with letterbox /
+/// pillarbox bars stripped, when it has any (a dark sky or plain wall can look like a bar, so
+/// both are searched); and that image trimmed by [`FIND_INSET_PER_MILLE`] per side.
+fn hash_find(bytes: &[u8], pipeline: Pipeline) -> Result<Vec<(&'static str, Dihedral)>, String> {
+    let guarded = std::panic::catch_unwind(|| -> Result<Vec<(&'static str, Dihedral)>, String> {
         let img = custodia_pdq::decode_image(bytes).map_err(|e| e.to_string())?;
+        let mut versions = vec![("as-found", custodia_pdq::hash_bytes_dihedral(bytes, pipeline).map_err(|e| e.to_string())?)];
         let stripped = custodia_pdq::crops::strip_borders(&img);
-        if (stripped.width(), stripped.height()) == (img.width(), img.height()) {
-            drop(img);
-            let d = custodia_pdq::hash_bytes_dihedral(bytes, pipeline).map_err(|e| e.to_string())?;
-            Ok((d, false))
+        let base = if (stripped.width(), stripped.height()) != (img.width(), img.height()) {
+            versions.push(("bars-stripped", custodia_pdq::hash_image_dihedral(&stripped, pipeline)));
+            &stripped
         } else {
-            Ok((custodia_pdq::hash_image_dihedral(&stripped, pipeline), true))
+            &img
+        };
+        let (w, h) = (base.width(), base.height());
+        let (dx, dy) = (w * FIND_INSET_PER_MILLE / 1000, h * FIND_INSET_PER_MILLE / 1000);
+        if dx > 0 && dy > 0 {
+            let trimmed = base.crop_imm(dx, dy, w - 2 * dx, h - 2 * dy);
+            versions.push(("trimmed-3", custodia_pdq::hash_image_dihedral(&trimmed, pipeline)));
         }
+        Ok(versions)
     });
     guarded.unwrap_or_else(|_| Err("the decoder failed on this file (panic contained)".into()))
 }
@@ -392,6 +413,7 @@ impl ScanOutcome {
 /// One scanned file matched to one stored image part, best distance over variants.
 struct Match<'a> {
     find: &'a Find,
+    version: &'static str,
     dihedral: DihedralVariant,
     hit: LeakHit,
     weak: bool,
@@ -423,7 +445,7 @@ fn scan(vault: &Vault, args: &ScanArgs) -> Result<ScanOutcome> {
                 skipped.push((name, "not a JPEG or PNG".into()));
             }
             Item::File { name, bytes } => match hash_find(&bytes, pipeline) {
-                Ok((dihedral, bars_stripped)) => finds.push(Find { name, dihedral, bars_stripped }),
+                Ok(versions) => finds.push(Find { name, versions }),
                 Err(reason) => skipped.push((name, format!("not decodable: {reason}"))),
             },
         }
@@ -431,18 +453,25 @@ fn scan(vault: &Vault, args: &ScanArgs) -> Result<ScanOutcome> {
     })?;
     bar.set_message(format!("searching {} images × 8 variants", finds.len()));
 
-    // Best hit per (find, stored image part): the closest stored variant and dihedral.
-    let mut best: BTreeMap<(usize, String, u8, u8), (usize, DihedralVariant, LeakHit)> = BTreeMap::new();
+    // Best hit per (find, stored image part): the closest stored variant, version and dihedral.
+    let mut best: BTreeMap<(usize, String, u8, u8), (usize, &'static str, DihedralVariant, LeakHit)> = BTreeMap::new();
     for (chunk_index, chunk) in finds.chunks(QUERY_CHUNK_IMAGES).enumerate() {
-        let queries: Vec<PdqHash> = chunk.iter().flat_map(|f| f.dihedral.hashes).collect();
+        let mut queries: Vec<PdqHash> = Vec::with_capacity(chunk.len() * 24);
+        let mut owners: Vec<(usize, &'static str)> = Vec::with_capacity(chunk.len() * 3);
+        for (i, f) in chunk.iter().enumerate() {
+            for (version, d) in &f.versions {
+                queries.extend(d.hashes);
+                owners.push((chunk_index * QUERY_CHUNK_IMAGES + i, version));
+            }
+        }
         for hit in vault.leak_match(pipeline.name(), &queries, MATCH_RADIUS)? {
-            let find = chunk_index * QUERY_CHUNK_IMAGES + hit.query / 8;
+            let (find, version) = owners[hit.query / 8];
             let variant = DihedralVariant::ALL[hit.query % 8];
             let key = (find, hit.stored.record.to_string(), hit.stored.entry.group, hit.stored.entry.part);
             match best.get(&key) {
-                Some((_, _, b)) if b.distance <= hit.distance => {}
+                Some((_, _, _, b)) if b.distance <= hit.distance => {}
                 _ => {
-                    best.insert(key, (find, variant, hit));
+                    best.insert(key, (find, version, variant, hit));
                 }
             }
         }
@@ -451,10 +480,10 @@ fn scan(vault: &Vault, args: &ScanArgs) -> Result<ScanOutcome> {
 
     let matches: Vec<Match<'_>> = best
         .into_values()
-        .map(|(find, dihedral, hit)| {
+        .map(|(find, version, dihedral, hit)| {
             let find = &finds[find];
-            let weak = find.dihedral.quality < MIN_TRUSTED_QUALITY || u32::from(hit.stored.entry.quality) < MIN_TRUSTED_QUALITY;
-            Match { find, dihedral, hit, weak }
+            let weak = find.as_found().quality < MIN_TRUSTED_QUALITY || u32::from(hit.stored.entry.quality) < MIN_TRUSTED_QUALITY;
+            Match { find, version, dihedral, hit, weak }
         })
         .collect();
     let report = build_report(vault, args, pipeline, started_ms, files, &finds, &matches, &skipped);
@@ -548,9 +577,9 @@ fn build_report(
             "stored_variant": m.hit.stored.entry.variant,
             "dihedral": m.dihedral.name(),
             "distance": m.hit.distance,
-            "find_quality": m.find.dihedral.quality,
+            "find_quality": m.find.as_found().quality,
             "stored_quality": m.hit.stored.entry.quality,
-            "bars_stripped": m.find.bars_stripped,
+            "find_version": m.version,
             "weak": m.weak,
             "site": m.hit.stored.site,
             "lane": m.hit.stored.lane,
@@ -558,7 +587,7 @@ fn build_report(
             "captured_on": date(m.hit.stored.capture_time_ms),
         })).collect::<Vec<_>>(),
         "unmatched": finds.iter().filter(|f| !matched_files.contains(f.name.as_str())).map(|f| json!({
-            "file": f.name, "quality": f.dihedral.quality, "hash": f.dihedral.hashes[0].to_string(),
+            "file": f.name, "quality": f.as_found().quality, "hash": f.as_found().hashes[0].to_string(),
         })).collect::<Vec<_>>(),
         "skipped": skipped.iter().map(|(file, reason)| json!({"file": file, "reason": reason})).collect::<Vec<_>>(),
     })
@@ -612,12 +641,12 @@ fn render_html(r: &Value) -> String {
     ] {
         h.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>", esc(label), val(&s[key])));
     }
-    h.push_str("</table><h2>Matches</h2><table><tr><th>File</th><th>Record</th><th>Role</th><th>Stored variant</th><th>Rotation/flip</th><th>Distance</th><th>Quality (find / stored)</th><th>Site / lane</th><th>Captured</th></tr>");
+    h.push_str("</table><h2>Matches</h2><table><tr><th>File</th><th>Record</th><th>Role</th><th>Stored variant</th><th>Find version / rotation</th><th>Distance</th><th>Quality (find / stored)</th><th>Site / lane</th><th>Captured</th></tr>");
     for m in r["matches"].as_array().into_iter().flatten() {
         let class = if m["weak"].as_bool() == Some(true) { " class=weak" } else { "" };
         h.push_str(&format!(
             "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{} / {}</td><td>{}</td></tr>",
-            val(&m["file"]), val(&m["record"]), val(&m["role"]), val(&m["stored_variant"]), val(&m["dihedral"]), val(&m["distance"]),
+            val(&m["file"]), val(&m["record"]), val(&m["role"]), val(&m["stored_variant"]), format!("{} / {}", val(&m["find_version"]), val(&m["dihedral"])), val(&m["distance"]),
             val(&m["find_quality"]), val(&m["stored_quality"]), val(&m["site"]), val(&m["lane"]), val(&m["captured_on"])
         ));
     }
