@@ -354,13 +354,13 @@ fn is_image(bytes: &[u8]) -> bool {
 /// insets of 5, 10 and 20 %; a find cropped by c per side, trimmed by a further ~3.3 %, lands
 /// near the next stored inset (2 % + 3.3 % of the rest ≈ 5 %), which PDQ tolerates, where the
 /// find itself sits between two stored crops and may be 28–94 bits from both.
-const FIND_INSET_PER_MILLE: u32 = 33;
+pub(crate) const FIND_INSET_PER_MILLE: u32 = 33;
 
 /// Decode (under custodia-pdq's limits) and hash all eight variants of: the image as found
 /// (from its bytes, exactly as the lane hashed what it stored); the image with letterbox /
 /// pillarbox bars stripped, when it has any (a dark sky or plain wall can look like a bar, so
 /// both are searched); and that image trimmed by [`FIND_INSET_PER_MILLE`] per side.
-fn hash_find(bytes: &[u8], pipeline: Pipeline) -> Result<Vec<(&'static str, Dihedral)>, String> {
+pub(crate) fn hash_find(bytes: &[u8], pipeline: Pipeline) -> Result<Vec<(&'static str, Dihedral)>, String> {
     let guarded = std::panic::catch_unwind(|| -> Result<Vec<(&'static str, Dihedral)>, String> {
         let img = custodia_pdq::decode_image(bytes).map_err(|e| e.to_string())?;
         let mut versions = vec![("as-found", custodia_pdq::hash_bytes_dihedral(bytes, pipeline).map_err(|e| e.to_string())?)];
