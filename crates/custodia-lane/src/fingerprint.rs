@@ -8,7 +8,7 @@
 //! An image the hasher cannot decode still gets sealed (the stripper already accepted it); it
 //! simply carries fewer or no hashes, which the vault's scan reports as "not searchable".
 
-use custodia_pdq::{Pipeline, crops};
+use custodia_pdq::Pipeline;
 use custodia_seal::metadata::PdqRecord;
 
 /// The pipeline the lane hashes with. Scans must hash finds with the same one.
@@ -26,18 +26,12 @@ pub fn image_hashes(bytes: &[u8]) -> Vec<PdqRecord> {
         hash: r.hash.to_string(),
         quality: r.quality,
     };
-    let mut out = Vec::with_capacity(1 + crops::STANDARD_CROP_NAMES.len());
-    // The full hash takes the pipeline's DCT-domain shortcut for large JPEGs; crops need pixels.
-    match custodia_pdq::hash_bytes(bytes, LANE_PIPELINE) {
-        Ok(r) => out.push(record(FULL_VARIANT, r)),
-        Err(_) => return out,
+    // One full decode and one luma plane for all five crops; the whole-image hash keeps the
+    // pipeline's DCT-domain shortcut.
+    match custodia_pdq::hash_bytes_with_crops(bytes, LANE_PIPELINE) {
+        Ok(hashes) => hashes.into_iter().map(|(variant, r)| record(if variant == "full" { FULL_VARIANT } else { variant }, r)).collect(),
+        Err(_) => Vec::new(),
     }
-    if let Ok(img) = custodia_pdq::decode_image(bytes) {
-        for (name, crop) in crops::standard_crops(&img) {
-            out.push(record(name, custodia_pdq::hash_image_with(&crop, LANE_PIPELINE)));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

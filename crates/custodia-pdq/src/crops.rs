@@ -22,20 +22,28 @@ const CROPS: [(&str, [u32; 4]); 5] = [
 pub const STANDARD_CROP_NAMES: [&str; 5] =
     [CROPS[0].0, CROPS[1].0, CROPS[2].0, CROPS[3].0, CROPS[4].0];
 
-/// The fixed set of crops the lane hashes besides the whole image, each with a stable name.
-/// Images too small to crop meaningfully (under 20 px a side) give an empty list.
-pub fn standard_crops(img: &DynamicImage) -> Vec<(&'static str, DynamicImage)> {
-    let (w, h) = img.dimensions();
+/// The standard crops' pixel windows `(name, (x0, y0, x1, y1))` in an image of `w` × `h`
+/// (exclusive ends), the same arithmetic for pixels and for luma planes. Empty under 20 px a side.
+pub fn crop_windows(w: usize, h: usize) -> Vec<(&'static str, (usize, usize, usize, usize))> {
     if w < 20 || h < 20 {
         return Vec::new();
     }
     CROPS
         .iter()
         .map(|&(name, [l, t, r, b])| {
-            let (x0, y0) = (w * l / 1000, h * t / 1000);
-            let (x1, y1) = (w - w * r / 1000, h - h * b / 1000);
-            (name, img.crop_imm(x0, y0, x1 - x0, y1 - y0))
+            let (l, t, r, b) = (l as usize, t as usize, r as usize, b as usize);
+            (name, (w * l / 1000, h * t / 1000, w - w * r / 1000, h - h * b / 1000))
         })
+        .collect()
+}
+
+/// The fixed set of crops the lane hashes besides the whole image, each with a stable name.
+/// Images too small to crop meaningfully (under 20 px a side) give an empty list.
+pub fn standard_crops(img: &DynamicImage) -> Vec<(&'static str, DynamicImage)> {
+    let (w, h) = img.dimensions();
+    crop_windows(w as usize, h as usize)
+        .into_iter()
+        .map(|(name, (x0, y0, x1, y1))| (name, img.crop_imm(x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32)))
         .collect()
 }
 

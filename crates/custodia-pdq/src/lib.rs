@@ -360,6 +360,34 @@ pub fn hash_bytes_dihedral(bytes: &[u8], pipeline: Pipeline) -> Result<Dihedral,
     Ok(dihedral_of(l.data, l.width, l.height, pipeline))
 }
 
+/// The whole image and each standard crop ([`crops::STANDARD_CROP_NAMES`]), with the results
+/// [`hash_bytes`] and [`hash_image_with`]`(crop)` would give, for one full decode and one luma
+/// conversion: the crops are cut from the full-resolution luma plane (luma is per pixel, so
+/// cropping the plane equals converting the cropped pixels) and then go through the pipeline's
+/// own downsampling. The whole-image hash keeps the pipeline's DCT-domain shortcut. Crops of an
+/// image under 20 px a side are omitted, as in `standard_crops`.
+pub fn hash_bytes_with_crops(
+    bytes: &[u8],
+    pipeline: Pipeline,
+) -> Result<Vec<(&'static str, PdqResult)>, PdqError> {
+    let whole = decode::luma_for(bytes, pipeline)?;
+    let mut out = vec![("full", result_of(whole.data, whole.width, whole.height, pipeline))];
+    let full = decode::luma_of(&decode::decode_full(bytes)?);
+    for (name, (x0, y0, x1, y1)) in crops::crop_windows(full.width, full.height) {
+        let mut data = Vec::with_capacity((x1 - x0) * (y1 - y0));
+        for row in y0..y1 {
+            data.extend_from_slice(&full.data[row * full.width + x0..row * full.width + x1]);
+        }
+        let plane = decode::Luma { data, width: x1 - x0, height: y1 - y0 };
+        let plane = match pipeline {
+            Pipeline::CanonicalV1 => plane,
+            Pipeline::FastV1 => decode::area_downsample(plane, FAST_MAX_SIDE),
+        };
+        out.push((name, result_of(plane.data, plane.width, plane.height, pipeline)));
+    }
+    Ok(out)
+}
+
 /// Decode JPEG or PNG bytes at full size under the same limits as [`hash_bytes`] (for
 /// callers that also crop or strip borders before hashing).
 pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, PdqError> {

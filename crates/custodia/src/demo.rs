@@ -191,7 +191,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }
     println!("  sealed bytes stored          {:.1} MB ({:.0} KB a capture)", blob_bytes as f64 / 1e6, blob_bytes as f64 / 1e3 / records.max(1) as f64);
     println!(
-        "  wall time                    {:.1} s, {:.0} captures/s end to end (generating the images is most of it)",
+        "  wall time                    {:.1} s, {:.0} captures/s end to end (rendering the synthetic images and the lanes' perceptual hashing are most of it)",
         elapsed.as_secs_f64(),
         records as f64 / elapsed.as_secs_f64()
     );
