@@ -34,6 +34,9 @@ struct Bench {
     heavy: bool,
     /// Environment for quick mode (smaller inputs).
     quick_env: &'static [(&'static str, &'static str)],
+    /// Measures Python peers (pdqhash, FAISS): outside quick mode the harness makes a venv with
+    /// them from PyPI and passes it as `PYTHON`.
+    python_peers: bool,
     what: &'static str,
 }
 
@@ -46,6 +49,7 @@ const BENCHES: &[Bench] = &[
         prints_figures: true,
         heavy: false,
         quick_env: &[("INGEST_BENCH_CAPTURES", "300")],
+        python_peers: false,
         what: "end-to-end durable ingest over loopback vs this disk's ceilings; p99 latency at 500/s",
     },
     Bench {
@@ -56,6 +60,7 @@ const BENCHES: &[Bench] = &[
         prints_figures: false,
         heavy: false,
         quick_env: &[],
+        python_peers: false,
         what: "the lane's cost per capture on one core",
     },
     Bench {
@@ -66,6 +71,7 @@ const BENCHES: &[Bench] = &[
         prints_figures: false,
         heavy: false,
         quick_env: &[],
+        python_peers: false,
         what: "metadata stripping without re-encoding",
     },
     Bench {
@@ -76,6 +82,7 @@ const BENCHES: &[Bench] = &[
         prints_figures: false,
         heavy: false,
         quick_env: &[],
+        python_peers: false,
         what: "sealed-capture format, 251 KB capture, with raw AES-GCM and SHA-256 peers",
     },
     Bench {
@@ -86,6 +93,7 @@ const BENCHES: &[Bench] = &[
         prints_figures: false,
         heavy: false,
         quick_env: &[],
+        python_peers: false,
         what: "synthetic traffic generation for the demo, with the JPEG-encode floor",
     },
     Bench {
@@ -96,6 +104,7 @@ const BENCHES: &[Bench] = &[
         prints_figures: false,
         heavy: true,
         quick_env: &[],
+        python_peers: false,
         what: "transparency-log math: leaf hashing, append, proofs, full recompute of 10M entries",
     },
     Bench {
@@ -106,6 +115,7 @@ const BENCHES: &[Bench] = &[
         prints_figures: true,
         heavy: false,
         quick_env: &[("CUSTODIA_BENCH_ENTRIES", "200000")],
+        python_peers: false,
         what: "the vault's durable audit log: append rate vs raw leaf hashing, full verification, proofs",
     },
     Bench {
@@ -116,6 +126,7 @@ const BENCHES: &[Bench] = &[
         prints_figures: false,
         heavy: false,
         quick_env: &[],
+        python_peers: false,
         what: "PDQ hashing of a 1080p JPEG on both pipelines",
     },
     Bench {
@@ -126,7 +137,41 @@ const BENCHES: &[Bench] = &[
         prints_figures: false,
         heavy: true,
         quick_env: &[],
+        python_peers: false,
         what: "Hamming search: multi-index vs brute force, batch join",
+    },
+    Bench {
+        name: "leak-robustness",
+        issue: "#5",
+        package: "custodia",
+        target: "leak_robustness",
+        prints_figures: true,
+        heavy: false,
+        quick_env: &[("LEAK_N", "12")],
+        python_peers: false,
+        what: "recall per transform of demo images and false matches per million unrelated pairs",
+    },
+    Bench {
+        name: "leak-hash-speed",
+        issue: "#5",
+        package: "custodia",
+        target: "leak_hash_speed",
+        prints_figures: true,
+        heavy: false,
+        quick_env: &[("LEAK_IMAGES", "10")],
+        python_peers: true,
+        what: "hashing 1080p JPEGs: ours on both pipelines beside Python pdqhash, same images, same run",
+    },
+    Bench {
+        name: "leak-match",
+        issue: "#5",
+        package: "custodia",
+        target: "leak_match",
+        prints_figures: true,
+        heavy: true,
+        quick_env: &[],
+        python_peers: true,
+        what: "100,000 dump hashes x 8 variants against 10,000,000 stored, beside FAISS IndexBinaryFlat",
     },
 ];
 
@@ -202,6 +247,8 @@ fn bench(args: &[String]) -> Result<(), String> {
             for (key, value) in bench.quick_env {
                 cmd.env(key, value);
             }
+        } else if bench.python_peers && std::env::var_os("PYTHON").is_none() {
+            cmd.env("PYTHON", python_peers(&root)?);
         }
         let output = cmd.output().map_err(|e| format!("running {shown}: {e}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -260,6 +307,23 @@ fn bench(args: &[String]) -> Result<(), String> {
     std::fs::write(&out, doc).map_err(|e| format!("writing {}: {e}", out.display()))?;
     eprintln!("xtask bench: wrote {}", out.display());
     Ok(())
+}
+
+/// A venv under `target/` with the Python peers, made once from PyPI.
+fn python_peers(root: &Path) -> Result<PathBuf, String> {
+    let venv = root.join("target/bench-venv");
+    let python = venv.join("bin/python");
+    let ready = Command::new(&python).args(["-c", "import faiss, pdqhash, PIL, numpy"]).output().is_ok_and(|o| o.status.success());
+    if !ready {
+        eprintln!("xtask bench: making {} with faiss-cpu, pdqhash, pillow, numpy from PyPI", venv.display());
+        let run = |program: &Path, args: &[&str]| -> Result<(), String> {
+            let status = Command::new(program).args(args).status().map_err(|e| format!("{}: {e}", program.display()))?;
+            if status.success() { Ok(()) } else { Err(format!("{} {} failed", program.display(), args.join(" "))) }
+        };
+        run(Path::new("python3"), &["-m", "venv", venv.to_str().ok_or("venv path is not UTF-8")?])?;
+        run(&venv.join("bin/pip"), &["install", "--quiet", "faiss-cpu", "pdqhash", "pillow", "numpy"])?;
+    }
+    Ok(python)
 }
 
 fn full_command(bench: &Bench, quick: bool) -> String {
