@@ -295,7 +295,8 @@ fn bench(args: &[String]) -> Result<(), String> {
         "Each section names the command that reproduces it. End-to-end benches print their figure beside a \
          named peer or hardware limit measured in the same run, and the ratio. Criterion figures are means; \
          rates are per second where the bench declares a throughput. Figures measured while other work ran \
-         on the same two cores are lower bounds."
+         on the same two cores are lower bounds. What bounds each figure and what still escapes: \
+         [docs/performance.md](docs/performance.md)."
     );
     if !summary.is_empty() {
         let _ = writeln!(doc, "\nGoals checked from criterion figures:\n");
