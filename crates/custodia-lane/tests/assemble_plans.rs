@@ -24,15 +24,20 @@ fn sample_images() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     custodia_synth::sample_capture_bytes(5)
 }
 
-#[test]
-fn a_complete_group_becomes_one_capture_with_its_read_and_stripped_images() {
+/// A whole camera group: overview, plate crop, face and the alprd JSON, one stem.
+fn complete_group() -> [InputFile; 4] {
     let (overview, plate, face) = sample_images();
-    let files = [
+    [
         file("s1.jpg", &overview),
         file("s1.plate.jpg", &plate),
         file("s1.face0.jpg", &face),
         file("s1.json", &openalpr_json()),
-    ];
+    ]
+}
+
+#[test]
+fn a_complete_group_becomes_one_capture_with_its_read_and_stripped_images() {
+    let files = complete_group();
     let plans = plan_group(&files, WITH_ENGINE);
     assert_eq!(plans.len(), 1);
     let plan = &plans[0];
@@ -92,13 +97,7 @@ fn heartbeats_are_consumed_without_a_capture() {
 
 #[test]
 fn a_sealed_plan_opens_only_with_the_vault_keys_to_what_was_planned() {
-    let (overview, plate, face) = sample_images();
-    let files = [
-        file("s1.jpg", &overview),
-        file("s1.plate.jpg", &plate),
-        file("s1.face0.jpg", &face),
-        file("s1.json", &openalpr_json()),
-    ];
+    let files = complete_group();
     let plan = plan_group(&files, WITH_ENGINE).remove(0);
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let site = SiteName::new("anzalduas").unwrap();
