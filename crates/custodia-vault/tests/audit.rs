@@ -173,6 +173,23 @@ fn every_event_kind_round_trips_and_only_its_canonical_bytes_parse() {
         Action::Scanned { scan: t("s1"), files: 100, matches: 2, report: [5; 32] },
         Action::PolicyChanged { policy: [6; 32], summary: t("faces kept 12 h") },
         Action::LoginFailed { claimed: t("admin"), reason: t("bad-token") },
+        Action::Refused { request: t("read-image"), target: t("00ff-1"), reason: t("no-grant") },
+        Action::PrincipalAdded { subject: t("officer-1"), roles: vec![t("officer"), t("supervisor")] },
+        Action::PrincipalDisabled { subject: t("officer-1") },
+        Action::TokenIssued { subject: t("officer-1"), token: t("tok-9f"), expires_at_ms: NOW + DAY_MS },
+        Action::BreakGlassRequested { request: t("bg-1"), scope: t("record:00ff-1") },
+        Action::BreakGlassApproved { request: t("bg-1"), requester: t("officer-1"), scope: t("record:00ff-1") },
+        Action::BulkBlocked { subject: t("officer-1"), reads: 201, limit: 200 },
+        Action::BulkCleared { subject: t("officer-1") },
+        Action::Resealed {
+            record: t("00ff-1"),
+            class: t("face"),
+            from_epoch: t("ee"),
+            to_epoch: t("ff"),
+            until_ms: NOW + 14 * DAY_MS,
+            basis: t("hand-off:8 USC 1357"),
+        },
+        Action::BlindKeyShredded { month: t("2026-10"), entries: 4 },
     ];
     let mut kinds = std::collections::HashSet::new();
     for (i, action) in actions.into_iter().enumerate() {
@@ -197,7 +214,7 @@ fn every_event_kind_round_trips_and_only_its_canonical_bytes_parse() {
             }
         }
     }
-    assert_eq!(kinds.len(), 14);
+    assert_eq!(kinds.len(), 24);
 }
 
 #[test]

@@ -250,6 +250,89 @@ pub enum Action {
         /// Why it failed (`bad-token`, `mfa`, `expired`, ...).
         reason: Text,
     },
+    /// The policy refused a request from an authenticated principal.
+    Refused {
+        /// What was asked (`search`, `read-metadata`, `read-image`, `approve`, ...).
+        request: Text,
+        /// What it was asked of: a record id, a site/lane scope, or `-`.
+        target: Text,
+        /// The policy's reason code (`no-grant`, `missing-purpose`, `bulk-limit`, ...).
+        reason: Text,
+    },
+    /// A principal was created.
+    PrincipalAdded {
+        /// Its id.
+        subject: Text,
+        /// Its roles.
+        roles: Vec<Text>,
+    },
+    /// A principal was disabled: its tokens stop working.
+    PrincipalDisabled {
+        /// Its id.
+        subject: Text,
+    },
+    /// An API token was issued (only its id is logged; the vault keeps only its hash).
+    TokenIssued {
+        /// Whose token.
+        subject: Text,
+        /// The token's public id.
+        token: Text,
+        /// When it stops working (unix ms).
+        expires_at_ms: i64,
+    },
+    /// A principal asked for break-glass access; it waits for a second principal's approval.
+    BreakGlassRequested {
+        /// The request id.
+        request: Text,
+        /// What it would cover (`record:<id>`, `site:<s>`, `lane:<s>/<l>`).
+        scope: Text,
+    },
+    /// A second principal approved a break-glass request; the requester now holds a grant.
+    BreakGlassApproved {
+        /// The request id.
+        request: Text,
+        /// Who asked (the approver is the event's principal).
+        requester: Text,
+        /// What the grant covers.
+        scope: Text,
+    },
+    /// A principal crossed a volume limit and is blocked until a supervisor clears it (an alert).
+    BulkBlocked {
+        /// Who.
+        subject: Text,
+        /// Records read in the window, this one included.
+        reads: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A supervisor cleared a bulk-access block.
+    BulkCleared {
+        /// Whose block.
+        subject: Text,
+    },
+    /// One record group's data key was sealed again to a longer-lived epoch (legal hold,
+    /// hand-off extension), so it outlives its original epoch.
+    Resealed {
+        /// Record id.
+        record: Text,
+        /// The group's retention class.
+        class: Text,
+        /// The epoch it was sealed to.
+        from_epoch: Text,
+        /// The epoch it is now also sealed to.
+        to_epoch: Text,
+        /// When the new epoch expires (unix ms).
+        until_ms: i64,
+        /// The stated legal basis (`legal-hold:<case>`, `hand-off:<basis>`).
+        basis: Text,
+    },
+    /// A month's blind-index key was destroyed: that month's plate look-ups are gone.
+    BlindKeyShredded {
+        /// The month, `YYYY-MM`.
+        month: Text,
+        /// Blind-index rows deleted with it.
+        entries: u64,
+    },
 }
 
 impl Action {
@@ -270,6 +353,16 @@ impl Action {
             Action::Scanned { .. } => "scanned",
             Action::PolicyChanged { .. } => "policy-changed",
             Action::LoginFailed { .. } => "login-failed",
+            Action::Refused { .. } => "refused",
+            Action::PrincipalAdded { .. } => "principal-added",
+            Action::PrincipalDisabled { .. } => "principal-disabled",
+            Action::TokenIssued { .. } => "token-issued",
+            Action::BreakGlassRequested { .. } => "break-glass-requested",
+            Action::BreakGlassApproved { .. } => "break-glass-approved",
+            Action::BulkBlocked { .. } => "bulk-blocked",
+            Action::BulkCleared { .. } => "bulk-cleared",
+            Action::Resealed { .. } => "resealed",
+            Action::BlindKeyShredded { .. } => "blind-key-shredded",
         }
     }
 }
@@ -407,6 +500,48 @@ impl Event {
                 e.text("claimed", claimed);
                 e.text("reason", reason);
             }
+            Action::Refused { request, target, reason } => {
+                e.text("request", request);
+                e.text("target", target);
+                e.text("reason", reason);
+            }
+            Action::PrincipalAdded { subject, roles } => {
+                e.text("subject", subject);
+                e.list("roles", roles);
+            }
+            Action::PrincipalDisabled { subject } => e.text("subject", subject),
+            Action::TokenIssued { subject, token, expires_at_ms } => {
+                e.text("subject", subject);
+                e.text("token", token);
+                e.int("expires_at_ms", *expires_at_ms);
+            }
+            Action::BreakGlassRequested { request, scope } => {
+                e.text("request", request);
+                e.text("scope", scope);
+            }
+            Action::BreakGlassApproved { request, requester, scope } => {
+                e.text("request", request);
+                e.text("requester", requester);
+                e.text("scope", scope);
+            }
+            Action::BulkBlocked { subject, reads, limit } => {
+                e.text("subject", subject);
+                e.uint("reads", *reads);
+                e.uint("limit", *limit);
+            }
+            Action::BulkCleared { subject } => e.text("subject", subject),
+            Action::Resealed { record, class, from_epoch, to_epoch, until_ms, basis } => {
+                e.text("record", record);
+                e.text("class", class);
+                e.text("from_epoch", from_epoch);
+                e.text("to_epoch", to_epoch);
+                e.int("until_ms", *until_ms);
+                e.text("basis", basis);
+            }
+            Action::BlindKeyShredded { month, entries } => {
+                e.text("month", month);
+                e.uint("entries", *entries);
+            }
         }
         e.0.push('}');
         e.0.into_bytes()
@@ -479,6 +614,41 @@ impl Event {
             },
             "policy-changed" => Action::PolicyChanged { policy: f.digest("policy")?, summary: f.text("summary")? },
             "login-failed" => Action::LoginFailed { claimed: f.text("claimed")?, reason: f.text("reason")? },
+            "refused" => Action::Refused {
+                request: f.text("request")?,
+                target: f.text("target")?,
+                reason: f.text("reason")?,
+            },
+            "principal-added" => Action::PrincipalAdded { subject: f.text("subject")?, roles: f.list("roles")? },
+            "principal-disabled" => Action::PrincipalDisabled { subject: f.text("subject")? },
+            "token-issued" => Action::TokenIssued {
+                subject: f.text("subject")?,
+                token: f.text("token")?,
+                expires_at_ms: f.int("expires_at_ms")?,
+            },
+            "break-glass-requested" => {
+                Action::BreakGlassRequested { request: f.text("request")?, scope: f.text("scope")? }
+            }
+            "break-glass-approved" => Action::BreakGlassApproved {
+                request: f.text("request")?,
+                requester: f.text("requester")?,
+                scope: f.text("scope")?,
+            },
+            "bulk-blocked" => Action::BulkBlocked {
+                subject: f.text("subject")?,
+                reads: f.uint("reads")?,
+                limit: f.uint("limit")?,
+            },
+            "bulk-cleared" => Action::BulkCleared { subject: f.text("subject")? },
+            "resealed" => Action::Resealed {
+                record: f.text("record")?,
+                class: f.text("class")?,
+                from_epoch: f.text("from_epoch")?,
+                to_epoch: f.text("to_epoch")?,
+                until_ms: f.int("until_ms")?,
+                basis: f.text("basis")?,
+            },
+            "blind-key-shredded" => Action::BlindKeyShredded { month: f.text("month")?, entries: f.uint("entries")? },
             other => return Err(EventError::UnknownKind(other.chars().take(64).collect())),
         };
         if let Some(extra) = f.0.keys().next() {
