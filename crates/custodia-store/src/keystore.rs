@@ -117,6 +117,16 @@ pub trait Keystore: Send + Sync {
 
     /// Whether `name` is present, absent or destroyed.
     fn state(&self, name: &KeyName) -> Result<KeyState, KeystoreError>;
+
+    /// Makes the destructions done so far final against copies of the keystore taken before
+    /// them. A token needs nothing (its keys never left it); the file keystore re-encrypts every
+    /// surviving key under a fresh master key and destroys the old one, so a key file copied to
+    /// a USB drive last week no longer opens with any master key the vault has. Retention calls
+    /// this once after each run that destroyed keys.
+    fn seal_destructions(&self, rng: &mut dyn CryptoRngCore) -> Result<(), KeystoreError> {
+        let _ = rng;
+        Ok(())
+    }
 }
 
 /// Keystore failures.

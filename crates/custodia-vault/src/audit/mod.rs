@@ -43,6 +43,7 @@ use custodia_tlog::{
 };
 
 pub use event::{Action, Event, EventError, Text};
+pub use vault::Actor;
 pub use store::{LogError, LogFile, TornTail};
 
 /// Keystore name of the Ed25519 key that signs checkpoints.

@@ -18,14 +18,41 @@ fn ev_err(e: super::EventError) -> VaultError {
 
 /// The vault acting on its own behalf (admin CLI actions, epoch maintenance).
 pub(crate) fn system_event(time_ms: i64, action: Action) -> Result<Event, VaultError> {
-    Ok(Event {
-        time_ms,
-        principal: text("vault").map_err(ev_err)?,
-        role: text("system").map_err(ev_err)?,
-        purpose: None,
-        case: None,
-        action,
-    })
+    Actor::system().event(time_ms, action)
+}
+
+/// Who performs an action, as its audit event names them: a principal in one of its roles,
+/// with the purpose code and case number the action is made under when it needs them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    /// Principal id (`officer-7`), or `vault` for the vault itself.
+    pub principal: String,
+    /// The role acted in (`officer`, `supervisor`, `admin`, ..., `system`).
+    pub role: String,
+    /// Purpose code, when the action needs one.
+    pub purpose: Option<String>,
+    /// Case number, when there is one.
+    pub case: Option<String>,
+}
+
+impl Actor {
+    /// The vault acting on its own behalf (scheduled retention, epoch maintenance, CLI admin).
+    pub fn system() -> Self {
+        Self { principal: "vault".into(), role: "system".into(), purpose: None, case: None }
+    }
+
+    /// The audit event of `action` performed by this actor at `time_ms`.
+    pub fn event(&self, time_ms: i64, action: Action) -> Result<Event, VaultError> {
+        let opt = |v: &Option<String>| v.as_deref().map(text).transpose().map_err(ev_err);
+        Ok(Event {
+            time_ms,
+            principal: text(&self.principal).map_err(ev_err)?,
+            role: text(&self.role).map_err(ev_err)?,
+            purpose: opt(&self.purpose)?,
+            case: opt(&self.case)?,
+            action,
+        })
+    }
 }
 
 /// A search by blind value, by the vault's own operator (the principal-bearing API comes with
