@@ -2,7 +2,7 @@
 //!
 //! - [`keystore`]: the [`Keystore`] trait every key backend implements, and
 //!   [`file_keystore::FileKeystore`], the encrypted-file default (Argon2id passphrase or a 0600
-//!   key file). An HSM (PKCS#11) backend comes later behind the same trait.
+//!   key file), and [`pkcs11_keystore::Pkcs11Keystore`], the same trait over an HSM (PKCS#11).
 //! - [`index`]: the SQLite index of devices, key epochs and records. Plates only as blind-index
 //!   values; no images; nothing that is personal data in plaintext.
 //! - [`blobs`]: sealed captures as received, through `object_store` (local directory by default),
@@ -25,5 +25,7 @@ pub mod blobs;
 pub mod file_keystore;
 pub mod index;
 pub mod keystore;
+pub mod pkcs11_keystore;
 
 pub use keystore::{KeyName, KeyState, Keystore, KeystoreError};
+pub use pkcs11_keystore::Pkcs11Keystore;
