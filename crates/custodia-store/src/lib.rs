@@ -5,6 +5,8 @@
 //!   key file), and [`pkcs11_keystore::Pkcs11Keystore`], the same trait over an HSM (PKCS#11).
 //! - [`index`]: the SQLite index of devices, key epochs and records. Plates only as blind-index
 //!   values; no images; nothing that is personal data in plaintext.
+//! - [`access`]: principals, token hashes, grants, break-glass requests and read counts
+//!   (`access.sqlite3`); no record data.
 //! - [`blobs`]: sealed captures as received, through `object_store` (local directory by default),
 //!   with one `syncfs` per batch for durable acknowledgement.
 //!
@@ -21,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod blobs;
 pub mod file_keystore;
 pub mod index;
