@@ -18,6 +18,9 @@ use std::sync::Mutex;
 use custodia_seal::{DeviceId, EpochId, RetentionClass};
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod search;
+pub use search::{DeviceHealth, MAX_SEARCH_RESULTS, RecordQuery};
+
 /// A record's identity: the device that captured it and that device's sequence number.
 /// Ingest is idempotent on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
