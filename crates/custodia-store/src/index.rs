@@ -273,6 +273,20 @@ CREATE TABLE IF NOT EXISTS record_pdq (
     group_index INTEGER NOT NULL, part_index INTEGER NOT NULL, role TEXT NOT NULL,
     pipeline TEXT NOT NULL, variant TEXT NOT NULL, hash BLOB NOT NULL, quality INTEGER NOT NULL,
     UNIQUE (device, sequence, group_index, part_index, pipeline, variant));
+-- Retention (crypto-shredding). A group's data key re-wrapped to a longer-lived extension epoch
+-- (legal hold, hand-off); the blob itself is never modified.
+CREATE TABLE IF NOT EXISTS record_reseals (
+    device BLOB NOT NULL, sequence INTEGER NOT NULL, group_index INTEGER NOT NULL,
+    epoch BLOB NOT NULL, wrapped BLOB NOT NULL, resealed_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (device, sequence, group_index, epoch)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS record_reseals_by_epoch ON record_reseals (epoch);
+-- Blobs of records whose rows retention has deleted, until the blob store confirms the delete.
+CREATE TABLE IF NOT EXISTS retention_purge (
+    device BLOB NOT NULL, sequence INTEGER NOT NULL, blob_key TEXT NOT NULL,
+    PRIMARY KEY (device, sequence)) WITHOUT ROWID;
+-- Retention deletes a record's blind-index rows with it, and a month's rows with its key.
+CREATE INDEX IF NOT EXISTS record_plates_by_record ON record_plates (device, sequence);
+CREATE INDEX IF NOT EXISTS record_plates_by_month ON record_plates (month);
 ";
 
 /// The SQLite index. One writer connection and one reader connection (WAL lets reads proceed
@@ -396,7 +410,8 @@ impl Index {
             .transpose()
     }
 
-    /// Whether an epoch exists for this site and class starting at `not_before_ms`.
+    /// Whether an epoch exists for this site and class starting at `not_before_ms` (extension
+    /// epochs are not a period's epoch and are never returned).
     pub fn epoch_at(
         &self,
         site: &str,
@@ -407,7 +422,8 @@ impl Index {
             .query_row(
                 &format!(
                     "SELECT {EPOCH_COLUMNS} FROM epochs
-                     WHERE site = ?1 AND class = ?2 AND not_before_ms = ?3"
+                     WHERE site = ?1 AND class = ?2 AND not_before_ms = ?3
+                       AND key_name NOT LIKE '{EXTENSION_PREFIX}%'"
                 ),
                 params![site, class.as_str(), not_before_ms],
                 epoch_from_row,
@@ -417,12 +433,14 @@ impl Index {
     }
 
     /// Epochs whose keys are not destroyed and whose period ends after `after_ms`, in period
-    /// order: what lanes may still seal to.
+    /// order: what lanes may still seal to. Extension epochs (key names under
+    /// [`EXTENSION_PREFIX`]) hold re-sealed data keys only and are never listed.
     pub fn live_epochs(&self, after_ms: i64) -> Result<Vec<EpochRow>, IndexError> {
         let conn = self.read();
         let mut statement = conn.prepare(&format!(
             "SELECT {EPOCH_COLUMNS} FROM epochs
              WHERE destroyed_at_ms IS NULL AND not_after_ms > ?1
+               AND key_name NOT LIKE '{EXTENSION_PREFIX}%'
              ORDER BY site, class, not_before_ms"
         ))?;
         let rows = statement.query_map([after_ms], epoch_from_row)?;
@@ -672,6 +690,10 @@ impl Index {
     }
 }
 
+/// Key-name prefix of extension epochs: keys that hold only re-sealed data keys (legal hold,
+/// hand-off), never a lane's seal target.
+pub const EXTENSION_PREFIX: &str = "extend/";
+
 const EPOCH_COLUMNS: &str =
     "id, site, class, not_before_ms, not_after_ms, public_key, key_name, destroyed_at_ms";
 
@@ -753,4 +775,305 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RecordRow
             quarantine_reason,
         })
     })())
+}
+
+/// A group's data key re-wrapped to an extension epoch (legal hold, hand-off).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResealRow {
+    /// The record.
+    pub record: RecordId,
+    /// The group within the capture.
+    pub group: u8,
+    /// The extension epoch it is wrapped to.
+    pub epoch: EpochId,
+    /// The wrapped data key (`custodia_seal::WrappedDataKey::to_bytes`, 115 bytes).
+    pub wrapped: Vec<u8>,
+    /// When it was re-sealed (unix ms).
+    pub resealed_at_ms: i64,
+}
+
+/// What one [`Index::purge_epoch_batch`] call removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PurgeBatch {
+    /// Group and reseal rows under the epoch that were deleted (0: the epoch has none left).
+    pub handles: usize,
+    /// Perceptual-hash rows of groups that became unreadable.
+    pub pdq_rows: usize,
+    /// Records that became wholly unreadable: their rows are gone and their blobs are queued
+    /// in the purge queue ([`Index::purge_queue`]).
+    pub records: usize,
+}
+
+/// Largest wrapped data key accepted in a reseal row (the encoding is 115 bytes).
+const MAX_WRAPPED_LEN: usize = 256;
+
+/// Retention: epochs to shred, the rows a shred deletes, reseals, and the blob purge queue.
+impl Index {
+    /// Every epoch whose key is not destroyed (retention decides which have expired).
+    pub fn unshredded_epochs(&self) -> Result<Vec<EpochRow>, IndexError> {
+        let conn = self.read();
+        let mut statement = conn.prepare(&format!(
+            "SELECT {EPOCH_COLUMNS} FROM epochs WHERE destroyed_at_ms IS NULL ORDER BY not_after_ms, site, class"
+        ))?;
+        let rows = statement.query_map([], epoch_from_row)?;
+        rows.map(|row| row?).collect()
+    }
+
+    /// Destroyed epochs that still have group or reseal rows (a shred whose clean-up was
+    /// interrupted, or whose clean-up is still to run).
+    pub fn destroyed_epochs_with_rows(&self) -> Result<Vec<EpochRow>, IndexError> {
+        let conn = self.read();
+        let mut statement = conn.prepare(&format!(
+            "SELECT {EPOCH_COLUMNS} FROM epochs e WHERE destroyed_at_ms IS NOT NULL
+               AND (EXISTS (SELECT 1 FROM record_groups g WHERE g.epoch = e.id)
+                    OR EXISTS (SELECT 1 FROM record_reseals r WHERE r.epoch = e.id))
+             ORDER BY not_after_ms"
+        ))?;
+        let rows = statement.query_map([], epoch_from_row)?;
+        rows.map(|row| row?).collect()
+    }
+
+    /// The epoch whose private key has this keystore name.
+    pub fn epoch_by_key_name(&self, key_name: &str) -> Result<Option<EpochRow>, IndexError> {
+        self.read()
+            .query_row(
+                &format!("SELECT {EPOCH_COLUMNS} FROM epochs WHERE key_name = ?1"),
+                [key_name],
+                epoch_from_row,
+            )
+            .optional()?
+            .transpose()
+    }
+
+    /// Earliest period start of any epoch (where the vault's history begins).
+    pub fn earliest_epoch_start(&self) -> Result<Option<i64>, IndexError> {
+        Ok(self.read().query_row("SELECT MIN(not_before_ms) FROM epochs", [], |r| r.get(0))?)
+    }
+
+    /// How many distinct records have a group (or a reseal) under `epoch`.
+    pub fn epoch_record_count(&self, epoch: &EpochId) -> Result<u64, IndexError> {
+        let count: i64 = self.read().query_row(
+            "SELECT COUNT(*) FROM (SELECT device, sequence FROM record_groups WHERE epoch = ?1
+                                   UNION SELECT device, sequence FROM record_reseals WHERE epoch = ?1)",
+            [epoch.0.as_slice()],
+            |r| r.get(0),
+        )?;
+        Ok(count as u64)
+    }
+
+    /// Marks `epoch`'s key destroyed at `at_ms` (keeps an earlier mark). Returns false if no
+    /// such epoch exists.
+    pub fn mark_epoch_destroyed(&self, epoch: &EpochId, at_ms: i64) -> Result<bool, IndexError> {
+        let changed = self.write().execute(
+            "UPDATE epochs SET destroyed_at_ms = COALESCE(destroyed_at_ms, ?2) WHERE id = ?1",
+            params![epoch.0.as_slice(), at_ms],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// The groups of a record and their original epochs (a group whose epoch was shredded has
+    /// no row left).
+    pub fn record_groups(&self, record: &RecordId) -> Result<Vec<RecordGroup>, IndexError> {
+        let conn = self.read();
+        let mut statement = conn.prepare_cached(
+            "SELECT group_index, class, epoch FROM record_groups WHERE device = ?1 AND sequence = ?2
+             ORDER BY group_index",
+        )?;
+        let rows = statement.query_map(params![record.device.0.as_slice(), sequence_to_sql(record.sequence)], |r| {
+            Ok((r.get::<_, u8>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?))
+        })?;
+        rows.map(|row| {
+            let (index, class, epoch) = row?;
+            Ok(RecordGroup {
+                index,
+                class: class.parse().map_err(|_| IndexError::Invalid("group class"))?,
+                epoch: EpochId(epoch.as_slice().try_into().map_err(|_| IndexError::Invalid("epoch id"))?),
+            })
+        })
+        .collect()
+    }
+
+    /// Stores a re-sealed data key (replacing one for the same group and epoch).
+    pub fn insert_reseal(&self, row: &ResealRow) -> Result<(), IndexError> {
+        if row.wrapped.len() > MAX_WRAPPED_LEN {
+            return Err(IndexError::Invalid("wrapped data key length"));
+        }
+        self.write().execute(
+            "INSERT OR REPLACE INTO record_reseals (device, sequence, group_index, epoch, wrapped, resealed_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                row.record.device.0.as_slice(),
+                sequence_to_sql(row.record.sequence),
+                row.group,
+                row.epoch.0.as_slice(),
+                row.wrapped,
+                row.resealed_at_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The reseal rows of one group of a record, latest extension first.
+    pub fn reseals(&self, record: &RecordId, group: u8) -> Result<Vec<ResealRow>, IndexError> {
+        let conn = self.read();
+        let mut statement = conn.prepare_cached(
+            "SELECT r.epoch, r.wrapped, r.resealed_at_ms FROM record_reseals r
+             JOIN epochs e ON e.id = r.epoch
+             WHERE r.device = ?1 AND r.sequence = ?2 AND r.group_index = ?3
+             ORDER BY e.not_after_ms DESC",
+        )?;
+        let rows = statement.query_map(
+            params![record.device.0.as_slice(), sequence_to_sql(record.sequence), group],
+            |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?)),
+        )?;
+        rows.map(|row| {
+            let (epoch, wrapped, resealed_at_ms) = row?;
+            if wrapped.len() > MAX_WRAPPED_LEN {
+                return Err(IndexError::Invalid("wrapped data key length"));
+            }
+            Ok(ResealRow {
+                record: *record,
+                group,
+                epoch: EpochId(epoch.as_slice().try_into().map_err(|_| IndexError::Invalid("epoch id"))?),
+                wrapped,
+                resealed_at_ms,
+            })
+        })
+        .collect()
+    }
+
+    /// How many reseal rows are stored.
+    pub fn reseal_count(&self) -> Result<u64, IndexError> {
+        let count: i64 = self.read().query_row("SELECT COUNT(*) FROM record_reseals", [], |r| r.get(0))?;
+        Ok(count as u64)
+    }
+
+    /// Deletes up to `limit` group rows and up to `limit` reseal rows under a destroyed `epoch`,
+    /// in one transaction. A group left with no row at all (no original epoch, no reseal) loses
+    /// its perceptual hashes; a record left with none loses its record, blind-index and hash
+    /// rows, and its blob key goes to the purge queue. Idempotent: call until `handles == 0`.
+    pub fn purge_epoch_batch(&self, epoch: &EpochId, limit: usize) -> Result<PurgeBatch, IndexError> {
+        let mut conn = self.write();
+        let tx = conn.transaction()?;
+        let mut batch = PurgeBatch::default();
+        {
+            let epoch_id = epoch.0.as_slice();
+            let mut affected: Vec<(Vec<u8>, i64, u8)> = Vec::new();
+            for table in ["record_groups", "record_reseals"] {
+                let mut select = tx.prepare_cached(&format!(
+                    "SELECT device, sequence, group_index FROM {table} WHERE epoch = ?1 LIMIT ?2"
+                ))?;
+                let rows: Vec<(Vec<u8>, i64, u8)> = select
+                    .query_map(params![epoch_id, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?;
+                let mut delete = tx.prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE device = ?1 AND sequence = ?2 AND group_index = ?3 AND epoch = ?4"
+                ))?;
+                for (device, sequence, group) in &rows {
+                    delete.execute(params![device, sequence, group, epoch_id])?;
+                }
+                batch.handles += rows.len();
+                affected.extend(rows);
+            }
+            affected.sort();
+            affected.dedup();
+            let mut group_alive = tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM record_groups WHERE device = ?1 AND sequence = ?2 AND group_index = ?3)
+                     OR EXISTS (SELECT 1 FROM record_reseals WHERE device = ?1 AND sequence = ?2 AND group_index = ?3)",
+            )?;
+            let mut delete_pdq = tx.prepare_cached(
+                "DELETE FROM record_pdq WHERE device = ?1 AND sequence = ?2 AND group_index = ?3",
+            )?;
+            for (device, sequence, group) in &affected {
+                let alive: bool = group_alive.query_row(params![device, sequence, group], |r| r.get(0))?;
+                if !alive {
+                    batch.pdq_rows += delete_pdq.execute(params![device, sequence, group])?;
+                }
+            }
+            let mut record_alive = tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM record_groups WHERE device = ?1 AND sequence = ?2)
+                     OR EXISTS (SELECT 1 FROM record_reseals WHERE device = ?1 AND sequence = ?2)",
+            )?;
+            let mut queue = tx.prepare_cached(
+                "INSERT OR IGNORE INTO retention_purge (device, sequence, blob_key)
+                 SELECT device, sequence, blob_key FROM records WHERE device = ?1 AND sequence = ?2",
+            )?;
+            let mut delete_record = tx.prepare_cached("DELETE FROM records WHERE device = ?1 AND sequence = ?2")?;
+            let mut delete_plates =
+                tx.prepare_cached("DELETE FROM record_plates WHERE device = ?1 AND sequence = ?2")?;
+            let mut delete_all_pdq = tx.prepare_cached("DELETE FROM record_pdq WHERE device = ?1 AND sequence = ?2")?;
+            let mut last: Option<(&[u8], i64)> = None;
+            for (device, sequence, _) in &affected {
+                if last == Some((device.as_slice(), *sequence)) {
+                    continue;
+                }
+                last = Some((device.as_slice(), *sequence));
+                let alive: bool = record_alive.query_row(params![device, sequence], |r| r.get(0))?;
+                if alive {
+                    continue;
+                }
+                queue.execute(params![device, sequence])?;
+                batch.pdq_rows += delete_all_pdq.execute(params![device, sequence])?;
+                delete_plates.execute(params![device, sequence])?;
+                batch.records += delete_record.execute(params![device, sequence])?;
+            }
+        }
+        tx.commit()?;
+        Ok(batch)
+    }
+
+    /// Up to `limit` entries of the purge queue: records whose rows retention deleted and
+    /// whose blobs are still to be deleted.
+    pub fn purge_queue(&self, limit: usize) -> Result<Vec<(RecordId, String)>, IndexError> {
+        let conn = self.read();
+        let mut statement = conn.prepare_cached("SELECT device, sequence, blob_key FROM retention_purge LIMIT ?1")?;
+        let rows = statement.query_map([limit as i64], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
+        })?;
+        rows.map(|row| {
+            let (device, sequence, key) = row?;
+            Ok((RecordId { device: device_id_from(&device)?, sequence: sequence as u64 }, key))
+        })
+        .collect()
+    }
+
+    /// Removes purge-queue entries whose blobs are deleted, in one transaction.
+    pub fn purge_done(&self, records: &[RecordId]) -> Result<(), IndexError> {
+        let mut conn = self.write();
+        let tx = conn.transaction()?;
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM retention_purge WHERE device = ?1 AND sequence = ?2")?;
+            for id in records {
+                delete.execute(params![id.device.0.as_slice(), sequence_to_sql(id.sequence)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many blobs wait in the purge queue.
+    pub fn purge_queue_len(&self) -> Result<u64, IndexError> {
+        let count: i64 = self.read().query_row("SELECT COUNT(*) FROM retention_purge", [], |r| r.get(0))?;
+        Ok(count as u64)
+    }
+
+    /// Every month (`YYYY-MM`) that has blind-index rows.
+    pub fn plate_months(&self) -> Result<Vec<String>, IndexError> {
+        let conn = self.read();
+        let mut statement = conn.prepare("SELECT DISTINCT month FROM record_plates ORDER BY month")?;
+        let rows = statement.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many blind-index rows a month has.
+    pub fn month_plate_count(&self, month: &str) -> Result<u64, IndexError> {
+        let count: i64 =
+            self.read().query_row("SELECT COUNT(*) FROM record_plates WHERE month = ?1", [month], |r| r.get(0))?;
+        Ok(count as u64)
+    }
+
+    /// Deletes a month's blind-index rows (its key is being destroyed). Returns how many went.
+    pub fn delete_month_plates(&self, month: &str) -> Result<usize, IndexError> {
+        Ok(self.write().execute("DELETE FROM record_plates WHERE month = ?1", [month])?)
+    }
 }

@@ -36,6 +36,7 @@ mod devices;
 mod epochs;
 pub mod ingest;
 pub mod leak;
+pub mod retention;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -103,6 +104,9 @@ pub enum VaultError {
     /// The audit log could not be written or read: the action did not happen.
     #[error(transparent)]
     Log(#[from] audit::LogError),
+    /// Every key that could open this data has been destroyed by retention: it is gone.
+    #[error("shredded: {0}")]
+    Shredded(String),
     /// File I/O on the vault folder failed.
     #[error("{path}: {source}")]
     Io {

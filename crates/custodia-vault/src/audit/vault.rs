@@ -133,6 +133,7 @@ impl Vault {
         let (first, entries) = state.file.last_frame()?;
         let index = &self.inner.index;
         let mut repaired = 0usize;
+        let mut destroyed = false;
         for (k, bytes) in entries.iter().enumerate() {
             let event = Event::parse(bytes).map_err(|e| VaultError::Invalid {
                 what: "audit log entry",
@@ -183,6 +184,16 @@ impl Vault {
                     if index.epoch(&id)?.is_none() {
                         let class: RetentionClass =
                             class.as_str().parse().map_err(|_| bad(format!("class {class}")))?;
+                        // A period's epoch is named by its start; an extension epoch (reseals)
+                        // by its end: the one whose key matches the event's public key is it.
+                        let regular = crate::epochs::epoch_key_name(site.as_str(), class, *not_before_ms)?;
+                        let extension = crate::retention::extension_key_name(site.as_str(), class, *not_after_ms)?;
+                        let matches = |name: &custodia_store::KeyName| {
+                            self.inner.keystore.epoch_decapsulator(name).is_ok_and(|d| {
+                                d.public_key().to_sec1_bytes().as_slice() == public_key.as_slice()
+                            })
+                        };
+                        let key_name = if !matches(&regular) && matches(&extension) { extension } else { regular };
                         index.insert_epoch(&EpochRow {
                             id,
                             site: site.to_string(),
@@ -190,17 +201,33 @@ impl Vault {
                             not_before_ms: *not_before_ms,
                             not_after_ms: *not_after_ms,
                             public_key: public_key.clone(),
-                            key_name: crate::epochs::epoch_key_name(site.as_str(), class, *not_before_ms)?
-                                .as_str()
-                                .to_string(),
+                            key_name: key_name.as_str().to_string(),
                             destroyed_at_ms: None,
                         })?;
                         repaired += 1;
                     }
                 }
+                // Retention: the key destruction (and row clean-up of a month) a crash after the
+                // event left undone. The rest of a shred's clean-up is the next run's.
+                Action::Shredded { epoch, .. } => {
+                    let id: EpochId = epoch.as_str().parse().map_err(|_| bad(format!("epoch id {epoch}")))?;
+                    if self.apply_shred(&id, event.time_ms)? {
+                        repaired += 1;
+                        destroyed = true;
+                    }
+                }
+                Action::BlindKeyShredded { month, .. } => {
+                    if self.apply_blind_shred(month.as_str())? {
+                        repaired += 1;
+                        destroyed = true;
+                    }
+                }
                 // Events with no index effect of their own.
                 _ => {}
             }
+        }
+        if destroyed {
+            self.seal_after_reconcile()?;
         }
         if repaired > 0 {
             tracing::warn!(repaired, "audit log: re-applied effects of the last logged batch after a failure");
