@@ -263,6 +263,9 @@ impl MasterFiles {
 struct MasterState {
     manifest: Manifest,
     master: MasterKey,
+    /// The next master while a rotation is under way (or failed part-way in this process): key
+    /// files already re-sealed under it are opened with it.
+    pending: Option<MasterKey>,
     /// Passphrase mode: the Argon2id key that wraps data master keys. Held for the keystore's
     /// lifetime so that rotation needs no passphrase; this is why a copy plus the passphrase
     /// still opens (module documentation).
@@ -319,7 +322,7 @@ impl FileKeystore {
             next_data_master: None,
         };
         write_manifest(root, &manifest)?;
-        Ok(Self::from_state(root, MasterState { manifest, master, kek }))
+        Ok(Self::from_state(root, MasterState { manifest, master, pending: None, kek }))
     }
 
     /// Opens an existing keystore. For a key-file keystore pass `None` to use the path recorded
@@ -385,10 +388,11 @@ impl FileKeystore {
                 (current, Some(kek), next)
             }
         };
-        let store = Self::from_state(root, MasterState { manifest, master, kek });
-        if let Some(next) = pending {
+        let resume = pending.is_some();
+        let store = Self::from_state(root, MasterState { manifest, master, pending, kek });
+        if resume {
             let mut state = store.state.write().expect("keystore state lock");
-            store.finish_rotation(&mut state, next, RotationStep::Done, rng)?;
+            store.finish_rotation(&mut state, RotationStep::Done, rng)?;
         }
         Ok(store)
     }
@@ -413,11 +417,14 @@ impl FileKeystore {
         rng: &mut dyn CryptoRngCore,
     ) -> Result<(), KeystoreError> {
         let mut state = self.state.write().expect("keystore state lock");
-        let next = self.begin_rotation(&mut state, rng)?;
+        if state.pending.is_none() {
+            let next = self.begin_rotation(&mut state, rng)?;
+            state.pending = Some(next);
+        }
         if stop == RotationStep::NextMasterWritten {
             return Ok(());
         }
-        self.finish_rotation(&mut state, next, stop, rng)
+        self.finish_rotation(&mut state, stop, rng)
     }
 
     /// Step 1: makes the next master key and writes it durably, or picks up the one an
@@ -456,19 +463,19 @@ impl FileKeystore {
         }
     }
 
-    /// Steps 2 to 4: re-seals every key file not yet under `next`, points `keystore.json` at
-    /// `next`, and destroys the old master. Every step is idempotent, so a crash anywhere is
-    /// finished by running this again with the same `next`.
+    /// Steps 2 to 4: re-seals every key file not yet under the pending master, points
+    /// `keystore.json` at it, and destroys the old master. Every step is idempotent, so a crash
+    /// (or an error) anywhere is finished by running this again with the same pending master.
     fn finish_rotation(
         &self,
         state: &mut MasterState,
-        next: MasterKey,
         stop: RotationStep,
         rng: &mut dyn CryptoRngCore,
     ) -> Result<(), KeystoreError> {
         // Step 2. Renames are made durable folder by folder, all before step 3.
         let mut folders = BTreeSet::new();
         let mut resealed = 0usize;
+        let next = state.pending.as_ref().expect("a rotation under way has its next master");
         for (name, path) in self.key_files()? {
             if stop == RotationStep::Resealed(resealed) {
                 return sync_folders(&folders);
@@ -502,6 +509,7 @@ impl FileKeystore {
         manifest.generation += 1;
         manifest.master_id = Some(hex::encode(next.id));
         manifest.check = next.seal_check(rng);
+        let next = state.pending.take().expect("checked above");
         if manifest.next_data_master.is_some() {
             manifest.data_master = manifest.next_data_master.take();
         }
@@ -605,7 +613,11 @@ impl FileKeystore {
             }
         }
         // A file of another kind, under another master or altered fails here; one variant for all.
-        let (_, secret) = open_key_file(&state.master, name, &file, Some(kind))
+        let master = match (&state.pending, parse_key_file(&file)) {
+            (Some(pending), Some(KeyFile::V2 { master_id, .. })) if master_id == pending.id => pending,
+            _ => &state.master,
+        };
+        let (_, secret) = open_key_file(master, name, &file, Some(kind))
             .ok_or_else(|| KeystoreError::Corrupt(name.to_string()))?;
         let loaded = match kind {
             KeyKind::EpochP256 => Loaded::Epoch(Arc::new(
