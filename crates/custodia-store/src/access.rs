@@ -118,6 +118,7 @@ CREATE TABLE IF NOT EXISTS break_glass (
     id TEXT PRIMARY KEY, requester TEXT NOT NULL REFERENCES principals(id), role TEXT NOT NULL,
     scope TEXT NOT NULL, purpose TEXT NOT NULL, case_number TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
     approved_by TEXT, approved_at_ms INTEGER);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reads (principal TEXT NOT NULL, time_ms INTEGER NOT NULL, records INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS reads_by_principal ON reads (principal, time_ms);
 ";
@@ -319,6 +320,25 @@ impl AccessStore {
         let db = self.db();
         db.execute("INSERT INTO reads (principal, time_ms, records) VALUES (?1, ?2, ?3)", params![principal, now_ms, records as i64])?;
         db.execute("DELETE FROM reads WHERE principal = ?1 AND time_ms < ?2", params![principal, now_ms - 86_400_000])?;
+        Ok(())
+    }
+
+    /// Forgets a principal's read counts (a supervisor cleared its block: the window restarts).
+    pub fn clear_reads(&self, principal: &str) -> Result<(), AccessError> {
+        self.db().execute("DELETE FROM reads WHERE principal = ?1", [principal])?;
+        Ok(())
+    }
+
+    /// A stored setting.
+    pub fn setting(&self, key: &str) -> Result<Option<String>, AccessError> {
+        let db = self.db();
+        let mut stmt = db.prepare_cached("SELECT value FROM settings WHERE key = ?1")?;
+        Ok(stmt.query_row([key], |r| r.get(0)).optional()?)
+    }
+
+    /// Stores a setting.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), AccessError> {
+        self.db().execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)", params![key, value])?;
         Ok(())
     }
 

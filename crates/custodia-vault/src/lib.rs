@@ -28,6 +28,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod audit;
 pub mod civil;
 pub mod clock;
@@ -104,6 +105,9 @@ pub enum VaultError {
     /// The audit log could not be written or read: the action did not happen.
     #[error(transparent)]
     Log(#[from] audit::LogError),
+    /// The access database failed.
+    #[error(transparent)]
+    Access(#[from] custodia_store::access::AccessError),
     /// Every key that could open this data has been destroyed by retention: it is gone.
     #[error("shredded: {0}")]
     Shredded(String),
@@ -135,6 +139,9 @@ pub(crate) struct Inner {
     committer: mpsc::Sender<ingest::Pending>,
     log: Arc<audit::AuditLog>,
     pdq: leak::PdqIndexes,
+    access: custodia_store::access::AccessStore,
+    /// The policy in force and its text; replaced whole by [`Vault::set_policy`].
+    policy: std::sync::RwLock<(Arc<custodia_policy::Policy>, String)>,
 }
 
 impl Drop for Inner {
@@ -217,6 +224,8 @@ impl Vault {
         // Bounded: when the disk is slow, handlers wait here instead of piling up memory.
         let pdq = leak::PdqIndexes::load(&index)?;
         let (committer, queue) = mpsc::channel(config.max_batch_records * 2);
+        let access = custodia_store::access::AccessStore::open(&dir.join("access.sqlite3"))?;
+        let (policy, policy_text) = access::load_policy(dir)?;
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
             config,
@@ -228,6 +237,8 @@ impl Vault {
             committer,
             log,
             pdq,
+            access,
+            policy: std::sync::RwLock::new((Arc::new(policy), policy_text)),
         });
         let vault = Self { inner };
         // A crash may have left the last logged batch without its effects: settle that before
@@ -236,6 +247,7 @@ impl Vault {
             let mut state = vault.inner.log.lock();
             vault.reconcile_locked(&mut state)?;
         }
+        vault.log_policy_if_new()?;
         vault.publish_checkpoint()?;
         tokio::spawn(ingest::run_committer(Arc::downgrade(&vault.inner), queue));
         tokio::spawn(audit::vault::run_checkpointer(Arc::downgrade(&vault.inner)));
