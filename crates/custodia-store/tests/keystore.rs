@@ -34,14 +34,6 @@ impl conformance::Fixture for FileFixture {
     fn name(&self, suffix: &str) -> KeyName {
         KeyName::new(suffix).unwrap()
     }
-
-    // FileKeystore binds each key file to its kind through the AEAD's associated data, so a
-    // request for another kind fails the integrity check (`Corrupt`) unless the key is already
-    // cached; the trait documents `WrongKind`. Until FileKeystore tries the other kinds' AAD on a
-    // failed open, the suite accepts either for this backend.
-    fn wrong_kind_may_read_as_corrupt(&self) -> bool {
-        true
-    }
 }
 
 conformance::mount_conformance!(|_tag: &str| Some(FileFixture { dir: tempfile::tempdir().unwrap() }));

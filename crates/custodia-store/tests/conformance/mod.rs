@@ -22,13 +22,6 @@ pub trait Fixture {
 
     /// A key name unique to this fixture.
     fn name(&self, suffix: &str) -> KeyName;
-
-    /// The file keystore tells a key of another kind only from a failed integrity check, so it
-    /// answers `Corrupt` where the trait documents `WrongKind`. Set for it alone; see the report
-    /// in tests/keystore.rs.
-    fn wrong_kind_may_read_as_corrupt(&self) -> bool {
-        false
-    }
 }
 
 fn rng(seed: u64) -> ChaCha20Rng {
@@ -51,14 +44,20 @@ pub fn epoch_key_round_trips(f: &dyn Fixture) {
     let wrapped = wrap_data_key(&key, &public, BINDING, &mut rng(3));
     assert_eq!(unwrap_data_key(&wrapped, &*dec, BINDING).unwrap(), key);
     // The binding is authenticated.
-    assert_eq!(unwrap_data_key(&wrapped, &*dec, b"another binding").unwrap_err(), OpenError::DecryptionFailed);
+    assert_eq!(
+        unwrap_data_key(&wrapped, &*dec, b"another binding").unwrap_err(),
+        OpenError::DecryptionFailed
+    );
 
     // A second epoch key is a different key: it cannot open the first one's wrap.
     let other = f.name("epoch/plate/2");
     let other_public = ks.generate_epoch_key(&other, &mut rng(4)).unwrap();
     assert_ne!(other_public, public);
     let other_dec = ks.epoch_decapsulator(&other).unwrap();
-    assert_eq!(unwrap_data_key(&wrapped, &*other_dec, BINDING).unwrap_err(), OpenError::DecryptionFailed);
+    assert_eq!(
+        unwrap_data_key(&wrapped, &*other_dec, BINDING).unwrap_err(),
+        OpenError::DecryptionFailed
+    );
 }
 
 /// The keystore's `DH()` equals a software P-256 Diffie-Hellman computed from the other side:
@@ -92,7 +91,10 @@ pub fn epoch_key_survives_reopen(f: &dyn Fixture) {
     assert_eq!(dec.public_key(), public);
     assert_eq!(unwrap_data_key(&wrapped, &*dec, BINDING).unwrap(), key);
     // A name is generated once.
-    assert!(matches!(ks.generate_epoch_key(&name, &mut rng(9)), Err(KeystoreError::AlreadyExists(_))));
+    assert!(matches!(
+        ks.generate_epoch_key(&name, &mut rng(9)),
+        Err(KeystoreError::AlreadyExists(_))
+    ));
 }
 
 /// A secret is created on first use, then stable across calls and reopening; names differ.
@@ -130,12 +132,26 @@ pub fn signing_key_signs_verifiably(f: &dyn Fixture) {
     let key = ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap();
     for message in [&b""[..], b"message", &[0xa5; 1000][..]] {
         let signature = ks.sign(&name, message).unwrap();
-        key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature)).unwrap();
-        assert_eq!(ks.sign(&name, message).unwrap(), signature, "Ed25519 is deterministic");
+        key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature))
+            .unwrap();
+        assert_eq!(
+            ks.sign(&name, message).unwrap(),
+            signature,
+            "Ed25519 is deterministic"
+        );
     }
     let signature = ks.sign(&name, b"message").unwrap();
-    assert!(key.verify_strict(b"massage", &ed25519_dalek::Signature::from_bytes(&signature)).is_err());
-    assert!(matches!(ks.sign(&f.name("vault/never-made"), b"m"), Err(KeystoreError::NotFound(_))));
+    assert!(
+        key.verify_strict(
+            b"massage",
+            &ed25519_dalek::Signature::from_bytes(&signature)
+        )
+        .is_err()
+    );
+    assert!(matches!(
+        ks.sign(&f.name("vault/never-made"), b"m"),
+        Err(KeystoreError::NotFound(_))
+    ));
 }
 
 /// Destruction is final: the key cannot be used, regenerated or re-made as another kind, in
@@ -143,18 +159,31 @@ pub fn signing_key_signs_verifiably(f: &dyn Fixture) {
 pub fn destroy_is_final(f: &dyn Fixture) {
     let ks = f.open();
     let name = f.name("epoch/face/3600000");
-    let public = ks.generate_epoch_key(&name, &mut rng(16)).unwrap();
-    let key = DataKey::generate(&mut rng(17));
-    let wrapped = wrap_data_key(&key, &public, BINDING, &mut rng(18));
+    ks.generate_epoch_key(&name, &mut rng(16)).unwrap();
     assert_eq!(ks.state(&name).unwrap(), KeyState::Present);
 
     ks.destroy(&name).unwrap();
     assert_eq!(ks.state(&name).unwrap(), KeyState::Destroyed);
-    assert!(matches!(ks.epoch_decapsulator(&name), Err(KeystoreError::Destroyed(_))));
-    assert!(matches!(ks.generate_epoch_key(&name, &mut rng(16)), Err(KeystoreError::AlreadyExists(_))));
-    assert!(matches!(ks.secret(&name, &mut rng(19)), Err(KeystoreError::Destroyed(_))));
-    assert!(matches!(ks.ensure_signing_key(&name, &mut rng(19)), Err(KeystoreError::Destroyed(_))));
-    assert!(matches!(ks.sign(&name, b"m"), Err(KeystoreError::Destroyed(_))));
+    assert!(matches!(
+        ks.epoch_decapsulator(&name),
+        Err(KeystoreError::Destroyed(_))
+    ));
+    assert!(matches!(
+        ks.generate_epoch_key(&name, &mut rng(16)),
+        Err(KeystoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        ks.secret(&name, &mut rng(19)),
+        Err(KeystoreError::Destroyed(_))
+    ));
+    assert!(matches!(
+        ks.ensure_signing_key(&name, &mut rng(19)),
+        Err(KeystoreError::Destroyed(_))
+    ));
+    assert!(matches!(
+        ks.sign(&name, b"m"),
+        Err(KeystoreError::Destroyed(_))
+    ));
     // A retention run that crashed after destroying resumes: destroying again succeeds.
     ks.destroy(&name).unwrap();
     assert_eq!(ks.state(&name).unwrap(), KeyState::Destroyed);
@@ -162,10 +191,15 @@ pub fn destroy_is_final(f: &dyn Fixture) {
 
     let ks = f.open();
     assert_eq!(ks.state(&name).unwrap(), KeyState::Destroyed);
-    assert!(matches!(ks.epoch_decapsulator(&name), Err(KeystoreError::Destroyed(_))));
-    assert!(matches!(ks.generate_epoch_key(&name, &mut rng(20)), Err(KeystoreError::AlreadyExists(_))));
+    assert!(matches!(
+        ks.epoch_decapsulator(&name),
+        Err(KeystoreError::Destroyed(_))
+    ));
+    assert!(matches!(
+        ks.generate_epoch_key(&name, &mut rng(20)),
+        Err(KeystoreError::AlreadyExists(_))
+    ));
     ks.destroy(&name).unwrap();
-    drop(wrapped);
 }
 
 /// Secrets and signing keys are destroyed the same way, and destroying one name leaves its
@@ -184,9 +218,18 @@ pub fn destroy_covers_every_kind(f: &dyn Fixture) {
     assert_eq!(ks.state(&secret_name).unwrap(), KeyState::Destroyed);
     assert_eq!(ks.state(&signing_name).unwrap(), KeyState::Destroyed);
     // A destroyed secret is not silently re-created on the next use.
-    assert!(matches!(ks.secret(&secret_name, &mut rng(22)), Err(KeystoreError::Destroyed(_))));
-    assert!(matches!(ks.sign(&signing_name, b"m"), Err(KeystoreError::Destroyed(_))));
-    assert!(matches!(ks.ensure_signing_key(&signing_name, &mut rng(23)), Err(KeystoreError::Destroyed(_))));
+    assert!(matches!(
+        ks.secret(&secret_name, &mut rng(22)),
+        Err(KeystoreError::Destroyed(_))
+    ));
+    assert!(matches!(
+        ks.sign(&signing_name, b"m"),
+        Err(KeystoreError::Destroyed(_))
+    ));
+    assert!(matches!(
+        ks.ensure_signing_key(&signing_name, &mut rng(23)),
+        Err(KeystoreError::Destroyed(_))
+    ));
     assert_eq!(ks.state(&neighbour).unwrap(), KeyState::Present);
     assert_eq!(*ks.secret(&neighbour, &mut rng(24)).unwrap(), *kept);
 }
@@ -197,7 +240,10 @@ pub fn destroy_absent_fails(f: &dyn Fixture) {
     let name = f.name("epoch/face/0");
     assert!(matches!(ks.destroy(&name), Err(KeystoreError::NotFound(_))));
     assert_eq!(ks.state(&name).unwrap(), KeyState::Absent);
-    assert!(matches!(ks.epoch_decapsulator(&name), Err(KeystoreError::NotFound(_))));
+    assert!(matches!(
+        ks.epoch_decapsulator(&name),
+        Err(KeystoreError::NotFound(_))
+    ));
     // And it can still be made afterwards.
     ks.generate_epoch_key(&name, &mut rng(25)).unwrap();
     assert_eq!(ks.state(&name).unwrap(), KeyState::Present);
@@ -216,19 +262,39 @@ pub fn wrong_kind_is_refused(f: &dyn Fixture) {
 
     let wrong = |result: Result<(), KeystoreError>, what: &str| match result {
         Err(KeystoreError::WrongKind(_)) => {}
-        Err(KeystoreError::Corrupt(_)) if f.wrong_kind_may_read_as_corrupt() => {}
         other => panic!("{what}: expected WrongKind, got {other:?}"),
     };
     wrong(ks.secret(&epoch, &mut rng(29)).map(drop), "secret(epoch)");
-    wrong(ks.ensure_signing_key(&epoch, &mut rng(29)).map(drop), "ensure_signing_key(epoch)");
+    wrong(
+        ks.ensure_signing_key(&epoch, &mut rng(29)).map(drop),
+        "ensure_signing_key(epoch)",
+    );
     wrong(ks.sign(&epoch, b"m").map(drop), "sign(epoch)");
-    wrong(ks.epoch_decapsulator(&secret).map(drop), "epoch_decapsulator(secret)");
-    wrong(ks.ensure_signing_key(&secret, &mut rng(29)).map(drop), "ensure_signing_key(secret)");
+    wrong(
+        ks.epoch_decapsulator(&secret).map(drop),
+        "epoch_decapsulator(secret)",
+    );
+    wrong(
+        ks.ensure_signing_key(&secret, &mut rng(29)).map(drop),
+        "ensure_signing_key(secret)",
+    );
     wrong(ks.sign(&secret, b"m").map(drop), "sign(secret)");
-    wrong(ks.epoch_decapsulator(&signing).map(drop), "epoch_decapsulator(signing)");
-    wrong(ks.secret(&signing, &mut rng(29)).map(drop), "secret(signing)");
+    wrong(
+        ks.epoch_decapsulator(&signing).map(drop),
+        "epoch_decapsulator(signing)",
+    );
+    wrong(
+        ks.secret(&signing, &mut rng(29)).map(drop),
+        "secret(signing)",
+    );
     for name in [&epoch, &secret, &signing] {
-        assert!(matches!(ks.generate_epoch_key(name, &mut rng(30)), Err(KeystoreError::AlreadyExists(_))), "{name:?}");
+        assert!(
+            matches!(
+                ks.generate_epoch_key(name, &mut rng(30)),
+                Err(KeystoreError::AlreadyExists(_))
+            ),
+            "{name:?}"
+        );
         assert_eq!(ks.state(name).unwrap(), KeyState::Present);
     }
     // Every key still works as its own kind.
@@ -256,15 +322,24 @@ macro_rules! mount_conformance {
             }
             #[test]
             fn diffie_hellman_agrees_with_software_p256() {
-                run("dh-software", crate::conformance::diffie_hellman_agrees_with_software_p256);
+                run(
+                    "dh-software",
+                    crate::conformance::diffie_hellman_agrees_with_software_p256,
+                );
             }
             #[test]
             fn epoch_key_survives_reopen() {
-                run("epoch-reopen", crate::conformance::epoch_key_survives_reopen);
+                run(
+                    "epoch-reopen",
+                    crate::conformance::epoch_key_survives_reopen,
+                );
             }
             #[test]
             fn secret_is_stable_across_reopen() {
-                run("secret-reopen", crate::conformance::secret_is_stable_across_reopen);
+                run(
+                    "secret-reopen",
+                    crate::conformance::secret_is_stable_across_reopen,
+                );
             }
             #[test]
             fn signing_key_signs_verifiably() {
@@ -276,7 +351,10 @@ macro_rules! mount_conformance {
             }
             #[test]
             fn destroy_covers_every_kind() {
-                run("destroy-kinds", crate::conformance::destroy_covers_every_kind);
+                run(
+                    "destroy-kinds",
+                    crate::conformance::destroy_covers_every_kind,
+                );
             }
             #[test]
             fn destroy_absent_fails() {
