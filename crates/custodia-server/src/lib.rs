@@ -25,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod problem;
 
 use std::future::Future;
@@ -56,6 +57,7 @@ pub fn app(vault: Vault) -> Router {
         .route("/log/{*path}", get(log_tile))
         .route("/healthz", get(healthz))
         .route("/v1/openapi.json", get(openapi))
+        .merge(access::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // The capture handler enforces its own limit with a problem+json answer; this is the

@@ -50,6 +50,8 @@ use rand_core::CryptoRngCore;
 use tokio::sync::mpsc;
 
 pub use clock::Clock;
+pub use custodia_policy as policy;
+pub use custodia_store::index::RecordId;
 pub use config::VaultConfig;
 pub use epochs::EPOCH_SIGNING_KEY;
 pub use ingest::{IngestError, Receipt};

@@ -1,0 +1,256 @@
+//! The principal-facing routes: search, reads, break-glass, the bulk guard, principals, grants,
+//! device health and the policy. Each handler authenticates the bearer token, asks the vault
+//! (which asks the policy and logs), and maps the answer; none holds a rule of its own.
+//!
+//! Purpose and case travel in the `Custodia-Purpose` and `Custodia-Case` headers, so they are the
+//! same for every route and never end up in URLs or proxy logs; plates travel only in the JSON
+//! body of `POST /v1/search`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use custodia_vault::Vault;
+use custodia_vault::access::{AccessError, SearchQuery};
+use custodia_vault::policy::{Permission, Purpose, Request, Role, Scope};
+use serde::Deserialize;
+
+use crate::Problem;
+
+/// Header carrying the purpose code.
+pub const PURPOSE_HEADER: &str = "custodia-purpose";
+/// Header carrying the case number.
+pub const CASE_HEADER: &str = "custodia-case";
+/// Largest policy document accepted by `PUT /v1/policy`.
+const MAX_POLICY_BODY: usize = 64 * 1024;
+
+/// The access routes, merged into [`crate::app`].
+pub fn routes() -> axum::Router<Vault> {
+    axum::Router::new()
+        .route("/v1/search", post(search))
+        .route("/v1/records/{id}", get(record_metadata))
+        .route("/v1/records/{id}/{part}", get(record_image))
+        .route("/v1/break-glass", post(request_break_glass))
+        .route("/v1/break-glass/{id}/approve", post(approve_break_glass))
+        .route("/v1/principals", get(list_principals).post(add_principal))
+        .route("/v1/principals/{id}/clear-block", post(clear_block))
+        .route("/v1/grants", post(add_grant))
+        .route("/v1/devices/health", get(device_health))
+        .route("/v1/policy", get(get_policy).put(put_policy))
+}
+
+impl From<AccessError> for Problem {
+    fn from(error: AccessError) -> Self {
+        use StatusCode as S;
+        let detail = Some(error.to_string());
+        match error {
+            AccessError::Unauthenticated => {
+                Self::new(S::UNAUTHORIZED, "unauthenticated", "Authentication failed", Some("send Authorization: Bearer <token>".into()))
+            }
+            AccessError::Denied(denial) => {
+                let status = match denial.code() {
+                    "missing-purpose" | "unknown-purpose" | "missing-case" => S::BAD_REQUEST,
+                    _ => S::FORBIDDEN,
+                };
+                Self::new(status, denial.code(), "Refused by policy", detail)
+            }
+            AccessError::NotFound { .. } => Self::new(S::NOT_FOUND, "not-found", "No such resource", detail),
+            AccessError::Invalid { .. } => Self::new(S::BAD_REQUEST, "invalid-request", "Invalid request", detail),
+            AccessError::AlreadyApproved(_) => Self::new(S::CONFLICT, "replayed-approval", "Request already approved", detail),
+            AccessError::Shredded(_) => Self::new(S::GONE, "shredded", "Shredded by retention", detail),
+            AccessError::Policy(_) => Self::new(S::UNPROCESSABLE_ENTITY, "invalid-policy", "Policy refused; the running policy is unchanged", detail),
+            AccessError::Vault(error) => {
+                tracing::error!(%error, "access request failed in storage or the log");
+                Self::new(S::SERVICE_UNAVAILABLE, "storage-unavailable", "Storage or audit log unavailable; nothing was done", None)
+            }
+            _ => Self::internal(),
+        }
+    }
+}
+
+/// The authenticated principal, or the problem to answer with.
+async fn principal(vault: &Vault, headers: &HeaderMap) -> Result<String, Problem> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().chars().take(custodia_vault::access::MAX_TOKEN_LEN + 1).collect::<String>())
+        .unwrap_or_default();
+    let vault = vault.clone();
+    let answer = tokio::task::spawn_blocking(move || vault.authenticate(&token)).await.map_err(|_| Problem::internal())?;
+    Ok(answer?)
+}
+
+struct Stated {
+    code: Option<String>,
+    case: Option<String>,
+}
+
+impl Stated {
+    fn from(headers: &HeaderMap) -> Self {
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().chars().take(300).collect());
+        Self { code: get(PURPOSE_HEADER), case: get(CASE_HEADER) }
+    }
+    fn purpose(&self) -> Purpose<'_> {
+        Purpose { code: self.code.as_deref(), case: self.case.as_deref() }
+    }
+}
+
+/// Runs a blocking vault call off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, AccessError> + Send + 'static) -> Result<T, Problem> {
+    Ok(tokio::task::spawn_blocking(f).await.map_err(|_| Problem::internal())??)
+}
+
+/// Decides an action that needs only a role permission.
+async fn allowed(vault: &Vault, who: String, permission: Permission) -> Result<custodia_vault::audit::Actor, Problem> {
+    let vault = vault.clone();
+    blocking(move || vault.authorize(&who, &Request::Act(permission), &Purpose::default())).await
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(body).map_err(|e| {
+        // serde's message names the field and position, never echoes values of ours.
+        Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "Request body is not the expected JSON", Some(e.to_string()))
+    })
+}
+
+async fn search(State(vault): State<Vault>, headers: HeaderMap, body: bytes::Bytes) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    let query: SearchQuery = parse_json(&body)?;
+    let stated = Stated::from(&headers);
+    let found = blocking(move || vault.search(&who, &query, &stated.purpose())).await?;
+    Ok(Json(serde_json::json!({ "records": found })).into_response())
+}
+
+fn record_id(id: &str) -> Result<custodia_vault::RecordId, Problem> {
+    id.parse().map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "invalid-record-id", "Not a record id", Some("a record id is <device hex>-<sequence>".into())))
+}
+
+async fn record_metadata(State(vault): State<Vault>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    let id = record_id(&id)?;
+    let stated = Stated::from(&headers);
+    let view = vault.read_metadata(&who, &id, &stated.purpose()).await?;
+    let mut response = Json(view).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+async fn record_image(State(vault): State<Vault>, headers: HeaderMap, Path((id, part)): Path<(String, String)>) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    let id = record_id(&id)?;
+    let stated = Stated::from(&headers);
+    let image = vault.read_image(&who, &id, &part, &stated.purpose()).await?;
+    let mut response = Body::from(image.bytes.to_vec()).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(image.media_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BreakGlassBody {
+    scope: String,
+}
+
+async fn request_break_glass(State(vault): State<Vault>, headers: HeaderMap, body: bytes::Bytes) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    let request: BreakGlassBody = parse_json(&body)?;
+    let stated = Stated::from(&headers);
+    let id = blocking(move || vault.request_break_glass(&who, &request.scope, &stated.purpose())).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "request": id }))).into_response())
+}
+
+async fn approve_break_glass(State(vault): State<Vault>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    blocking(move || vault.approve_break_glass(&who, &id)).await?;
+    Ok(Json(serde_json::json!({ "approved": true })).into_response())
+}
+
+async fn clear_block(State(vault): State<Vault>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    blocking(move || vault.clear_block(&who, &id)).await?;
+    Ok(Json(serde_json::json!({ "cleared": true })).into_response())
+}
+
+async fn list_principals(State(vault): State<Vault>, headers: HeaderMap) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    allowed(&vault, who, Permission::ManagePrincipals).await?;
+    let rows = blocking(move || vault.principals()).await?;
+    let list: Vec<_> = rows
+        .into_iter()
+        .map(|p| serde_json::json!({ "id": p.id, "roles": p.roles, "disabled": p.disabled_at_ms.is_some(), "blocked": p.blocked_at_ms.is_some() }))
+        .collect();
+    Ok(Json(serde_json::json!({ "principals": list })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPrincipal {
+    id: String,
+    roles: Vec<String>,
+}
+
+async fn add_principal(State(vault): State<Vault>, headers: HeaderMap, body: bytes::Bytes) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    let actor = allowed(&vault, who, Permission::ManagePrincipals).await?;
+    let new: NewPrincipal = parse_json(&body)?;
+    let roles = new
+        .roles
+        .iter()
+        .map(|r| r.parse::<Role>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|reason| Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some(reason)))?;
+    blocking(move || vault.add_principal(&actor, &new.id, &roles)).await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewGrant {
+    grantee: String,
+    role: String,
+    scope: String,
+    expires_at_ms: i64,
+}
+
+async fn add_grant(State(vault): State<Vault>, headers: HeaderMap, body: bytes::Bytes) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    let actor = allowed(&vault, who, Permission::ManageGrants).await?;
+    let new: NewGrant = parse_json(&body)?;
+    let bad = |reason: String| Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some(reason));
+    let role: Role = new.role.parse().map_err(bad)?;
+    let scope: Scope = new.scope.parse().map_err(bad)?;
+    blocking(move || vault.grant(&actor, &new.grantee, role, &scope, new.expires_at_ms)).await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+async fn device_health(State(vault): State<Vault>, headers: HeaderMap) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    allowed(&vault, who, Permission::DeviceHealth).await?;
+    let devices = blocking(move || vault.device_health()).await?;
+    Ok(Json(serde_json::json!({ "devices": devices })).into_response())
+}
+
+async fn get_policy(State(vault): State<Vault>, headers: HeaderMap) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    allowed(&vault, who, Permission::ManagePolicy).await?;
+    let mut response = Body::from(vault.policy_text()).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/toml"));
+    Ok(response)
+}
+
+async fn put_policy(State(vault): State<Vault>, headers: HeaderMap, body: bytes::Bytes) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    let actor = allowed(&vault, who, Permission::ManagePolicy).await?;
+    if body.len() > MAX_POLICY_BODY {
+        return Err(Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "policy-too-large", "Policy too large", Some(format!("the limit is {MAX_POLICY_BODY} bytes"))));
+    }
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "invalid-policy", "Policy is not UTF-8 text", None))?;
+    blocking(move || vault.set_policy(&actor, &text)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,381 @@
+//! Who may call what: every role × endpoint outcome through the HTTP API (`app(vault)`, no
+//! socket), against a vault holding a real sealed capture; and the refusals the access issue
+//! names (missing purpose, bad, expired and disabled tokens, the bulk guard, break-glass with a
+//! second principal, a replayed approval, a bad policy file), each checked in the audit log.
+//!
+//! The expected table is written out here by hand from DESIGN §2, not derived from the policy,
+//! so a policy or handler change that widens access fails this test.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use custodia_seal::epochs::SignedEpochSet;
+use custodia_seal::metadata::{CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PlateReadRecord};
+use custodia_seal::{CaptureHeader, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass, SiteName, VaultVerifyingKey};
+use custodia_server::app;
+use custodia_vault::audit::{Action, Actor, Event};
+use custodia_vault::clock::ManualClock;
+use custodia_vault::config::DAY_MS;
+use custodia_vault::policy::{Role, Scope};
+use custodia_vault::{MasterKey, Vault, VaultConfig};
+use http_body_util::BodyExt;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use tower::ServiceExt;
+
+const NOW: i64 = 1_780_000_000_000;
+const SITE: &str = "anzalduas";
+const PLATE: &str = "XQA1234";
+const PLATE_CROP: &[u8] = b"\xff\xd8plate crop jpeg\xff\xd9";
+const FACE: &[u8] = b"\xff\xd8occupant face jpeg\xff\xd9";
+
+struct World {
+    _dir: tempfile::TempDir,
+    vault: Vault,
+    clock: ManualClock,
+    record: String,
+    tokens: Vec<(&'static str, String)>,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let config = VaultConfig { sites: vec![SITE.into()], ..VaultConfig::default() };
+    Vault::init(dir.path(), &config, MasterKey::KeyFile, &mut rng).unwrap();
+    let clock = ManualClock::new(NOW);
+    let vault = Vault::open(dir.path(), Arc::new(clock.clone()), Box::new(ChaCha20Rng::seed_from_u64(12)), None).unwrap();
+    vault.ensure_epochs(NOW - DAY_MS, NOW + DAY_MS).unwrap();
+    let device_key = DeviceSigningKey::generate(&mut rng);
+    let device = vault.enroll_device(SITE, "lane-1", &device_key.verifying_key()).unwrap();
+    let body = capture(&vault, &device_key, device.id, &mut rng);
+    let receipt = vault.ingest(bytes::Bytes::from(body)).await.unwrap();
+
+    let admin = Actor::system();
+    let mut tokens = Vec::new();
+    let people: [(&str, Role, bool); 8] = [
+        ("officer", Role::Officer, true),
+        ("supervisor", Role::Supervisor, true),
+        ("admin", Role::Admin, false),
+        ("maintainer", Role::Maintainer, false),
+        ("recipient", Role::Recipient, false),
+        ("auditor", Role::Auditor, false),
+        ("responder", Role::Responder, false),
+        ("officer-no-grant", Role::Officer, false),
+    ];
+    for (name, role, granted) in people {
+        vault.add_principal(&admin, name, &[role]).unwrap();
+        if granted {
+            vault.grant(&admin, name, role, &Scope::Site(SITE.into()), NOW + DAY_MS).unwrap();
+        }
+        let token = vault.issue_token(&admin, name, DAY_MS).unwrap();
+        tokens.push((name, token.token.to_string()));
+    }
+    World { _dir: dir, vault, clock, record: receipt.record_id, tokens }
+}
+
+fn capture(vault: &Vault, key: &DeviceSigningKey, device: custodia_seal::DeviceId, rng: &mut ChaCha20Rng) -> Vec<u8> {
+    let verifying = VaultVerifyingKey::from_bytes(&vault.epoch_signing_public_key().unwrap()).unwrap();
+    let set = SignedEpochSet::from_json(&vault.signed_epoch_set().unwrap()).unwrap().verify(&verifying).unwrap();
+    let site = SiteName::new(SITE).unwrap();
+    let plate = set.find(&site, RetentionClass::Plate, NOW).unwrap().clone();
+    let face = set.find(&site, RetentionClass::Face, NOW).unwrap().clone();
+    let image = |group, part, role, bytes: &[u8]| ImageRecord {
+        group,
+        part,
+        role,
+        bytes: bytes.len() as u64,
+        sha256: String::new(),
+        stripped: vec![],
+        pdq: vec![],
+    };
+    let metadata = CaptureMetadata {
+        version: METADATA_VERSION,
+        read: Some(PlateReadRecord { plate: PLATE.into(), confidence: 0.9, region: None, candidates: vec![], bbox: None, vehicle: vec![] }),
+        other_reads: vec![],
+        engine: None,
+        images: vec![image(0, 1, ImageRole::PlateCrop, PLATE_CROP), image(1, 0, ImageRole::Face, FACE)],
+        quarantine: None,
+    }
+    .to_vec();
+    let groups = [
+        GroupToSeal {
+            class: RetentionClass::Plate,
+            epoch_id: plate.epoch_id,
+            epoch_key: &plate.public_key,
+            parts: vec![
+                PartToSeal { kind: PartKind::Metadata, plaintext: &metadata },
+                PartToSeal { kind: PartKind::Jpeg, plaintext: PLATE_CROP },
+            ],
+        },
+        GroupToSeal {
+            class: RetentionClass::Face,
+            epoch_id: face.epoch_id,
+            epoch_key: &face.public_key,
+            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: FACE }],
+        },
+    ];
+    let header = CaptureHeader { device_id: device, site, lane: LaneName::new("lane-1").unwrap(), capture_time_ms: NOW - 60_000, sequence: 1 };
+    custodia_seal::seal(&header, &groups, key, rng).unwrap()
+}
+
+impl World {
+    fn token(&self, who: &str) -> &str {
+        &self.tokens.iter().find(|(n, _)| *n == who).unwrap().1
+    }
+
+    async fn call(&self, who: Option<&str>, method: &str, uri: &str, body: &str) -> (StatusCode, serde_json::Value, Vec<u8>) {
+        self.call_with(who, method, uri, body, Some(("inv", "2026-118"))).await
+    }
+
+    async fn call_with(
+        &self,
+        who: Option<&str>,
+        method: &str,
+        uri: &str,
+        body: &str,
+        purpose: Option<(&str, &str)>,
+    ) -> (StatusCode, serde_json::Value, Vec<u8>) {
+        let mut request = Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, "application/json");
+        if let Some(who) = who {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {}", self.token(who)));
+        }
+        if let Some((code, case)) = purpose {
+            request = request.header("custodia-purpose", code).header("custodia-case", case);
+        }
+        let response = app(self.vault.clone()).oneshot(request.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null), bytes)
+    }
+
+    fn events(&self) -> Vec<Event> {
+        let log = self.vault.audit_log();
+        (0..log.size()).map(|i| Event::parse(&log.entry(i).unwrap()).unwrap()).collect()
+    }
+}
+
+const O: u16 = 200;
+const C: u16 = 201;
+const F: u16 = 403;
+const U: u16 = 401;
+
+#[tokio::test]
+async fn every_role_gets_exactly_its_outcome_on_every_endpoint() {
+    let w = world().await;
+    let r = w.record.clone();
+    let endpoints: Vec<(&str, String, String)> = vec![
+        ("POST", "/v1/search".into(), format!(r#"{{"site":"{SITE}"}}"#)),
+        ("POST", "/v1/search".into(), format!(r#"{{"plate":"{PLATE}"}}"#)),
+        ("GET", format!("/v1/records/{r}"), String::new()),
+        ("GET", format!("/v1/records/{r}/plate-crop"), String::new()),
+        ("GET", format!("/v1/records/{r}/face"), String::new()),
+        ("GET", "/v1/devices/health".into(), String::new()),
+        ("GET", "/v1/principals".into(), String::new()),
+        ("GET", "/v1/policy".into(), String::new()),
+        ("POST", "/v1/grants".into(), format!(r#"{{"grantee":"auditor","role":"auditor","scope":"site:{SITE}","expires_at_ms":{}}}"#, NOW + DAY_MS)),
+        ("POST", "/v1/break-glass".into(), format!(r#"{{"scope":"record:{r}"}}"#)),
+        ("GET", "/log/checkpoint".into(), String::new()),
+        ("GET", "/v1/epochs".into(), String::new()),
+    ];
+    // Rows: search site, search plate, metadata, plate crop, face, device health, principals,
+    // policy, grants, break-glass, log checkpoint, epochs.
+    let expected: Vec<(Option<&str>, [u16; 12])> = vec![
+        (Some("officer"), [O, O, O, O, O, F, F, F, F, C, O, O]),
+        (Some("supervisor"), [O, O, O, O, O, F, F, F, F, C, O, O]),
+        (Some("admin"), [F, F, F, F, F, O, O, O, C, F, O, O]),
+        (Some("maintainer"), [F, F, F, F, F, O, F, F, F, F, O, O]),
+        (Some("recipient"), [F, F, F, F, F, F, F, F, F, F, O, O]),
+        (Some("auditor"), [F, F, F, F, F, F, F, F, F, F, O, O]),
+        (Some("responder"), [F, F, F, F, F, F, F, F, F, F, O, O]),
+        (Some("officer-no-grant"), [F, F, F, F, F, F, F, F, F, C, O, O]),
+        (None, [U, U, U, U, U, U, U, U, U, U, O, O]),
+    ];
+    for (who, outcomes) in &expected {
+        for ((method, uri, body), want) in endpoints.iter().zip(outcomes) {
+            let before = w.events().len();
+            let (status, json, bytes) = w.call(*who, method, uri, body).await;
+            assert_eq!(status.as_u16(), *want, "{who:?} {method} {uri}: {json}");
+            let new: Vec<Event> = w.events().into_iter().skip(before).collect();
+            match *want {
+                F => {
+                    assert!(
+                        new.iter().any(|e| matches!(e.action, Action::Refused { .. }) && e.principal.as_str() == who.unwrap()),
+                        "{who:?} {uri}: refusal not logged"
+                    );
+                    // A refusal never carries record data.
+                    assert!(!contains(&bytes, PLATE.as_bytes()) && !contains(&bytes, FACE) && !contains(&bytes, PLATE_CROP));
+                }
+                U => assert!(new.iter().any(|e| matches!(e.action, Action::LoginFailed { .. }))),
+                _ => {}
+            }
+            if uri.ends_with("/face") && *want == O {
+                assert_eq!(bytes, FACE);
+                assert!(new.iter().any(|e| matches!(&e.action, Action::Accessed { part, .. } if part.as_str() == "face")));
+            }
+            if uri.ends_with("/plate-crop") && *want == O {
+                assert_eq!(bytes, PLATE_CROP);
+            }
+            if uri.starts_with("/v1/records/") && !uri.ends_with("face") && !uri.ends_with("crop") && *want == O {
+                assert_eq!(json["metadata"]["read"]["plate"], PLATE);
+                assert!(new.iter().any(|e| matches!(&e.action, Action::Accessed { part, .. } if part.as_str() == "metadata")));
+            }
+            if uri == "/v1/search" && *want == O {
+                assert_eq!(json["records"].as_array().unwrap().len(), 1, "{who:?} {body}");
+                let searched = new.iter().find(|e| matches!(e.action, Action::Searched { .. })).expect("search logged");
+                assert_eq!(searched.purpose.as_ref().map(|p| p.as_str()), Some("inv"));
+                assert_eq!(searched.case.as_ref().map(|c| c.as_str()), Some("2026-118"));
+                // The plate is never in the log.
+                assert!(!contains(&searched.to_bytes(), PLATE.as_bytes()));
+            }
+            if uri == "/v1/devices/health" && *want == O {
+                assert_eq!(json["devices"][0]["records"], 1);
+                assert!(!contains(&bytes, PLATE.as_bytes()));
+            }
+        }
+    }
+    // No log entry anywhere carries the plate.
+    for e in w.events() {
+        assert!(!contains(&e.to_bytes(), PLATE.as_bytes()), "{e:?}");
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn purpose_and_case_are_required_and_checked() {
+    let w = world().await;
+    let uri = format!("/v1/records/{}", w.record);
+    for (purpose, slug) in [(None, "missing-purpose"), (Some(("gossip", "2026-1")), "unknown-purpose"), (Some(("inv", "no spaces allowed")), "missing-case")] {
+        let (status, json, _) = w.call_with(Some("officer"), "GET", &uri, "", purpose).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+        assert_eq!(json["type"], format!("urn:custodia:problem:{slug}"));
+    }
+    let refusals = w.events().iter().filter(|e| matches!(e.action, Action::Refused { .. })).count();
+    assert_eq!(refusals, 3);
+}
+
+#[tokio::test]
+async fn bad_expired_and_disabled_tokens_are_refused_alike_and_logged() {
+    let w = world().await;
+    let call = |token: String| {
+        let vault = w.vault.clone();
+        async move {
+            let request = Request::get("/v1/devices/health").header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).unwrap();
+            let response = app(vault).oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+        }
+    };
+    let good = w.token("maintainer").to_string();
+    assert_eq!(call(good.clone()).await.0, StatusCode::OK);
+    let mut wrong_secret = good.clone();
+    let last = wrong_secret.pop().unwrap();
+    wrong_secret.push(if last == '0' { '1' } else { '0' });
+    let unknown = format!("cst_{}_{}", "0".repeat(16), "0".repeat(64));
+    let mut answers = Vec::new();
+    for token in [wrong_secret, unknown, "garbage".into(), "x".repeat(10_000)] {
+        answers.push(call(token).await);
+    }
+    w.clock.advance(DAY_MS + 1);
+    answers.push(call(good.clone()).await); // expired
+    w.clock.set(NOW);
+    w.vault.disable_principal(&Actor::system(), "maintainer").unwrap();
+    answers.push(call(good).await); // disabled
+    for (status, json) in &answers {
+        assert_eq!(*status, StatusCode::UNAUTHORIZED);
+        // One answer for every cause: nothing tells a guesser which check failed.
+        assert_eq!(json, &answers[0].1);
+    }
+    let reasons: Vec<String> = w
+        .events()
+        .iter()
+        .filter_map(|e| match &e.action {
+            Action::LoginFailed { reason, .. } => Some(reason.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, ["bad-secret", "unknown-token", "malformed-token", "malformed-token", "expired", "disabled"]);
+}
+
+#[tokio::test]
+async fn crossing_the_volume_limit_blocks_until_a_supervisor_clears_it() {
+    let w = world().await;
+    let text = w.vault.policy_text().replace("officer = 200", "officer = 3");
+    w.vault.set_policy(&Actor::system(), &text).unwrap();
+    let uri = format!("/v1/records/{}/plate-crop", w.record);
+    for _ in 0..3 {
+        assert_eq!(w.call(Some("officer"), "GET", &uri, "").await.0, StatusCode::OK);
+    }
+    let (status, json, _) = w.call(Some("officer"), "GET", &uri, "").await;
+    assert_eq!((status, json["type"].as_str()), (StatusCode::FORBIDDEN, Some("urn:custodia:problem:bulk-limit")));
+    let (status, json, _) = w.call(Some("officer"), "GET", &format!("/v1/records/{}", w.record), "").await;
+    assert_eq!((status, json["type"].as_str()), (StatusCode::FORBIDDEN, Some("urn:custodia:problem:blocked")));
+    assert!(w.events().iter().any(|e| matches!(&e.action, Action::BulkBlocked { subject, reads: 4, limit: 3 } if subject.as_str() == "officer")));
+    // The officer cannot clear their own block; a supervisor can.
+    assert_eq!(w.call(Some("officer"), "POST", "/v1/principals/officer/clear-block", "").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(w.call(Some("supervisor"), "POST", "/v1/principals/officer/clear-block", "").await.0, StatusCode::OK);
+    assert_eq!(w.call(Some("officer"), "GET", &uri, "").await.0, StatusCode::OK);
+    assert!(w.events().iter().any(|e| matches!(&e.action, Action::BulkCleared { subject } if subject.as_str() == "officer")));
+}
+
+#[tokio::test]
+async fn break_glass_needs_a_second_principal_and_an_approval_is_used_once() {
+    let w = world().await;
+    let uri = format!("/v1/records/{}/face", w.record);
+    assert_eq!(w.call(Some("officer-no-grant"), "GET", &uri, "").await.0, StatusCode::FORBIDDEN);
+    let (status, json, _) = w.call(Some("officer-no-grant"), "POST", "/v1/break-glass", &format!(r#"{{"scope":"record:{}"}}"#, w.record)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = json["request"].as_str().unwrap().to_string();
+    let approve = format!("/v1/break-glass/{id}/approve");
+    // Not by the requester, not by a role without approve-break-glass.
+    assert_eq!(w.call(Some("officer-no-grant"), "POST", &approve, "").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(w.call(Some("admin"), "POST", &approve, "").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(w.call(Some("supervisor"), "POST", &approve, "").await.0, StatusCode::OK);
+    let (status, _, bytes) = w.call(Some("officer-no-grant"), "GET", &uri, "").await;
+    assert_eq!((status, bytes.as_slice()), (StatusCode::OK, FACE));
+    // Replay refused and logged.
+    let (status, json, _) = w.call(Some("supervisor"), "POST", &approve, "").await;
+    assert_eq!((status, json["type"].as_str()), (StatusCode::CONFLICT, Some("urn:custodia:problem:replayed-approval")));
+    let events = w.events();
+    assert!(events.iter().any(|e| matches!(&e.action, Action::BreakGlassRequested { .. }) && e.purpose.as_ref().is_some_and(|p| p.as_str() == "inv")));
+    assert!(events.iter().any(|e| matches!(&e.action, Action::BreakGlassApproved { requester, .. } if requester.as_str() == "officer-no-grant") && e.principal.as_str() == "supervisor"));
+    assert!(events.iter().any(|e| matches!(&e.action, Action::Refused { reason, .. } if reason.as_str() == "replayed-approval")));
+    assert!(events.iter().any(|e| matches!(&e.action, Action::Refused { reason, .. } if reason.as_str() == "self-approval")));
+    // The grant is short: gone after the policy's break-glass lifetime (4 h).
+    w.clock.advance(4 * 3_600_000 + 1);
+    assert_eq!(w.call(Some("officer-no-grant"), "GET", &uri, "").await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_bad_policy_is_refused_with_its_line_and_the_running_one_stays() {
+    let w = world().await;
+    let before = w.vault.policy_text();
+    let bad = before.replace("maintainer = [\"device-health\"]", "maintainer = [\"device-health\", \"read-image\"]");
+    let line = bad.lines().position(|l| l.starts_with("maintainer =")).unwrap() + 1;
+    let (status, json, _) = w.call(Some("admin"), "PUT", "/v1/policy", &bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(json["detail"].as_str().unwrap().contains(&format!("policy line {line}")), "{json}");
+    let (_, _, current) = w.call(Some("admin"), "GET", "/v1/policy", "").await;
+    assert_eq!(String::from_utf8(current).unwrap(), before);
+    let unknown_key = format!("{before}\n[extra]\nx = 1\n");
+    assert_eq!(w.call(Some("admin"), "PUT", "/v1/policy", &unknown_key).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(w.vault.policy_text(), before);
+    // A good change is logged and in force.
+    let good = before.replace("profile = \"default\"", "profile = \"cap-21d\"");
+    assert_eq!(w.call(Some("admin"), "PUT", "/v1/policy", &good).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(w.vault.policy().retention.plate_ms, 21 * DAY_MS);
+    let changes: Vec<String> = w
+        .events()
+        .iter()
+        .filter_map(|e| match &e.action {
+            Action::PolicyChanged { summary, .. } => Some(format!("{} {summary}", e.principal)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes.len(), 2, "{changes:?}"); // the one in force at start, and this change
+    assert!(changes[1].starts_with("admin ") && changes[1].contains("cap-21d"), "{changes:?}");
+}
