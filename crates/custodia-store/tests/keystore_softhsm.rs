@@ -505,6 +505,34 @@ fn decapsulation_runs_concurrently_through_the_session_pool() {
 }
 
 #[test]
+fn racing_generations_of_one_name_make_one_key() {
+    let Some(t) = token() else { return };
+    // Two keystores, as two parts of one process might hold, and three threads on each.
+    let stores = [Arc::new(open(t)), Arc::new(open(t))];
+    let epoch = name("race", "epoch/1");
+    let threads: Vec<_> = (0..6u64)
+        .map(|i| {
+            let ks = Arc::clone(&stores[i as usize % 2]);
+            let epoch = epoch.clone();
+            std::thread::spawn(move || ks.generate_epoch_key(&epoch, &mut rng(i)))
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let made: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(made.len(), 1, "{results:?}");
+    for result in &results {
+        assert!(
+            matches!(result, Ok(_) | Err(KeystoreError::AlreadyExists(_))),
+            "{result:?}"
+        );
+    }
+    assert_eq!(
+        &stores[0].epoch_decapsulator(&epoch).unwrap().public_key(),
+        made[0]
+    );
+}
+
+#[test]
 fn ed25519_runs_in_the_token() {
     let Some(t) = token() else { return };
     let ks = open(t);

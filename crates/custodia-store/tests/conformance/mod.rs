@@ -7,7 +7,9 @@
 //! Diffie-Hellman (RustCrypto `p256`); signatures are verified with `ed25519-dalek`.
 
 use custodia_seal::{
-    DataKey, Decapsulator, EpochSecretKey, OpenError, unwrap_data_key, wrap_data_key,
+    CaptureHeader, DataKey, Decapsulator, DeviceId, DeviceSigningKey, EpochId, EpochSecretKey,
+    GroupToSeal, LaneName, OpenError, PartKind, PartToSeal, RetentionClass, SealedCapture,
+    SiteName, seal, unwrap_data_key, wrap_data_key,
 };
 use custodia_store::{KeyName, KeyState, Keystore, KeystoreError};
 use rand_chacha::ChaCha20Rng;
@@ -57,6 +59,88 @@ pub fn epoch_key_round_trips(f: &dyn Fixture) {
     assert_eq!(
         unwrap_data_key(&wrapped, &*other_dec, BINDING).unwrap_err(),
         OpenError::DecryptionFailed
+    );
+}
+
+/// A real sealed capture (two retention groups, as a lane seals it) opens through the keystore's
+/// decapsulators; destroying the face epoch shreds the face group and leaves the plate group.
+pub fn sealed_capture_opens_and_shreds_by_group(f: &dyn Fixture) {
+    let ks = f.open();
+    let face = f.name("epoch/anzalduas/face/1700000000000");
+    let plate = f.name("epoch/anzalduas/plate/1699920000000");
+    let face_public = ks.generate_epoch_key(&face, &mut rng(40)).unwrap();
+    let plate_public = ks.generate_epoch_key(&plate, &mut rng(41)).unwrap();
+    let device = DeviceSigningKey::generate(&mut rng(42));
+    let header = CaptureHeader {
+        device_id: DeviceId([0x11; 16]),
+        site: SiteName::new("anzalduas").unwrap(),
+        lane: LaneName::new("lane-07").unwrap(),
+        capture_time_ms: 1_700_000_000_123,
+        sequence: 99,
+    };
+    let groups = vec![
+        GroupToSeal {
+            class: RetentionClass::Plate,
+            epoch_id: EpochId([1; 16]),
+            epoch_key: &plate_public,
+            parts: vec![
+                PartToSeal {
+                    kind: PartKind::Metadata,
+                    plaintext: b"{\"plate\":\"ABC123\"}",
+                },
+                PartToSeal {
+                    kind: PartKind::Jpeg,
+                    plaintext: b"plate crop bytes",
+                },
+            ],
+        },
+        GroupToSeal {
+            class: RetentionClass::Face,
+            epoch_id: EpochId([2; 16]),
+            epoch_key: &face_public,
+            parts: vec![PartToSeal {
+                kind: PartKind::Jpeg,
+                plaintext: b"face bytes",
+            }],
+        },
+    ];
+    let bytes = seal(&header, &groups, &device, &mut rng(43)).unwrap();
+    let capture = SealedCapture::parse(&bytes).unwrap();
+    capture.verify_signature(&device.verifying_key()).unwrap();
+
+    let plate_dec = ks.epoch_decapsulator(&plate).unwrap();
+    let face_dec = ks.epoch_decapsulator(&face).unwrap();
+    let plate_key = capture.open_data_key(0, &*plate_dec).unwrap();
+    assert_eq!(
+        &capture.open_part(0, 0, &plate_key).unwrap()[..],
+        b"{\"plate\":\"ABC123\"}"
+    );
+    assert_eq!(
+        &capture.open_part(0, 1, &plate_key).unwrap()[..],
+        b"plate crop bytes"
+    );
+    let face_key = capture.open_data_key(1, &*face_dec).unwrap();
+    assert_eq!(
+        &capture.open_part(1, 0, &face_key).unwrap()[..],
+        b"face bytes"
+    );
+    // Each group opens only with its own epoch key.
+    assert_eq!(
+        capture.open_data_key(1, &*plate_dec).unwrap_err(),
+        OpenError::DecryptionFailed
+    );
+    drop((plate_dec, face_dec));
+
+    ks.destroy(&face).unwrap();
+    assert!(matches!(
+        ks.epoch_decapsulator(&face),
+        Err(KeystoreError::Destroyed(_))
+    ));
+    let plate_dec = ks.epoch_decapsulator(&plate).unwrap();
+    let plate_key = capture.open_data_key(0, &*plate_dec).unwrap();
+    assert_eq!(
+        &capture.open_part(0, 1, &plate_key).unwrap()[..],
+        b"plate crop bytes"
     );
 }
 
@@ -319,6 +403,13 @@ macro_rules! mount_conformance {
             #[test]
             fn epoch_key_round_trips() {
                 run("round-trip", crate::conformance::epoch_key_round_trips);
+            }
+            #[test]
+            fn sealed_capture_opens_and_shreds_by_group() {
+                run(
+                    "sealed-capture",
+                    crate::conformance::sealed_capture_opens_and_shreds_by_group,
+                );
             }
             #[test]
             fn diffie_hellman_agrees_with_software_p256() {
