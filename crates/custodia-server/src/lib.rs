@@ -119,15 +119,54 @@ pub async fn run(
 
 /// Keeps epoch keys published ahead: runs once now, then every `every`.
 pub fn spawn_epoch_maintenance(vault: Vault, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let worker = vault.clone();
+    spawn_every(every, move || {
+        let worker = vault.clone();
+        async move {
             match tokio::task::spawn_blocking(move || worker.maintain_epochs()).await {
                 Ok(Ok(0)) => {}
                 Ok(Ok(created)) => tracing::info!(created, "published new key epochs"),
                 Ok(Err(error)) => tracing::error!(%error, "epoch maintenance failed"),
                 Err(error) => tracing::error!(%error, "epoch maintenance task failed"),
             }
+        }
+    })
+}
+
+/// Runs retention (crypto-shredding, then clean-up) under `rules` as the vault's system actor:
+/// once now, then every `every`. A failed run is logged and retried at the next tick; it leaves
+/// nothing half-done that the next run does not finish.
+pub fn spawn_retention(
+    vault: Vault,
+    rules: custodia_vault::retention::RetentionRules,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    spawn_every(every, move || {
+        let (vault, rules) = (vault.clone(), rules.clone());
+        async move {
+            let actor = custodia_vault::audit::Actor::system();
+            match vault.run_retention(&rules, &actor).await {
+                Ok(report) if report.epochs_shredded() == 0 && report.blobs_deleted == 0 => {}
+                Ok(report) => tracing::info!(
+                    epochs = report.epochs_shredded(),
+                    months = report.blind_months.len(),
+                    blobs = report.blobs_deleted,
+                    "retention shredded expired epochs"
+                ),
+                Err(error) => tracing::error!(%error, "retention run failed"),
+            }
+        }
+    })
+}
+
+/// Runs `job` once now, then again `every` after each run ends (so runs never overlap).
+fn spawn_every<F, Fut>(every: Duration, mut job: F) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            job().await;
             tokio::time::sleep(every).await;
         }
     })

@@ -497,8 +497,16 @@ impl Vault {
             if queue.is_empty() {
                 return Ok(deleted);
             }
-            let blobs = &self.inner.blobs;
-            futures::stream::iter(queue.iter().map(|(_, key)| blobs.delete(key)))
+            // Owned futures: a stream of borrowing closures makes the whole run's future
+            // not `Send` for every lifetime, which a spawned task needs.
+            let deletes: Vec<_> = queue
+                .iter()
+                .map(|(_, key)| {
+                    let (blobs, key) = (self.inner.blobs.clone(), key.clone());
+                    async move { blobs.delete(&key).await }
+                })
+                .collect();
+            futures::stream::iter(deletes)
                 .buffer_unordered(BLOB_DELETES_IN_FLIGHT)
                 .try_collect::<Vec<()>>()
                 .await?;
