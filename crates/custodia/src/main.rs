@@ -16,6 +16,7 @@ use custodia_vault::{MasterKey, Vault, VaultConfig};
 mod audit;
 mod demo;
 mod leak;
+mod retention;
 mod scan;
 mod witness;
 
@@ -51,6 +52,9 @@ enum Command {
     /// Perceptual hashes of files, and scans of leaked dumps against the vault (responder).
     #[command(subcommand)]
     Leak(leak::LeakCommand),
+    /// Run retention (crypto-shredding) now, or show what expires next (admin).
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
 }
 
 #[derive(Args)]
@@ -179,6 +183,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Audit(command) => audit::run(command, open_vault).await,
         Command::Witness(command) => witness::run(command).await,
         Command::Leak(command) => leak::run(command, open_vault).await,
+        Command::Retention(command) => retention::run(command, open_vault).await,
     }
 }
 
@@ -230,6 +235,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     custodia_server::spawn_epoch_maintenance(vault.clone(), Duration::from_secs(600));
+    // Retention every minute under the default rules (faces 12 h, plates and overviews 30 days).
+    custodia_server::spawn_retention(
+        vault.clone(),
+        custodia_vault::retention::RetentionRules::default(),
+        custodia_vault::retention::DEFAULT_RUN_EVERY,
+    );
     if !args.witnesses.is_empty() {
         witness::spawn_witness_client(vault.clone(), args.witnesses);
     }
