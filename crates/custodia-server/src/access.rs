@@ -36,6 +36,7 @@ pub fn routes() -> axum::Router<Vault> {
         .route("/v1/break-glass/{id}/approve", post(approve_break_glass))
         .route("/v1/principals", get(list_principals).post(add_principal))
         .route("/v1/principals/{id}/clear-block", post(clear_block))
+        .route("/v1/principals/{id}/disable", post(disable_principal))
         .route("/v1/grants", post(add_grant))
         .route("/v1/devices/health", get(device_health))
         .route("/v1/policy", get(get_policy).put(put_policy))
@@ -206,6 +207,13 @@ async fn add_principal(State(vault): State<Vault>, headers: HeaderMap, body: byt
         .map_err(|reason| Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some(reason)))?;
     blocking(move || vault.add_principal(&actor, &new.id, &roles)).await?;
     Ok(StatusCode::CREATED.into_response())
+}
+
+async fn disable_principal(State(vault): State<Vault>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    let actor = allowed(&vault, who, Permission::ManagePrincipals).await?;
+    blocking(move || vault.disable_principal(&actor, &id)).await?;
+    Ok(Json(serde_json::json!({ "disabled": true })).into_response())
 }
 
 #[derive(Deserialize)]

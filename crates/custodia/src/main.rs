@@ -13,6 +13,7 @@ use custodia_seal::DeviceSigningKey;
 use custodia_vault::clock::SystemClock;
 use custodia_vault::{MasterKey, Vault, VaultConfig};
 
+mod access;
 mod audit;
 mod demo;
 mod leak;
@@ -49,6 +50,16 @@ enum Command {
     /// Run a witness that cosigns a vault's log checkpoints (oversight body).
     #[command(subcommand)]
     Witness(witness::WitnessCommand),
+    /// Add, list and disable principals; issue tokens; give and withdraw grants (admin).
+    #[command(subcommand)]
+    Principal(access::PrincipalCommand),
+    /// Show, check and install the access policy (admin).
+    #[command(subcommand)]
+    Policy(access::PolicyCommand),
+    /// Search records by plate, site/lane and time, or device, with a purpose and a case (officer).
+    Search(access::SearchArgs),
+    /// Read a record's metadata or one image part, with a purpose and a case (officer).
+    Get(access::GetArgs),
     /// Perceptual hashes of files, and scans of leaked dumps against the vault (responder).
     #[command(subcommand)]
     Leak(leak::LeakCommand),
@@ -184,6 +195,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Witness(command) => witness::run(command).await,
         Command::Leak(command) => leak::run(command, open_vault).await,
         Command::Retention(command) => retention::run(command, open_vault).await,
+        Command::Principal(command) => access::principal(command).await,
+        Command::Policy(command) => access::policy(command).await,
+        Command::Search(args) => access::search(args).await,
+        Command::Get(args) => access::get(args).await,
     }
 }
 
