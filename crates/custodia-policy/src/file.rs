@@ -51,6 +51,20 @@ pub struct Retention {
     pub overview_ms: i64,
 }
 
+impl Retention {
+    /// These periods under a jurisdiction's cap: every class, hand-offs included, is kept at
+    /// most `cap_ms`. A cap only ever shortens; to keep plates longer, raise `plate` itself.
+    fn capped(&self, profile: &str, cap_ms: i64) -> Retention {
+        Retention {
+            profile: profile.to_string(),
+            face_ms: self.face_ms.min(cap_ms),
+            face_handoff_ms: self.face_handoff_ms.min(cap_ms),
+            plate_ms: self.plate_ms.min(cap_ms),
+            overview_ms: self.overview_ms.min(cap_ms),
+        }
+    }
+}
+
 /// Volume limits and lifetimes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -69,6 +83,10 @@ pub struct Policy {
     pub(crate) purposes: BTreeMap<String, String>,
     /// Retention, with the active profile applied.
     pub retention: Retention,
+    /// Retention as configured, before any profile's cap.
+    pub(crate) uncapped: Retention,
+    /// Jurisdiction profiles: name → cap.
+    pub(crate) profiles: BTreeMap<String, i64>,
     /// Volume limits and lifetimes.
     pub limits: Limits,
 }
@@ -194,13 +212,14 @@ impl Policy {
                 caps.keys().cloned().collect::<Vec<_>>().join(", ")
             )));
         };
-        let retention = Retention {
-            profile: r.profile.get_ref().clone(),
+        let uncapped = Retention {
+            profile: "uncapped".into(),
             face_ms,
             face_handoff_ms,
-            plate_ms: duration(&r.plate)?.min(cap),
-            overview_ms: duration(&r.overview)?.min(cap),
+            plate_ms: duration(&r.plate)?,
+            overview_ms: duration(&r.overview)?,
         };
+        let retention = uncapped.capped(r.profile.get_ref(), cap);
 
         let l = &file.limits;
         let mut records_per_hour = BTreeMap::new();
@@ -217,7 +236,18 @@ impl Policy {
         if break_glass_grant_ms > 7 * DAY_MS {
             return Err(at(l.break_glass_grant.span(), "break_glass_grant is over 7 days: break-glass is for emergencies, make a grant instead".into()));
         }
-        Ok(Policy { roles, purposes, retention, limits: Limits { records_per_hour, token_lifetime_ms, break_glass_grant_ms } })
+        Ok(Policy { roles, purposes, retention, uncapped, profiles: caps, limits: Limits { records_per_hour, token_lifetime_ms, break_glass_grant_ms } })
+    }
+
+    /// Retention under the named profile instead of the active one, or `None` if the policy
+    /// does not define it (`custodia retention run --profile NAME`).
+    pub fn retention_under(&self, profile: &str) -> Option<Retention> {
+        self.profiles.get(profile).map(|&cap| self.uncapped.capped(profile, cap))
+    }
+
+    /// The names of the jurisdiction profiles the policy defines.
+    pub fn profile_names(&self) -> impl Iterator<Item = &str> {
+        self.profiles.keys().map(String::as_str)
     }
 
     /// The permissions of a role (empty when the policy does not list it).

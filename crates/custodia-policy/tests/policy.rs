@@ -30,13 +30,23 @@ fn the_default_policy_carries_the_real_retention_rules() {
 }
 
 #[test]
-fn profiles_cap_plates_and_overviews_but_never_lengthen_faces() {
+fn profiles_cap_every_class_and_never_lengthen() {
     let p = Policy::parse(&with("profile = \"default\"", "profile = \"cap-21d\"")).unwrap();
     assert_eq!((p.retention.plate_ms, p.retention.overview_ms, p.retention.face_ms), (21 * DAY, 21 * DAY, 12 * HOUR));
+    assert_eq!(p.retention.face_handoff_ms, 14 * DAY);
     let p = Policy::parse(&with("profile = \"default\"", "profile = \"cap-3min\"")).unwrap();
-    assert_eq!(p.retention.plate_ms, 3 * 60_000);
+    let three = 3 * 60_000;
+    assert_eq!((p.retention.plate_ms, p.retention.face_ms, p.retention.face_handoff_ms), (three, three, three));
     let p = Policy::parse(&with("profile = \"default\"", "profile = \"cap-60d\"")).unwrap();
     assert_eq!(p.retention.plate_ms, 30 * DAY, "a 60-day cap does not lengthen 30 days");
+    let longer = Policy::parse(&with("plate = \"30d\"", "plate = \"60d\"").replace("profile = \"default\"", "profile = \"cap-60d\"")).unwrap();
+    assert_eq!(longer.retention.plate_ms, 60 * DAY);
+    // The same caps on demand, without changing the active profile.
+    let p = Policy::default();
+    assert_eq!(p.retention_under("cap-21d").unwrap().plate_ms, 21 * DAY);
+    assert_eq!(p.retention_under("cap-21d").unwrap().profile, "cap-21d");
+    assert!(p.retention_under("cap-7d").is_none());
+    assert_eq!(p.profile_names().collect::<Vec<_>>(), ["cap-21d", "cap-3min", "cap-60d", "default"]);
 }
 
 #[test]

@@ -33,6 +33,27 @@ pub struct VaultConfig {
     pub max_batch_records: usize,
     /// Most bytes in one durable batch. Default 128 MiB.
     pub max_batch_bytes: usize,
+    /// Where the vault's private keys live. Default: the encrypted file keystore in
+    /// `<vault>/keystore`.
+    #[serde(default)]
+    pub keystore: KeystoreSetting,
+}
+
+/// Which keystore backend holds the vault's private keys.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum KeystoreSetting {
+    /// The encrypted file keystore in `<vault>/keystore` (Argon2id passphrase or a 0600 key file).
+    #[default]
+    File,
+    /// A PKCS#11 token (an HSM; SoftHSM2 in tests): epoch keys, blind-index secrets and signing
+    /// keys are made and used inside it. The user PIN is given when the vault is opened.
+    Pkcs11 {
+        /// Path of the PKCS#11 module (e.g. `/usr/lib/softhsm/libsofthsm2.so`).
+        module: String,
+        /// Label of the token holding the keys.
+        token_label: String,
+    },
 }
 
 impl Default for VaultConfig {
@@ -47,6 +68,7 @@ impl Default for VaultConfig {
             max_clock_skew_ms: 5 * 60 * 1000,
             max_batch_records: 512,
             max_batch_bytes: 128 * 1024 * 1024,
+            keystore: KeystoreSetting::File,
         }
     }
 }

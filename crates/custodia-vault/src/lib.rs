@@ -177,6 +177,27 @@ impl Vault {
             MasterKey::Passphrase(passphrase, params) => MasterKeySource::Passphrase(passphrase, params),
         };
         let keystore = FileKeystore::create(&keystore_dir, source, rng)?;
+        Self::init_in(dir, config, &keystore, rng)
+    }
+
+    /// Creates a new vault in `dir` whose keys live in `keystore` (a PKCS#11 token; `config.keystore`
+    /// says how to reach it again at [`Vault::open`]).
+    pub fn init_with_keystore(
+        dir: &Path,
+        config: &VaultConfig,
+        keystore: &dyn Keystore,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<(), VaultError> {
+        config.check().map_err(|reason| VaultError::Config { path: "vault.json".into(), reason })?;
+        if dir.join("vault.json").exists() {
+            return Err(VaultError::AlreadyExists(dir.display().to_string()));
+        }
+        std::fs::create_dir_all(dir).map_err(|source| io(dir, source))?;
+        Self::init_in(dir, config, keystore, rng)
+    }
+
+    fn init_in(dir: &Path, config: &VaultConfig, keystore: &dyn Keystore, rng: &mut dyn CryptoRngCore) -> Result<(), VaultError> {
+        let settings = dir.join("vault.json");
         keystore.ensure_signing_key(&epochs::signing_key_name(), rng)?;
         keystore.ensure_signing_key(&audit::signing_key_name(), rng)?;
         Index::open(&dir.join("index.sqlite3"))?;
@@ -187,6 +208,8 @@ impl Vault {
     }
 
     /// Opens a vault folder and starts its committer on the current tokio runtime.
+    /// `passphrase` is the file keystore's passphrase (none for a key-file keystore), or the
+    /// user PIN when `vault.json` puts the keys in a PKCS#11 token.
     pub fn open(
         dir: &Path,
         clock: Arc<dyn Clock>,
@@ -201,8 +224,21 @@ impl Vault {
         let config: VaultConfig = serde_json::from_slice(&json)
             .map_err(|e| VaultError::Config { path: settings.display().to_string(), reason: e.to_string() })?;
         config.check().map_err(|reason| VaultError::Config { path: settings.display().to_string(), reason })?;
-        let keystore = FileKeystore::open(&dir.join("keystore"), passphrase)?;
-        Self::assemble(dir, config, clock, rng, Arc::new(keystore))
+        let keystore: Arc<dyn Keystore> = match &config.keystore {
+            config::KeystoreSetting::File => Arc::new(FileKeystore::open(&dir.join("keystore"), passphrase)?),
+            config::KeystoreSetting::Pkcs11 { module, token_label } => {
+                let pin = passphrase.ok_or_else(|| VaultError::Config {
+                    path: settings.display().to_string(),
+                    reason: "this vault's keys are in a PKCS#11 token: give its user PIN".into(),
+                })?;
+                let pin = zeroize::Zeroizing::new(String::from_utf8(pin.to_vec()).map_err(|_| VaultError::Invalid {
+                    what: "PIN",
+                    reason: "not UTF-8".into(),
+                })?);
+                Arc::new(custodia_store::Pkcs11Keystore::open(Path::new(module), token_label, pin)?)
+            }
+        };
+        Self::assemble(dir, config, clock, rng, keystore)
     }
 
     /// Opens a vault folder with another keystore backend (an HSM).

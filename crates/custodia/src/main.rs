@@ -83,6 +83,17 @@ struct InitArgs {
     /// Write the generated master key file here instead of inside the vault folder.
     #[arg(long, conflicts_with = "passphrase_env")]
     master_key_file: Option<PathBuf>,
+    /// Keep the keys in a PKCS#11 token (an HSM) through this module, e.g.
+    /// /usr/lib/softhsm/libsofthsm2.so; the user PIN comes from --pin-env.
+    #[arg(long, requires_all = ["hsm_token", "pin_env"], conflicts_with_all = ["passphrase_env", "master_key_file"])]
+    hsm_module: Option<PathBuf>,
+    /// The token's label.
+    #[arg(long, requires = "hsm_module")]
+    hsm_token: Option<String>,
+    /// Environment variable holding the token's user PIN (give the same variable as
+    /// --passphrase-env to every later command that opens this vault).
+    #[arg(long, requires = "hsm_module")]
+    pin_env: Option<String>,
 }
 
 #[derive(Args)]
@@ -222,6 +233,25 @@ fn open_vault(dir: &std::path::Path, passphrase_env: &Option<String>) -> Result<
 }
 
 fn init(args: InitArgs) -> Result<()> {
+    if let (Some(module), Some(token_label)) = (&args.hsm_module, &args.hsm_token) {
+        let pin = passphrase(&args.pin_env)?.expect("clap requires --pin-env with --hsm-module");
+        let pin = zeroize::Zeroizing::new(String::from_utf8(pin).context("the PIN is not UTF-8")?);
+        let keystore = custodia_store::Pkcs11Keystore::open(module, token_label, pin)
+            .with_context(|| format!("opening token {token_label:?} through {}", module.display()))?;
+        let keystore_setting = custodia_vault::config::KeystoreSetting::Pkcs11 {
+            module: module.display().to_string(),
+            token_label: token_label.clone(),
+        };
+        let config = VaultConfig { sites: args.sites, keystore: keystore_setting, ..VaultConfig::default() };
+        Vault::init_with_keystore(&args.dir, &config, &keystore, &mut rand_core::OsRng)
+            .with_context(|| format!("creating a vault at {}", args.dir.display()))?;
+        println!(
+            "Created a vault at {} for {}; its keys live in token {token_label:?} and never leave it.",
+            args.dir.display(),
+            config.sites.join(", ")
+        );
+        return Ok(());
+    }
     let config = VaultConfig { sites: args.sites, ..VaultConfig::default() };
     let passphrase = passphrase(&args.passphrase_env)?;
     let master = match (&passphrase, args.master_key_file) {
