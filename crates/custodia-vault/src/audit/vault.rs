@@ -217,7 +217,8 @@ impl Vault {
                     }
                 }
                 Action::BlindKeyShredded { month, .. } => {
-                    if self.apply_blind_shred(month.as_str())? {
+                    let changed = self.apply_blind_shred(month.as_str())?;
+                    if changed {
                         repaired += 1;
                         destroyed = true;
                     }
