@@ -40,14 +40,15 @@
 //!   for the passphrase), and the passphrase does not change. So the copy stays unopenable only to
 //!   an attacker who **lacks the passphrase**; one who has the copy **and** the passphrase opens it,
 //!   destroyed keys included, rotation or not. What rotation does give in this mode: no key the
-//!   vault holds in memory or on disk opens the copy's key files directly, and a copy taken after
-//!   a destruction but also after rotation has no destroyed key at all.
+//!   vault holds opens the copy's key files directly; only the copy's own `keystore.json`, opened
+//!   with the passphrase, does.
 //!
 //! What it is not: protection against a thief who copies the folder *with* its master key file,
 //! nor against flash or copy-on-write storage that keeps old blocks after an overwrite or rename
 //! (destroyed keys, replaced key files and old wrapped masters are unrecoverable through the
 //! filesystem; forensic recovery of raw blocks is out of scope, which the HSM backend answers).
-//! One process opens a keystore at a time; one master key file serves one keystore.
+//! One process opens a keystore at a time; one master key file serves one keystore (never point
+//! a restored copy at the live master file while a rotation is pending).
 //!
 //! ```no_run
 //! use custodia_store::file_keystore::{FileKeystore, MasterKeySource};
@@ -407,9 +408,10 @@ impl FileKeystore {
     }
 
     /// Rotates the master key, stopping where `stop` says as if the process had crashed there:
-    /// the files are left exactly as that crash would leave them, and this handle must then be
-    /// dropped and the folder opened again (which finishes the rotation). With
-    /// [`RotationStep::Done`] this is [`Keystore::seal_destructions`]. For crash tests only.
+    /// the files are left exactly as that crash would leave them. Opening the folder again
+    /// finishes the rotation; this handle stays usable too, and its next rotation finishes the
+    /// stopped one first. With [`RotationStep::Done`] this is [`Keystore::seal_destructions`].
+    /// For crash tests only.
     #[doc(hidden)]
     pub fn rotate_master_key_until(
         &self,
@@ -438,7 +440,13 @@ impl FileKeystore {
             ManifestMaster::KeyFile { path } => {
                 let files = MasterFiles::new(Path::new(path));
                 if files.next.exists() {
-                    return read_master_file(&files.next);
+                    let next = read_master_file(&files.next)?;
+                    if next.id != state.master.id {
+                        return Ok(next);
+                    }
+                    // The last rotation failed in step 4, after its master became current:
+                    // finish that, then start afresh (reusing it would rotate to the same key).
+                    retire_old_master_file(&files, false)?;
                 }
                 let mut bytes = Zeroizing::new([0u8; 32]);
                 rng.fill_bytes(bytes.as_mut());

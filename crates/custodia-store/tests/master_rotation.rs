@@ -170,7 +170,7 @@ fn manifest(root: &Path) -> serde_json::Value {
 
 /// A key-file keystore whose master lives OUTSIDE the keystore folder, as recommended.
 struct KeyFileVault {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     root: PathBuf,
     master: PathBuf,
     usb: PathBuf,
@@ -182,7 +182,7 @@ fn key_file_vault() -> (KeyFileVault, FileKeystore) {
     let master = dir.path().join("etc/master.key");
     let usb = dir.path().join("usb/keystore");
     let store = FileKeystore::create(&root, MasterKeySource::KeyFile(master.clone()), &mut rng(1)).unwrap();
-    (KeyFileVault { _dir: dir, root, master, usb }, store)
+    (KeyFileVault { dir, root, master, usb }, store)
 }
 
 #[test]
@@ -244,7 +244,7 @@ fn key_file_rotation_makes_a_destroyed_key_unopenable_from_an_earlier_copy() {
     assert_eq!(new_master.len(), 32);
     assert!(!with_suffix(&vault.master, ".next").exists());
     assert!(!with_suffix(&vault.master, ".next.tmp").exists());
-    let everything = all_files(vault._dir.path());
+    let everything = all_files(vault.dir.path());
     assert!(everything.len() > 10);
     for file in everything {
         let bytes = std::fs::read(&file).unwrap();
@@ -378,6 +378,35 @@ fn a_key_file_rotation_interrupted_at_any_step_is_finished_by_open() {
         assert_eq!(again.master_generation(), 1);
         again.seal_destructions(&mut rng(4)).unwrap();
         assert_survivors_work(&FileKeystore::open(&vault.root, None).unwrap(), &contents, &[&victim.name, &half.name]);
+    }
+}
+
+#[test]
+fn a_rotation_stopped_part_way_is_finished_by_the_same_handle_with_a_fresh_master() {
+    // A rotation that fails in a running process (an I/O error) leaves the handle working; the
+    // next seal_destructions finishes it and still moves to a master never used before.
+    for stop in crash_points(6) {
+        let (vault, store) = key_file_vault();
+        let contents = populate(&store, 5);
+        let victim = contents.victim();
+        copy_dir(&vault.root, &vault.usb);
+        store.destroy(&victim.name).unwrap();
+        let old_master = std::fs::read(&vault.master).unwrap();
+        store.rotate_master_key_until(stop, &mut rng(2)).unwrap();
+        let stopped_next = std::fs::read(with_suffix(&vault.master, ".next")).ok();
+        assert_survivors_work(&store, &contents, &[&victim.name]);
+        store.seal_destructions(&mut rng(3)).unwrap();
+        assert_survivors_work(&store, &contents, &[&victim.name]);
+        let master = std::fs::read(&vault.master).unwrap();
+        assert_ne!(master, old_master, "{stop:?}");
+        if matches!(stop, RotationStep::ManifestUpdated | RotationStep::OldMasterZeroed) {
+            // That rotation had completed its switch; this one must not reuse its key.
+            assert_ne!(Some(&master), stopped_next.as_ref(), "{stop:?}");
+            assert_eq!(store.master_generation(), 2, "{stop:?}");
+        }
+        assert!(!with_suffix(&vault.master, ".next").exists());
+        assert!(matches!(FileKeystore::open(&vault.usb, None), Err(KeystoreError::WrongMasterKey)));
+        assert_survivors_work(&FileKeystore::open(&vault.root, None).unwrap(), &contents, &[&victim.name]);
     }
 }
 
