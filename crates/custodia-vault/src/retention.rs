@@ -461,6 +461,58 @@ impl Vault {
         Ok(changed)
     }
 
+    /// The effect of a `resealed` event whose wrapped key was never stored (a crash between the
+    /// event and the row): wrap the group's data key to the event's extension epoch again.
+    /// Idempotent; returns whether anything was left to do. Run by the log's reconcile, which
+    /// only has the local blob folder (as for `ingested`).
+    pub(crate) fn reapply_reseal(
+        &self,
+        record: &str,
+        class: &str,
+        to_epoch: &str,
+        at_ms: i64,
+    ) -> Result<bool, VaultError> {
+        let bad = |reason: String| VaultError::Invalid { what: "resealed event", reason };
+        let id: RecordId = record.parse().map_err(|_| bad(format!("record id {record}")))?;
+        let class: RetentionClass = class.parse().map_err(|_| bad(format!("class {class}")))?;
+        let to: EpochId = to_epoch.parse().map_err(|_| bad(format!("epoch id {to_epoch}")))?;
+        let index = &self.inner.index;
+        let (Some(row), Some(extension)) = (index.record(&id)?, index.epoch(&to)?) else {
+            // Shredded since, or never stored: nothing to hold.
+            return Ok(false);
+        };
+        if extension.destroyed_at_ms.is_some() {
+            return Ok(false);
+        }
+        let path = self.inner.dir.join("blobs").join(&row.blob_key);
+        let blob = std::fs::read(&path).map_err(|source| VaultError::Io { path: path.display().to_string(), source })?;
+        let capture = SealedCapture::parse(&blob).map_err(|e| bad(format!("stored blob of {id}: {e}")))?;
+        let public_key =
+            EpochPublicKey::from_sec1_bytes(&extension.public_key).map_err(|e| bad(format!("extension key: {e}")))?;
+        let mut changed = false;
+        for group in (0..capture.groups().len()).filter(|&g| capture.groups()[g].class() == class) {
+            let group = group as u8;
+            if index.reseals(&id, group)?.iter().any(|r| r.epoch == to) {
+                continue;
+            }
+            let (data_key, _) = self.open_group(&id, &capture, group)?;
+            let binding = data_key_binding(&id.device, id.sequence, group);
+            let wrapped = {
+                let mut rng = self.inner.rng.lock().expect("rng lock");
+                wrap_data_key(&data_key, &public_key, &binding, &mut rng.as_mut())
+            };
+            index.insert_reseal(&ResealRow {
+                record: id,
+                group,
+                epoch: to,
+                wrapped: wrapped.to_bytes().to_vec(),
+                resealed_at_ms: at_ms,
+            })?;
+            changed = true;
+        }
+        Ok(changed)
+    }
+
     /// Called by the log's reconcile after it re-applied destructions: make them final against
     /// earlier keystore copies, as a run does.
     pub(crate) fn seal_after_reconcile(&self) -> Result<(), VaultError> {

@@ -728,3 +728,42 @@ async fn a_copy_that_carries_its_own_master_key_file_does_open() {
     let key = capture.open_data_key(GROUP_FACE as usize, dec.as_ref()).unwrap();
     assert_eq!(&capture.open_part(GROUP_FACE as usize, 0, &key).unwrap()[..], FACE);
 }
+
+#[tokio::test]
+async fn a_reseal_interrupted_after_its_events_is_completed_on_reopen() {
+    let mut f = fixture().await;
+    let t = NOW - HOUR_MS;
+    let records = ingest(&mut f, 1, 2, t).await;
+    let until = hour_end(t) + 10 * DAY_MS;
+    let basis = "legal-hold:case-7";
+
+    // 1. The extension epoch's `epoch-created` is durable, its row is not ("crash").
+    f.vault.audit_log().inject_fault(LogFault::FailAfterAppend);
+    assert!(f.vault.reseal_group(&records[0].0, RetentionClass::Face, until, basis, &system()).await.is_err());
+    let created: Vec<String> = events(&f.vault).iter().filter_map(|e| match &e.action {
+        Action::EpochCreated { epoch, .. } => Some(epoch.as_str().to_string()),
+        _ => None,
+    }).collect();
+    let extension: EpochId = created.last().unwrap().parse().unwrap();
+    assert!(index(&f).epoch(&extension).unwrap().is_none());
+    f = reopen(f);
+    // Reconcile wrote the row under the extension key's name (not a period epoch's).
+    let row = index(&f).epoch(&extension).unwrap().unwrap();
+    assert!(row.key_name.starts_with("extend/face/"), "{}", row.key_name);
+
+    // 2. The `resealed` event is durable, the wrapped key is not stored ("crash").
+    f.vault.audit_log().inject_fault(LogFault::FailAfterAppend);
+    assert!(f.vault.reseal_group(&records[0].0, RetentionClass::Face, until, basis, &system()).await.is_err());
+    assert!(index(&f).reseals(&records[0].0, GROUP_FACE).unwrap().is_empty());
+    f = reopen(f);
+    let reseals = index(&f).reseals(&records[0].0, GROUP_FACE).unwrap();
+    assert_eq!(reseals.len(), 1);
+    assert_eq!(reseals[0].epoch, extension, "the same extension epoch was reused");
+
+    // The hold the log names is in effect: past the face's 12 h it still opens.
+    f.clock.set(hour_end(t) + 12 * HOUR_MS);
+    f.vault.run_retention(&RetentionRules::default(), &system()).await.unwrap();
+    assert_eq!(read_part(&f, &records[0].0, &records[0].1, GROUP_FACE, 0).await.unwrap(), FACE);
+    assert!(f.vault.group_data_key(&records[1].0, GROUP_FACE).await.is_err());
+    assert_log_verifies(&f.vault);
+}

@@ -223,6 +223,13 @@ impl Vault {
                         destroyed = true;
                     }
                 }
+                Action::Resealed { record, class, to_epoch, .. } => {
+                    let changed =
+                        self.reapply_reseal(record.as_str(), class.as_str(), to_epoch.as_str(), event.time_ms)?;
+                    if changed {
+                        repaired += 1;
+                    }
+                }
                 // Events with no index effect of their own.
                 _ => {}
             }
