@@ -235,10 +235,8 @@ impl MasterKey {
 
     /// Whether this is the master `manifest` names: its id (version 2) and its check value.
     fn opens(&self, manifest: &Manifest) -> Result<bool, KeystoreError> {
-        if let Some(id) = &manifest.master_id {
-            if *id != hex::encode(self.id) {
-                return Ok(false);
-            }
+        if manifest.master_id.as_ref().is_some_and(|id| *id != hex::encode(self.id)) {
+            return Ok(false);
         }
         let check = hex::decode(&manifest.check)
             .map_err(|_| KeystoreError::NotAKeystore("check value is not hex".into()))?;
@@ -499,7 +497,7 @@ impl FileKeystore {
             }
             let (kind, secret) = open_key_file(&state.master, &name, &file, None)
                 .ok_or_else(|| KeystoreError::Corrupt(name.to_string()))?;
-            let sealed = seal_key_file(&next, &name, kind, &secret, rng);
+            let sealed = seal_key_file(next, &name, kind, &secret, rng);
             let tmp = path.with_extension(RESEAL_TMP_EXTENSION);
             write_synced(&tmp, &sealed)?;
             fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
@@ -615,10 +613,10 @@ impl FileKeystore {
             }
             Err(other) => return Err(other),
         };
-        if let Some(KeyFile::V2 { kind: found, .. }) = parse_key_file(&file) {
-            if found != kind as u8 {
-                return Err(KeystoreError::WrongKind(name.to_string()));
-            }
+        if let Some(KeyFile::V2 { kind: found, .. }) = parse_key_file(&file)
+            && found != kind as u8
+        {
+            return Err(KeystoreError::WrongKind(name.to_string()));
         }
         // A file of another kind, under another master or altered fails here; one variant for all.
         let master = match (&state.pending, parse_key_file(&file)) {
