@@ -44,6 +44,16 @@ pub struct DemoArgs {
     /// No progress bar (for logs and CI).
     #[arg(long)]
     pub quiet: bool,
+    /// Keep the vault's keys in a PKCS#11 token through this module (e.g.
+    /// /usr/lib/softhsm/libsofthsm2.so) instead of the file keystore.
+    #[arg(long, requires_all = ["hsm_token", "pin_env"])]
+    pub hsm_module: Option<PathBuf>,
+    /// The token's label.
+    #[arg(long, requires = "hsm_module")]
+    pub hsm_token: Option<String>,
+    /// Environment variable holding the token's user PIN.
+    #[arg(long, requires = "hsm_module")]
+    pub pin_env: Option<String>,
 }
 
 struct DemoLane {
@@ -65,13 +75,34 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
     // The vault: one site; captures up to `days` old are accepted because the demo replays them.
     let vault_dir = args.dir.join("vault");
-    let config = VaultConfig {
+    let mut config = VaultConfig {
         sites: vec![SITE.to_string()],
         max_capture_age_ms: (i64::from(args.days) + 1) * DAY_MS,
         ..VaultConfig::default()
     };
-    Vault::init(&vault_dir, &config, MasterKey::KeyFile, &mut rand_core::OsRng)?;
-    let vault = Vault::open(&vault_dir, Arc::new(clock), Box::new(rand_core::OsRng), None)?;
+    let pin = match (&args.hsm_module, &args.hsm_token, &args.pin_env) {
+        (Some(module), Some(token_label), Some(pin_env)) => {
+            let pin = std::env::var(pin_env).with_context(|| format!("environment variable {pin_env} is not set"))?;
+            let keystore = custodia_store::Pkcs11Keystore::open(module, token_label, zeroize::Zeroizing::new(pin.clone()))
+                .with_context(|| format!("opening token {token_label:?} through {}", module.display()))?;
+            config.keystore = custodia_vault::config::KeystoreSetting::Pkcs11 {
+                module: module.display().to_string(),
+                token_label: token_label.clone(),
+            };
+            Vault::init_with_keystore(&vault_dir, &config, &keystore, &mut rand_core::OsRng)?;
+            Some(zeroize::Zeroizing::new(pin.into_bytes()))
+        }
+        _ => {
+            // The master key lives beside the vault folder, not in it: a copy of the vault
+            // folder alone opens nothing, and shredding holds against it (docs/retention.md).
+            let keys = args.dir.join("keys");
+            std::fs::create_dir_all(&keys)?;
+            let keys = std::fs::canonicalize(&keys)?;
+            Vault::init(&vault_dir, &config, MasterKey::KeyFileAt(keys.join("master.key")), &mut rand_core::OsRng)?;
+            None
+        }
+    };
+    let vault = Vault::open(&vault_dir, Arc::new(clock), Box::new(rand_core::OsRng), pin.as_ref().map(|p| p.as_slice()))?;
     say(&args, &format!("Vault created at {}; publishing key epochs for {} days…", vault_dir.display(), args.days));
     let publisher = vault.clone();
     let ahead = config.publish_ahead_ms;
@@ -199,7 +230,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("Where everything lives ({}):", args.dir.display());
     println!("  vault/blobs/          sealed captures exactly as the lanes sent them (ciphertext)");
     println!("  vault/index.sqlite3   times, lanes, devices, epochs; plates only as keyed blind-index values");
-    println!("  vault/keystore/       epoch private keys, encrypted under keystore/master.key (mode 0600)");
+    if args.hsm_module.is_some() {
+        println!("  (token)               every private key, non-extractable, in the PKCS#11 token");
+    } else {
+        println!("  vault/keystore/       epoch private keys, encrypted under keys/master.key");
+        println!("  keys/master.key       the keystore master key (mode 0600), outside the vault folder: a copy");
+        println!("                        of vault/ alone opens nothing, and shredding holds against it");
+    }
+    println!("  vault/access.sqlite3  principals, token hashes, grants; vault/policy.toml absent = default policy");
     println!("  lanes/lane-N/         each lane's inbox and outbox (both empty now) and state; device.key (0600)");
     println!();
     if scan.findings.is_empty() {
