@@ -80,7 +80,7 @@ struct InitArgs {
     /// generating a key file.
     #[arg(long)]
     passphrase_env: Option<String>,
-    /// Write the generated master key file here instead of inside the vault folder.
+    /// Write the generated master key file here (default: `<dir>.master.key` beside the folder).
     #[arg(long, conflicts_with = "passphrase_env")]
     master_key_file: Option<PathBuf>,
     /// Keep the keys in a PKCS#11 token (an HSM) through this module, e.g.
@@ -254,21 +254,31 @@ fn init(args: InitArgs) -> Result<()> {
     }
     let config = VaultConfig { sites: args.sites, ..VaultConfig::default() };
     let passphrase = passphrase(&args.passphrase_env)?;
-    let master = match (&passphrase, args.master_key_file) {
-        (Some(p), _) => MasterKey::Passphrase(p, Default::default()),
-        (None, Some(path)) => MasterKey::KeyFileAt(path),
-        (None, None) => MasterKey::KeyFile,
+    // By default the master key file goes beside the vault folder, never inside it: a copy of
+    // the folder alone then opens nothing, and retention's destruction holds against it.
+    let default_key_file = || -> Result<PathBuf> {
+        let name = args.dir.file_name().context("--dir names no folder")?.to_string_lossy().to_string();
+        let parent = args.dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(parent)?;
+        Ok(std::fs::canonicalize(parent)?.join(format!("{name}.master.key")))
     };
-    let key_file_inside = matches!(master, MasterKey::KeyFile);
+    let master = match (&passphrase, &args.master_key_file) {
+        (Some(p), _) => MasterKey::Passphrase(p, Default::default()),
+        (None, Some(path)) => MasterKey::KeyFileAt(path.clone()),
+        (None, None) => MasterKey::KeyFileAt(default_key_file()?),
+    };
+    let key_file = match &master {
+        MasterKey::KeyFileAt(path) => Some(path.clone()),
+        _ => None,
+    };
     Vault::init(&args.dir, &config, master, &mut rand_core::OsRng)
         .with_context(|| format!("creating a vault at {}", args.dir.display()))?;
     println!("Created a vault at {} for {}.", args.dir.display(), config.sites.join(", "));
-    if key_file_inside {
+    if let Some(path) = key_file {
         println!(
-            "Its keystore master key is {}/keystore/master.key (mode 0600). Anyone who copies the\n\
-             whole folder with that file can open captures that are not yet shredded: in production\n\
-             use --passphrase-env or --master-key-file on another disk.",
-            args.dir.display()
+            "Its keystore master key is {} (mode 0600), outside the vault folder. Keep it off the\n\
+             vault's disk and its backups: with it, a copy of the folder opens what is not yet shredded.",
+            path.display()
         );
     }
     Ok(())
