@@ -108,13 +108,110 @@ pub fn witness_app(
         .layer(DefaultBodyLimit::max(MAX_ADD_CHECKPOINT_SIZE))
 }
 
+/// Longest a client may take to send a request's head (request line and headers), counted
+/// from its first byte: a slowloris client trickling headers is cut off after this.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest a request body may stall with no bytes arriving; the request then fails (the
+/// handler sees a body error) and the connection is closed. Counted per read, so a slow but
+/// moving upload is not cut off.
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests.
+///
+/// HTTP/1 only, with [`HEADER_READ_TIMEOUT`] (hyper's header read timeout, which needs the
+/// timer that `axum::serve` does not set, hence this accept loop) and [`BODY_IDLE_TIMEOUT`].
 pub async fn run(
     listener: tokio::net::TcpListener,
     vault: Vault,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(vault)).with_graceful_shutdown(shutdown).await
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let app = app(vault).layer(axum::middleware::map_request(|request: Request| async move {
+        request.map(|body| Body::new(timeout::IdleBody::new(body, BODY_IDLE_TIMEOUT)))
+    }));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    let builder = builder.http1_only();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // A connection reset before accept, or descriptors exhausted: pause, go on.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+mod timeout {
+    use std::pin::Pin;
+    use std::task::{Context, Poll, ready};
+    use std::time::Duration;
+
+    use axum::body::{Body, Bytes, HttpBody};
+    use http_body::Frame;
+
+    /// A request body that fails when no frame arrives for `idle` while the handler waits for
+    /// one. The clock starts at the handler's first read, not at the request's arrival.
+    pub(crate) struct IdleBody {
+        inner: Body,
+        idle: Duration,
+        sleep: Pin<Box<tokio::time::Sleep>>,
+        started: bool,
+    }
+
+    impl IdleBody {
+        pub(crate) fn new(inner: Body, idle: Duration) -> Self {
+            Self { inner, idle, sleep: Box::pin(tokio::time::sleep(idle)), started: false }
+        }
+    }
+
+    impl HttpBody for IdleBody {
+        type Data = Bytes;
+        type Error = axum::Error;
+
+        fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+            let this = &mut *self;
+            if !this.started {
+                this.started = true;
+                this.sleep.as_mut().reset(tokio::time::Instant::now() + this.idle);
+            }
+            if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+                let deadline = tokio::time::Instant::now() + this.idle;
+                this.sleep.as_mut().reset(deadline);
+                return Poll::Ready(frame);
+            }
+            ready!(this.sleep.as_mut().poll(cx));
+            let stalled = std::io::Error::new(std::io::ErrorKind::TimedOut, "request body stalled");
+            Poll::Ready(Some(Err(axum::Error::new(stalled))))
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.inner.is_end_stream()
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            self.inner.size_hint()
+        }
+    }
 }
 
 /// Keeps epoch keys published ahead: runs once now, then every `every`.
