@@ -25,6 +25,8 @@ pub const PURPOSE_HEADER: &str = "custodia-purpose";
 pub const CASE_HEADER: &str = "custodia-case";
 /// Largest policy document accepted by `PUT /v1/policy`.
 const MAX_POLICY_BODY: usize = 64 * 1024;
+/// Largest JSON body accepted by the other routes (a search or a grant is a few hundred bytes).
+const MAX_JSON_BODY: usize = 64 * 1024;
 
 /// The access routes, merged into [`crate::app`].
 pub fn routes() -> axum::Router<Vault> {
@@ -58,7 +60,9 @@ impl From<AccessError> for Problem {
                 Self::new(status, denial.code(), "Refused by policy", detail)
             }
             AccessError::NotFound { .. } => Self::new(S::NOT_FOUND, "not-found", "No such resource", detail),
-            AccessError::Invalid { .. } => Self::new(S::BAD_REQUEST, "invalid-request", "Invalid request", detail),
+            // The reason quotes the caller's value (a scope, a role), which may carry a plate
+            // someone typed; the answer keeps the explanation and drops the value.
+            AccessError::Invalid { .. } => Self::new(S::BAD_REQUEST, "invalid-request", "Invalid request", detail.map(|d| unquote(&d))),
             AccessError::AlreadyApproved(_) => Self::new(S::CONFLICT, "replayed-approval", "Request already approved", detail),
             AccessError::Shredded(_) => Self::new(S::GONE, "shredded", "Shredded by retention", detail),
             AccessError::Policy(_) => Self::new(S::UNPROCESSABLE_ENTITY, "invalid-policy", "Policy refused; the running policy is unchanged", detail),
@@ -110,6 +114,39 @@ async fn allowed(vault: &Vault, who: String, permission: Permission) -> Result<c
     blocking(move || vault.authorize(&who, &Request::Act(permission), &Purpose::default())).await
 }
 
+/// `text` with every double-quoted value replaced by `"…"`.
+fn unquote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, piece) in text.split('"').enumerate() {
+        out.push_str(if i % 2 == 1 { "\"…\"" } else { piece });
+    }
+    out
+}
+
+/// Reads a body of at most `limit` bytes. Every failure is a problem: axum's own body
+/// rejections are text/plain and carry the transport's error text.
+async fn read_body(body: Body, limit: usize, too_large: fn() -> Problem) -> Result<bytes::Bytes, Problem> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "incomplete-body",
+            "Request body could not be read",
+            Some("the connection ended, stalled or failed before the whole body arrived".to_string()),
+        )),
+    }
+}
+
+fn json_too_large() -> Problem {
+    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large", Some(format!("the limit is {MAX_JSON_BODY} bytes")))
+}
+
+fn policy_too_large() -> Problem {
+    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "policy-too-large", "Policy too large", Some(format!("the limit is {MAX_POLICY_BODY} bytes")))
+}
+
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| {
         // serde's message names the field and position, never echoes values of ours.
@@ -117,9 +154,9 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Problem> {
     })
 }
 
-async fn search(State(vault): State<Vault>, headers: HeaderMap, body: bytes::Bytes) -> Result<Response, Problem> {
+async fn search(State(vault): State<Vault>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
-    let query: SearchQuery = parse_json(&body)?;
+    let query: SearchQuery = parse_json(&read_body(body, MAX_JSON_BODY, json_too_large).await?)?;
     let stated = Stated::from(&headers);
     let found = blocking(move || vault.search(&who, &query, &stated.purpose())).await?;
     Ok(Json(serde_json::json!({ "records": found })).into_response())
@@ -157,9 +194,9 @@ struct BreakGlassBody {
     scope: String,
 }
 
-async fn request_break_glass(State(vault): State<Vault>, headers: HeaderMap, body: bytes::Bytes) -> Result<Response, Problem> {
+async fn request_break_glass(State(vault): State<Vault>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
-    let request: BreakGlassBody = parse_json(&body)?;
+    let request: BreakGlassBody = parse_json(&read_body(body, MAX_JSON_BODY, json_too_large).await?)?;
     let stated = Stated::from(&headers);
     let id = blocking(move || vault.request_break_glass(&who, &request.scope, &stated.purpose())).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "request": id }))).into_response())
@@ -195,10 +232,10 @@ struct NewPrincipal {
     roles: Vec<String>,
 }
 
-async fn add_principal(State(vault): State<Vault>, headers: HeaderMap, body: bytes::Bytes) -> Result<Response, Problem> {
+async fn add_principal(State(vault): State<Vault>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
     let actor = allowed(&vault, who, Permission::ManagePrincipals).await?;
-    let new: NewPrincipal = parse_json(&body)?;
+    let new: NewPrincipal = parse_json(&read_body(body, MAX_JSON_BODY, json_too_large).await?)?;
     let roles = new
         .roles
         .iter()
@@ -225,10 +262,10 @@ struct NewGrant {
     expires_at_ms: i64,
 }
 
-async fn add_grant(State(vault): State<Vault>, headers: HeaderMap, body: bytes::Bytes) -> Result<Response, Problem> {
+async fn add_grant(State(vault): State<Vault>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
     let actor = allowed(&vault, who, Permission::ManageGrants).await?;
-    let new: NewGrant = parse_json(&body)?;
+    let new: NewGrant = parse_json(&read_body(body, MAX_JSON_BODY, json_too_large).await?)?;
     let bad = |reason: String| Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some(reason));
     let role: Role = new.role.parse().map_err(bad)?;
     let scope: Scope = new.scope.parse().map_err(bad)?;
@@ -251,12 +288,10 @@ async fn get_policy(State(vault): State<Vault>, headers: HeaderMap) -> Result<Re
     Ok(response)
 }
 
-async fn put_policy(State(vault): State<Vault>, headers: HeaderMap, body: bytes::Bytes) -> Result<Response, Problem> {
+async fn put_policy(State(vault): State<Vault>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
     let actor = allowed(&vault, who, Permission::ManagePolicy).await?;
-    if body.len() > MAX_POLICY_BODY {
-        return Err(Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "policy-too-large", "Policy too large", Some(format!("the limit is {MAX_POLICY_BODY} bytes"))));
-    }
+    let body = read_body(body, MAX_POLICY_BODY, policy_too_large).await?;
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "invalid-policy", "Policy is not UTF-8 text", None))?;
     blocking(move || vault.set_policy(&actor, &text)).await?;
