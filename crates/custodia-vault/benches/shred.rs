@@ -141,15 +141,21 @@ async fn run(n: u64, root: &Path) {
     assert_eq!(report.records_deleted, n, "every record deleted");
     assert_eq!(report.blobs_deleted, n, "every blob deleted");
     assert!(report.shredded.iter().any(|s| s.epoch == plate.id.to_string() && s.records == n));
+    let big = report.shredded.iter().find(|s| s.epoch == plate.id.to_string()).expect("plate epoch shredded");
     println!(
-        "{:<58} {:>12.3} s   (goal <= 1 s; {} epochs: count, log, destroy; then seal)",
-        "key destruction", report.key_seconds, report.shredded.len()
+        "{:<58} {:>12.3} s   (goal <= 1 s: count {:.3} s + log, destroy, mark {:.3} s)",
+        "key destruction of the N-record epoch",
+        big.count_seconds + big.destroy_seconds,
+        big.count_seconds,
+        big.destroy_seconds
     );
     println!(
-        "{:<58} {:>12.3} s   (every surviving key re-sealed: {} live epochs + signing and blind keys)",
-        "  of which seal_destructions (master key rotation)",
-        report.seal_seconds,
-        vault.retention_status(&RetentionRules::default()).expect("status").live_epochs
+        "{:<58} {:>12.3} s   ({} epochs, then one seal)",
+        "key phase of the whole run", report.key_seconds, report.shredded.len()
+    );
+    println!(
+        "{:<58} {:>12.3} s   (every surviving key re-sealed under a fresh master)",
+        "  of which seal_destructions (master key rotation)", report.seal_seconds
     );
     println!(
         "{:<58} {:>12.0} records/s ({:.1} s)",

@@ -167,7 +167,7 @@ pub fn is_extension(epoch: &EpochRow) -> bool {
 }
 
 /// One epoch shredded by a run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ShreddedEpoch {
     /// Epoch id.
     pub epoch: String,
@@ -179,6 +179,10 @@ pub struct ShreddedEpoch {
     pub extension: bool,
     /// Records that had a group (or reseal) under it, as logged.
     pub records: u64,
+    /// Seconds spent counting its records.
+    pub count_seconds: f64,
+    /// Seconds from appending its `shredded` event to its key destroyed and its row marked.
+    pub destroy_seconds: f64,
 }
 
 /// What one retention run did.
@@ -370,8 +374,11 @@ impl Vault {
             if rules.expires_at(&epoch) > now {
                 continue;
             }
+            let started = Instant::now();
             let records = index.epoch_record_count(&epoch.id)?;
+            let count_seconds = started.elapsed().as_secs_f64();
             let event = actor.event(now, Action::Shredded { epoch: text(epoch.id.to_string())?, records })?;
+            let started = Instant::now();
             self.logged(&[event], || self.apply_shred(&epoch.id, now).map(|_| ()))?;
             report.shredded.push(ShreddedEpoch {
                 epoch: epoch.id.to_string(),
@@ -379,6 +386,8 @@ impl Vault {
                 class: epoch.class.as_str().to_string(),
                 extension: is_extension(&epoch),
                 records,
+                count_seconds,
+                destroy_seconds: started.elapsed().as_secs_f64(),
             });
         }
         for month in self.blind_months_due(rules, now)? {
