@@ -34,6 +34,7 @@ pub fn routes() -> axum::Router<Vault> {
         .route("/v1/search", post(search))
         .route("/v1/records/{id}", get(record_metadata))
         .route("/v1/records/{id}/{part}", get(record_image))
+        .route("/v1/records/{id}/extend", post(extend_retention))
         .route("/v1/break-glass", post(request_break_glass))
         .route("/v1/break-glass/{id}/approve", post(approve_break_glass))
         .route("/v1/principals", get(list_principals).post(add_principal))
@@ -186,6 +187,28 @@ async fn record_image(State(vault): State<Vault>, headers: HeaderMap, Path((id, 
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(image.media_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    class: String,
+    until_ms: i64,
+    basis: String,
+}
+
+/// A face hand-off (`hand-off:<legal basis>`, at most the policy's hand-off period) or a legal
+/// hold (`legal-hold:<case>`): re-seals one group's data key to a longer-lived epoch.
+async fn extend_retention(State(vault): State<Vault>, headers: HeaderMap, Path(id): Path<String>, body: Body) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    let id = record_id(&id)?;
+    let request: ExtendBody = parse_json(&read_body(body, MAX_JSON_BODY, json_too_large).await?)?;
+    let class = request.class.parse().map_err(|_| {
+        Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some("class is face, plate or overview".into()))
+    })?;
+    let stated = Stated::from(&headers);
+    vault.extend_retention(&who, &id, class, request.until_ms, &request.basis, &stated.purpose()).await?;
+    Ok(Json(serde_json::json!({ "extended": true, "until_ms": request.until_ms })).into_response())
 }
 
 #[derive(Deserialize)]

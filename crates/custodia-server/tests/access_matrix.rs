@@ -25,6 +25,7 @@ use rand_core::SeedableRng;
 use tower::ServiceExt;
 
 const NOW: i64 = 1_780_000_000_000;
+const TOKEN_DAYS: i64 = 30;
 const SITE: &str = "anzalduas";
 const PLATE: &str = "XQA1234";
 const PLATE_CROP: &[u8] = b"\xff\xd8plate crop jpeg\xff\xd9";
@@ -68,7 +69,7 @@ async fn world() -> World {
         if granted {
             vault.grant(&admin, name, role, &Scope::Site(SITE.into()), NOW + DAY_MS).unwrap();
         }
-        let token = vault.issue_token(&admin, name, DAY_MS).unwrap();
+        let token = vault.issue_token(&admin, name, TOKEN_DAYS * DAY_MS).unwrap();
         tokens.push((name, token.token.to_string()));
     }
     World { _dir: dir, vault, clock, record: receipt.record_id, tokens }
@@ -280,7 +281,7 @@ async fn bad_expired_and_disabled_tokens_are_refused_alike_and_logged() {
     for token in [wrong_secret, unknown, "garbage".into(), "x".repeat(10_000)] {
         answers.push(call(token).await);
     }
-    w.clock.advance(DAY_MS + 1);
+    w.clock.advance(TOKEN_DAYS * DAY_MS + 1);
     answers.push(call(good.clone()).await); // expired
     w.clock.set(NOW);
     w.vault.disable_principal(&Actor::system(), "maintainer").unwrap();
@@ -378,4 +379,41 @@ async fn a_bad_policy_is_refused_with_its_line_and_the_running_one_stays() {
         .collect();
     assert_eq!(changes.len(), 2, "{changes:?}"); // the one in force at start, and this change
     assert!(changes[1].starts_with("admin ") && changes[1].contains("cap-21d"), "{changes:?}");
+}
+
+#[tokio::test]
+async fn a_face_hand_off_keeps_the_face_readable_to_its_limit_and_retention_then_shreds_it() {
+    let w = world().await;
+    let extend = format!("/v1/records/{}/extend", w.record);
+    let face = format!("/v1/records/{}/face", w.record);
+    let body = |days: i64, basis: &str| format!(r#"{{"class":"face","until_ms":{},"basis":"{basis}"}}"#, NOW + days * DAY_MS);
+    // Officers may not extend; a supervisor may, within the hand-off period, stating a basis.
+    assert_eq!(w.call(Some("officer"), "POST", &extend, &body(14, "hand-off:8 USC 1357")).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(w.call(Some("supervisor"), "POST", &extend, &body(15, "hand-off:8 USC 1357")).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(w.call(Some("supervisor"), "POST", &extend, &body(14, "because")).await.0, StatusCode::BAD_REQUEST);
+    let (status, json, _) = w.call(Some("supervisor"), "POST", &extend, &body(13, "hand-off:8 USC 1357")).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let resealed = w.events().into_iter().find(|e| matches!(e.action, Action::Resealed { .. })).expect("reseal logged");
+    assert_eq!(resealed.principal.as_str(), "supervisor");
+    assert_eq!(resealed.case.as_ref().map(|c| c.as_str()), Some("2026-118"));
+
+    // Two days on, retention has shredded the face epoch (12 h); the hand-off still opens it.
+    w.clock.advance(2 * DAY_MS);
+    w.vault.maintain_epochs().unwrap();
+    let report = w.vault.run_retention(&w.vault.retention_rules(), &Actor::system()).await.unwrap();
+    assert!(report.epochs_shredded() > 0);
+    // Grants were for a day: renew the officer's.
+    w.vault.grant(&Actor::system(), "officer", Role::Officer, &Scope::Site(SITE.into()), NOW + 30 * DAY_MS).unwrap();
+    let (status, _, bytes) = w.call(Some("officer"), "GET", &face, "").await;
+    assert_eq!((status, bytes.as_slice()), (StatusCode::OK, FACE));
+
+    // Past the extension: gone for everyone, and the answer says so.
+    w.clock.advance(12 * DAY_MS);
+    w.vault.maintain_epochs().unwrap();
+    w.vault.run_retention(&w.vault.retention_rules(), &Actor::system()).await.unwrap();
+    let (status, json, _) = w.call(Some("officer"), "GET", &face, "").await;
+    assert_eq!((status, json["type"].as_str()), (StatusCode::GONE, Some("urn:custodia:problem:shredded")), "{json}");
+    // The plate crop (30 days) is still there.
+    let (status, _, bytes) = w.call(Some("officer"), "GET", &format!("/v1/records/{}/plate-crop", w.record), "").await;
+    assert_eq!((status, bytes.as_slice()), (StatusCode::OK, PLATE_CROP));
 }

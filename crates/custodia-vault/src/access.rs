@@ -246,6 +246,44 @@ impl Vault {
         self.inner.policy.read().expect("policy lock").1.clone()
     }
 
+    /// The retention rules of the policy in force (its active jurisdiction profile applied).
+    /// Read at each use, so a policy change reaches the next retention run.
+    pub fn retention_rules(&self) -> crate::retention::RetentionRules {
+        rules_of(&self.policy().retention)
+    }
+
+    /// The policy's retention under another of its profiles, or `None` if it defines no such
+    /// profile (`custodia retention run --profile NAME`).
+    pub fn retention_rules_under(&self, profile: &str) -> Option<crate::retention::RetentionRules> {
+        self.policy().retention_under(profile).as_ref().map(rules_of)
+    }
+
+    /// Extends one record group's life past its epoch (a face hand-off stating its legal basis,
+    /// or a legal hold) by re-sealing its data key to a longer-lived epoch; see
+    /// [`Vault::reseal_group_under`]. Needs `extend-retention` and a grant covering the record.
+    pub async fn extend_retention(
+        &self,
+        who: &str,
+        record: &RecordId,
+        class: custodia_seal::RetentionClass,
+        until_ms: i64,
+        basis: &str,
+        purpose: &Purpose<'_>,
+    ) -> Result<(), AccessError> {
+        let row = self.inner.index.record(record)?.ok_or_else(|| AccessError::NotFound { what: "record", id: record.to_string() })?;
+        let id = record.to_string();
+        let facts = RecordFacts { id: &id, site: &row.site, lane: &row.lane };
+        // Two checks: the role may extend retention, and a grant covers this record's data.
+        let actor = self.authorize(who, &Request::Act(Permission::ExtendRetention), purpose)?;
+        self.authorize(who, &Request::ReadMetadata(facts), purpose)?;
+        let rules = self.retention_rules();
+        self.reseal_group_under(&rules, record, class, until_ms, basis, &actor).await.map_err(|e| match e {
+            VaultError::Shredded(what) => AccessError::Shredded(what),
+            VaultError::Invalid { what, reason } => AccessError::Invalid { what, reason },
+            other => AccessError::Vault(other),
+        })
+    }
+
     /// Logs a `policy-changed` event if the policy in force is not the last one logged (first
     /// start, or the file was edited while the vault was down).
     pub(crate) fn log_policy_if_new(&self) -> Result<(), VaultError> {
@@ -776,6 +814,16 @@ impl Vault {
                 }
             })
             .collect())
+    }
+}
+
+/// The vault's retention rules from the policy's periods.
+fn rules_of(r: &custodia_policy::Retention) -> crate::retention::RetentionRules {
+    crate::retention::RetentionRules {
+        face_ms: r.face_ms,
+        face_handoff_ms: r.face_handoff_ms,
+        plate_ms: r.plate_ms,
+        overview_ms: r.overview_ms,
     }
 }
 
