@@ -157,6 +157,15 @@ async fn run(n: u64, root: &Path) {
         "{:<58} {:>12.3} s   (every surviving key re-sealed under a fresh master)",
         "  of which seal_destructions (master key rotation)", report.seal_seconds
     );
+    for e in &report.shredded {
+        println!(
+            "{:<58} {:>12.3} s   (count {:.3} s + log, destroy, mark {:.3} s)",
+            format!("  {} epoch, {} records", e.class, e.records),
+            e.count_seconds + e.destroy_seconds,
+            e.count_seconds,
+            e.destroy_seconds
+        );
+    }
     println!(
         "{:<58} {:>12.0} records/s ({:.1} s)",
         "index clean-up (group, blind-index, record rows)",
