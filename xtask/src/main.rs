@@ -119,6 +119,30 @@ const BENCHES: &[Bench] = &[
         what: "the vault's durable audit log: append rate vs raw leaf hashing, full verification, proofs",
     },
     Bench {
+        name: "access",
+        issue: "access",
+        package: "custodia-vault",
+        target: "access",
+        prints_figures: true,
+        // The 10M-record vault is built once and cached under target/access-bench/; quick mode
+        // builds a 200,000-record one fresh.
+        heavy: false,
+        quick_env: &[("CUSTODIA_ACCESS_RECORDS", "200000")],
+        python_peers: false,
+        what: "search p99 by plate and by lane window over 10,000,000 records beside raw SQLite; authorised image reads beside this disk's fdatasync rate",
+    },
+    Bench {
+        name: "shred",
+        issue: "access",
+        package: "custodia-vault",
+        target: "shred",
+        prints_figures: true,
+        heavy: false,
+        quick_env: &[("CUSTODIA_SHRED_RECORDS", "20000")],
+        python_peers: false,
+        what: "crypto-shredding one epoch of 1,000,000 records: key destruction, index clean-up, blob deletion beside this disk's own unlink rate",
+    },
+    Bench {
         name: "pdq-hash",
         issue: "#5",
         package: "custodia-pdq",
