@@ -255,7 +255,7 @@ async fn slowloris_headers_are_cut_off_and_others_are_served_meanwhile() {
     for _ in 0..5 {
         let t = Instant::now();
         assert_eq!(quick_get(addr, "/healthz").await, 200);
-        assert!(t.elapsed() < Duration::from_secs(2), "a healthz took {:?} under slowloris", t.elapsed());
+        assert!(t.elapsed() < Duration::from_secs(3), "a healthz took {:?} under slowloris", t.elapsed());
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     for t in trickles {
