@@ -417,3 +417,42 @@ async fn a_face_hand_off_keeps_the_face_readable_to_its_limit_and_retention_then
     let (status, _, bytes) = w.call(Some("officer"), "GET", &format!("/v1/records/{}/plate-crop", w.record), "").await;
     assert_eq!((status, bytes.as_slice()), (StatusCode::OK, PLATE_CROP));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_share_fsyncs_but_each_is_logged_before_it_is_opened() {
+    let w = world().await;
+    let uri = format!("/v1/records/{}/plate-crop", w.record);
+    let before = w.events().len();
+    let frames_before = w.vault.audit_log().size();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (vault, token, uri) = (w.vault.clone(), w.token("supervisor").to_string(), uri.clone());
+        tasks.push(tokio::spawn(async move {
+            let request = Request::get(&uri)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header("custodia-purpose", "qa")
+                .header("custodia-case", "T-77")
+                .body(Body::empty())
+                .unwrap();
+            let response = app(vault).oneshot(request).await.unwrap();
+            (response.status(), response.into_body().collect().await.unwrap().to_bytes().to_vec())
+        }));
+    }
+    for task in tasks {
+        let (status, bytes) = task.await.unwrap();
+        assert_eq!((status, bytes.as_slice()), (StatusCode::OK, PLATE_CROP));
+    }
+    let accessed = w.events()[before..]
+        .iter()
+        .filter(|e| matches!(&e.action, Action::Accessed { part, .. } if part.as_str() == "plate-crop") && e.case.as_ref().is_some_and(|c| c.as_str() == "T-77"))
+        .count();
+    assert_eq!(accessed, 64, "one accessed event per read");
+    assert_eq!(w.vault.audit_log().size() - frames_before, 64);
+
+    // A log that cannot be written opens nothing: the read is refused with 503.
+    w.vault.audit_log().inject_fault(custodia_vault::audit::LogFault::FailAppend);
+    let (status, json, bytes) = w.call(Some("supervisor"), "GET", &uri, "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    assert!(!contains(&bytes, PLATE_CROP));
+    assert_eq!(w.call(Some("supervisor"), "GET", &uri, "").await.0, StatusCode::OK, "the next read works again");
+}

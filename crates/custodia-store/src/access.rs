@@ -317,9 +317,27 @@ impl AccessStore {
 
     /// Counts `records` opened by `principal` at `now_ms`, and drops counts older than a day.
     pub fn add_reads(&self, principal: &str, now_ms: i64, records: u64) -> Result<(), AccessError> {
-        let db = self.db();
-        db.execute("INSERT INTO reads (principal, time_ms, records) VALUES (?1, ?2, ?3)", params![principal, now_ms, records as i64])?;
-        db.execute("DELETE FROM reads WHERE principal = ?1 AND time_ms < ?2", params![principal, now_ms - 86_400_000])?;
+        self.add_reads_many(&[(principal, now_ms, records)])
+    }
+
+    /// Counts several reads in one transaction (one commit for a batch of concurrent reads).
+    pub fn add_reads_many(&self, reads: &[(&str, i64, u64)]) -> Result<(), AccessError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        {
+            let mut insert = tx.prepare_cached("INSERT INTO reads (principal, time_ms, records) VALUES (?1, ?2, ?3)")?;
+            for (principal, now_ms, records) in reads {
+                insert.execute(params![principal, now_ms, *records as i64])?;
+            }
+            let mut prune = tx.prepare_cached("DELETE FROM reads WHERE principal = ?1 AND time_ms < ?2")?;
+            let mut seen = std::collections::HashSet::new();
+            for (principal, now_ms, _) in reads {
+                if seen.insert(*principal) {
+                    prune.execute(params![principal, now_ms - 86_400_000])?;
+                }
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 

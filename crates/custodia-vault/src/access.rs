@@ -194,6 +194,39 @@ pub struct DeviceHealthView {
     pub last_sequence: Option<u64>,
 }
 
+/// Group commit for reads: concurrent readers' `accessed` events go into one log frame (one
+/// fdatasync) and their read counts into one access-database transaction. Each reader still
+/// waits until its own event is durable before anything is opened; it only shares the wait.
+///
+/// The first reader to find no write under way becomes the writer for everything queued so far;
+/// the others sleep until the batch holding their event is finished.
+#[derive(Default)]
+pub(crate) struct ReadBatcher {
+    state: std::sync::Mutex<BatchState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct BatchState {
+    /// Reads waiting for the next batch, whose number is `next_batch`.
+    pending: Vec<PendingRead>,
+    next_batch: u64,
+    /// Every batch numbered below this is finished.
+    finished: u64,
+    writing: bool,
+    /// Recent failed batches and why (kept short: only waiters of those batches read them).
+    failed: std::collections::VecDeque<(u64, String)>,
+}
+
+struct PendingRead {
+    event: crate::audit::Event,
+    principal: String,
+    time_ms: i64,
+}
+
+/// Most reads written in one batch (one log frame); the rest wait for the next.
+const MAX_READ_BATCH: usize = 256;
+
 /// Loads `<vault>/policy.toml` (or the embedded default when there is none).
 pub(crate) fn load_policy(dir: &std::path::Path) -> Result<(Policy, String), VaultError> {
     let path = dir.join(POLICY_FILE);
@@ -643,13 +676,79 @@ impl Vault {
         let actor = self.authorize(who, &request, purpose)?;
         let now = self.now_ms();
         let event = actor.event(now, Action::Accessed { record: text(id)?, part: text(part)? })?;
-        self.logged(&[event], || Ok(self.inner.access.add_reads(who, now, 1)?))?;
+        self.log_read(PendingRead { event, principal: who.to_string(), time_ms: now })?;
         Ok(row)
+    }
+
+    /// [`Vault::authorize_read`] on the blocking pool: it waits for an fdatasync (its own or its
+    /// batch's), which must not stall the async workers that serve other requests.
+    async fn authorize_read_off_thread(
+        &self,
+        who: &str,
+        record: &RecordId,
+        part: &str,
+        purpose: &Purpose<'_>,
+    ) -> Result<RecordRow, AccessError> {
+        let vault = self.clone();
+        let (who, record, part) = (who.to_string(), *record, part.to_string());
+        let (code, case) = (purpose.code.map(str::to_string), purpose.case.map(str::to_string));
+        tokio::task::spawn_blocking(move || {
+            vault.authorize_read(&who, &record, &part, &Purpose { code: code.as_deref(), case: case.as_deref() })
+        })
+        .await
+        .map_err(|e| AccessError::Vault(VaultError::Invalid { what: "read task", reason: e.to_string() }))?
+    }
+
+    /// Makes one read's `accessed` event durable and counts the read, sharing the fdatasync and
+    /// the commit with whatever other reads are waiting (see [`ReadBatcher`]).
+    fn log_read(&self, read: PendingRead) -> Result<(), AccessError> {
+        let batcher = &self.inner.reads;
+        let mut state = batcher.state.lock().expect("read batcher lock");
+        // Which batch this read lands in: the current one, or a later one if it is full.
+        let mine = state.next_batch + (state.pending.len() / MAX_READ_BATCH) as u64;
+        state.pending.push(read);
+        loop {
+            if state.finished > mine {
+                return match state.failed.iter().find(|(batch, _)| *batch == mine) {
+                    Some((_, reason)) => Err(AccessError::Vault(VaultError::Invalid {
+                        what: "audit log",
+                        reason: format!("the read was not logged, so nothing was opened: {reason}"),
+                    })),
+                    None => Ok(()),
+                };
+            }
+            if !state.writing {
+                state.writing = true;
+                let take = state.pending.len().min(MAX_READ_BATCH);
+                let batch: Vec<PendingRead> = state.pending.drain(..take).collect();
+                let number = state.next_batch;
+                state.next_batch += 1;
+                drop(state);
+                let events: Vec<crate::audit::Event> = batch.iter().map(|r| r.event.clone()).collect();
+                let counts: Vec<(&str, i64, u64)> = batch.iter().map(|r| (r.principal.as_str(), r.time_ms, 1)).collect();
+                // The counts are the effect: a crash between the frame and the commit loses at
+                // most this batch's counts (the bulk guard undercounts by it), never an event.
+                let result = self.logged(&events, || Ok(self.inner.access.add_reads_many(&counts)?));
+                state = batcher.state.lock().expect("read batcher lock");
+                state.writing = false;
+                state.finished = number + 1;
+                if let Err(error) = result {
+                    tracing::error!(%error, reads = batch.len(), "logging a batch of reads failed; none of them was opened");
+                    state.failed.push_back((number, error.to_string()));
+                    while state.failed.len() > 64 {
+                        state.failed.pop_front();
+                    }
+                }
+                batcher.done.notify_all();
+                continue;
+            }
+            state = batcher.done.wait(state).expect("read batcher lock");
+        }
     }
 
     /// Reads a record's metadata: decide → log → open the metadata part.
     pub async fn read_metadata(&self, who: &str, record: &RecordId, purpose: &Purpose<'_>) -> Result<RecordView, AccessError> {
-        let row = self.authorize_read(who, record, "metadata", purpose)?;
+        let row = self.authorize_read_off_thread(who, record, "metadata", purpose).await?;
         let blob = self.sealed_blob(&row.blob_key).await?;
         let (metadata, _) = self.open_metadata(record, &blob)?;
         Ok(RecordView { summary: self.summary(&row)?, metadata })
@@ -668,7 +767,7 @@ impl Vault {
         if !["overview", "plate-crop", "vehicle-crop", "face"].contains(&role) || nth == 0 || nth > 16 {
             return Err(AccessError::Invalid { what: "part", reason: format!("{part:?}: overview, plate-crop, vehicle-crop or face, optionally -N") });
         }
-        let row = self.authorize_read(who, record, part, purpose)?;
+        let row = self.authorize_read_off_thread(who, record, part, purpose).await?;
         let blob = self.sealed_blob(&row.blob_key).await?;
         let (metadata, capture) = self.open_metadata(record, &blob)?;
         let image = metadata

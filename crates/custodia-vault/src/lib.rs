@@ -142,6 +142,8 @@ pub(crate) struct Inner {
     log: Arc<audit::AuditLog>,
     pdq: leak::PdqIndexes,
     access: custodia_store::access::AccessStore,
+    /// Group commit of concurrent reads' `accessed` events.
+    reads: access::ReadBatcher,
     /// The policy in force and its text; replaced whole by [`Vault::set_policy`].
     policy: std::sync::RwLock<(Arc<custodia_policy::Policy>, String)>,
 }
@@ -276,6 +278,7 @@ impl Vault {
             log,
             pdq,
             access,
+            reads: access::ReadBatcher::default(),
             policy: std::sync::RwLock::new((Arc::new(policy), policy_text)),
         });
         let vault = Self { inner };

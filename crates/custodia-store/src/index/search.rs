@@ -91,13 +91,29 @@ impl Index {
                 rows.truncate(limit as usize);
             }
             RecordQuery::Window { site, lane, from_ms, to_ms } => {
+                // One range scan of `records_by_time (site, lane, capture_time_ms)` per lane. An
+                // `(?2 IS NULL OR lane = ?2)` filter would keep SQLite off that index's time range
+                // and scan the site (measured: 160 ms instead of well under 1 ms at 10M records).
+                let lanes = match lane {
+                    Some(lane) => vec![lane.clone()],
+                    None => {
+                        let mut statement = conn.prepare_cached("SELECT DISTINCT lane FROM devices WHERE site = ?1 ORDER BY lane")?;
+                        statement.query_map([site], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?
+                    }
+                };
                 let mut statement = conn.prepare_cached(&format!(
                     "SELECT {RECORD_COLUMNS} FROM records r
-                     WHERE r.site = ?1 AND (?2 IS NULL OR r.lane = ?2) AND r.capture_time_ms >= ?3 AND r.capture_time_ms < ?4
+                     WHERE r.site = ?1 AND r.lane = ?2 AND r.capture_time_ms >= ?3 AND r.capture_time_ms < ?4
                      ORDER BY r.capture_time_ms DESC LIMIT ?5"
                 ))?;
-                for row in statement.query_map(params![site, lane, from_ms, to_ms, limit], record_from_row)? {
-                    rows.push(row??);
+                for lane in &lanes {
+                    for row in statement.query_map(params![site, lane, from_ms, to_ms, limit], record_from_row)? {
+                        rows.push(row??);
+                    }
+                }
+                if lanes.len() > 1 {
+                    rows.sort_by(|a, b| b.capture_time_ms.cmp(&a.capture_time_ms).then(a.id.cmp(&b.id)));
+                    rows.truncate(limit as usize);
                 }
             }
             RecordQuery::Device { device, from_ms, to_ms } => {
