@@ -17,7 +17,10 @@
 //!   and by lane + random 1-hour window (limit 100): 1,000 queries each through `Vault::search`
 //!   as an officer with a site grant (decide, blind, query, filter, summarise, log durably);
 //!   p50/p99/max, p99 against the 20 ms goal, and the same queries straight through
-//!   `Index::search_records` (no policy, no log) as the peer, in alternating order;
+//!   `Index::search_records` (no policy, no log) as the peer, in alternating order. Each kind
+//!   stops after 180 s (quick: 30 s) and says how many queries it ran: the lane-window query
+//!   takes seconds at 10M because `(?2 IS NULL OR r.lane = ?2)` keeps SQLite from using the
+//!   lane and time columns of `records_by_time` (it scans the whole site, then sorts);
 //! - authorised reads of the plate crop through `Vault::read_image` from 1 and 16 concurrent
 //!   tasks (16 principals) for 10 s each, beside the disk's fdatasync rate (200-byte appends in
 //!   the same folder): every read appends its `accessed` event with its own fdatasync under the
