@@ -19,6 +19,7 @@ mod demo;
 mod leak;
 mod retention;
 mod scan;
+mod simulate;
 mod witness;
 
 /// Custodia keeps border-lane and plate-reader images sealed from the camera on, logs every read,
@@ -66,6 +67,8 @@ enum Command {
     /// Run retention (crypto-shredding) now, or show what expires next (admin).
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
+    /// Many simulated lanes against an in-process vault over loopback: load and soak runs.
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Args)]
@@ -206,6 +209,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Witness(command) => witness::run(command).await,
         Command::Leak(command) => leak::run(command, open_vault).await,
         Command::Retention(command) => retention::run(command, open_vault).await,
+        Command::Simulate(args) => simulate::run(args).await,
         Command::Principal(command) => access::principal(command).await,
         Command::Policy(command) => access::policy(command).await,
         Command::Search(args) => access::search(args).await,
