@@ -14,11 +14,16 @@
 //! instead of the committed file, so benchmarks never rot and CI never rewrites the record.
 //!
 //! What it is not: a regression tracker. It records one run on one machine, with the machine.
+//!
+//! `cargo xtask soak [--minutes M]` ([`soak`]) is the long ingest soak (issue #6): it writes its
+//! own marked section of the same file, which `bench` keeps when it rewrites the rest.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Instant, SystemTime};
+
+mod soak;
 
 /// One benchmark target.
 struct Bench {
@@ -217,8 +222,16 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
+        Some("soak") => match soak::soak(&args[1..]) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("xtask soak: {message}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         _ => {
             eprintln!("usage: cargo xtask bench [--quick] [--only NAME[,NAME]] [--out FILE]");
+            eprintln!("       cargo xtask soak [--minutes M (default 10)] [--lanes N (default 32)] [--out FILE]");
             eprintln!("benches: {}", BENCHES.iter().map(|b| b.name).collect::<Vec<_>>().join(", "));
             std::process::ExitCode::from(2)
         }
@@ -329,9 +342,51 @@ fn bench(args: &[String]) -> Result<(), String> {
         }
     }
     doc.push_str(&sections);
+    // Sections other commands write (the soak) are kept: this command does not run them.
+    doc.push_str(&kept_sections(&out));
     std::fs::write(&out, doc).map_err(|e| format!("writing {}: {e}", out.display()))?;
     eprintln!("xtask bench: wrote {}", out.display());
     Ok(())
+}
+
+/// Marks around a section that a command other than `bench` writes (`cargo xtask soak`).
+fn section_marks(name: &str) -> (String, String) {
+    (format!("<!-- section {name}: written by cargo xtask {name} -->"), format!("<!-- end section {name} -->"))
+}
+
+/// Every marked section of the file at `path`, in order, marks included.
+fn kept_sections(path: &Path) -> String {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let mut kept = String::new();
+    let mut rest = old.as_str();
+    while let Some(start) = rest.find("<!-- section ") {
+        let Some(name) = rest[start + 13..].split(':').next() else { break };
+        let (_, end_mark) = section_marks(name);
+        let Some(end) = rest[start..].find(&end_mark) else { break };
+        kept.push('\n');
+        kept.push_str(&rest[start..start + end + end_mark.len()]);
+        kept.push('\n');
+        rest = &rest[start + end + end_mark.len()..];
+    }
+    kept
+}
+
+/// Writes `body` as section `name` of the file at `path`: replaces the section if the file has
+/// it, else appends it (to a new file with the harness's heading if there is none).
+pub(crate) fn write_section(path: &Path, name: &str, body: &str) -> Result<(), String> {
+    let (start_mark, end_mark) = section_marks(name);
+    let block = format!("{start_mark}\n{}\n{end_mark}", body.trim_matches('\n'));
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        "# Benchmarks\n\nSections written by `cargo xtask soak`; `cargo xtask bench` writes the rest of this file and keeps them.\n".into()
+    });
+    let new = match (old.find(&start_mark), old.find(&end_mark)) {
+        (Some(start), Some(end)) if end > start => format!("{}{block}{}", &old[..start], &old[end + end_mark.len()..]),
+        _ => format!("{}\n{block}\n", old.trim_end_matches('\n')),
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    std::fs::write(path, new).map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 /// A venv under `target/` with the Python peers, made once from PyPI.
