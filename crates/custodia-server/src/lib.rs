@@ -229,17 +229,18 @@ pub fn spawn_epoch_maintenance(vault: Vault, every: Duration) -> tokio::task::Jo
     })
 }
 
-/// Runs retention (crypto-shredding, then clean-up) under `rules` as the vault's system actor:
+/// Runs retention (crypto-shredding, then clean-up) under the policy's rules as the vault's system actor:
 /// once now, then every `every`. A failed run is logged and retried at the next tick; it leaves
 /// nothing half-done that the next run does not finish.
 pub fn spawn_retention(
     vault: Vault,
-    rules: custodia_vault::retention::RetentionRules,
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {
     spawn_every(every, move || {
-        let (vault, rules) = (vault.clone(), rules.clone());
+        let vault = vault.clone();
         async move {
+            // The policy in force at each run: a policy change reaches the next one.
+            let rules = vault.retention_rules();
             let actor = custodia_vault::audit::Actor::system();
             match vault.run_retention(&rules, &actor).await {
                 Ok(report) if report.epochs_shredded() == 0 && report.blobs_deleted == 0 => {}

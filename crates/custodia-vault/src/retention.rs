@@ -6,8 +6,9 @@
 //!
 //! [`RetentionRules`] says how long each class is kept after its epoch *ends*: faces 12 h (CBP's
 //! rule for US citizens' photos), plate reads, crops and overviews 30 days; a face hand-off
-//! (non-citizen, stated legal basis) may extend a face to 14 days. Named jurisdiction caps
-//! ([`RetentionRules::profile`]) shorten plates and overviews and never lengthen faces. An epoch
+//! (non-citizen, stated legal basis) may extend a face to 14 days. The vault takes them from its
+//! policy ([`Vault::retention_rules`]), whose named jurisdiction profiles cap every class and
+//! never lengthen one. An epoch
 //! (site, class, `[not_before, not_after)`) expires at `not_after + rules.for_class(class)`; an
 //! extension epoch (see below) at its `not_after`.
 //!
@@ -62,7 +63,6 @@ use crate::civil::civil_date;
 use crate::config::{DAY_MS, HOUR_MS};
 use crate::{Vault, VaultError};
 
-const MINUTE_MS: i64 = 60_000;
 
 /// Group and reseal rows deleted per index transaction during clean-up.
 const PURGE_BATCH: usize = 10_000;
@@ -92,34 +92,6 @@ impl Default for RetentionRules {
 }
 
 impl RetentionRules {
-    /// Names accepted by [`RetentionRules::profile`].
-    pub const PROFILES: [&'static str; 4] = ["default", "cap-3min", "cap-21d", "cap-60d"];
-
-    /// A named profile: `default`; `cap-3min` (everything, faces and hand-offs included, 3
-    /// minutes: jurisdictions that forbid keeping non-hit reads); `cap-21d`, `cap-60d` (plates
-    /// and overviews kept 21 / 60 days). A cap never lengthens faces or hand-offs.
-    pub fn profile(name: &str) -> Option<RetentionRules> {
-        match name {
-            "default" => Some(Self::default()),
-            "cap-3min" => Some(Self::default().capped(3 * MINUTE_MS)),
-            "cap-21d" => Some(Self::default().capped(21 * DAY_MS)),
-            "cap-60d" => Some(Self::default().capped(60 * DAY_MS)),
-            _ => None,
-        }
-    }
-
-    /// A jurisdiction's cap: plates and overviews are kept exactly `cap_ms` (the longest the
-    /// jurisdiction allows); faces and face hand-offs are only ever shortened to it, never
-    /// lengthened.
-    pub fn capped(&self, cap_ms: i64) -> RetentionRules {
-        RetentionRules {
-            face_ms: self.face_ms.min(cap_ms),
-            face_handoff_ms: self.face_handoff_ms.min(cap_ms),
-            plate_ms: cap_ms,
-            overview_ms: cap_ms,
-        }
-    }
-
     /// How long `class` is kept after its epoch ends.
     pub fn for_class(&self, class: RetentionClass) -> i64 {
         match class {
@@ -622,7 +594,7 @@ impl Vault {
         })
     }
 
-    /// [`Vault::reseal_group_under`] with the default rules' hand-off limit.
+    /// [`Vault::reseal_group_under`] with the hand-off limit of the policy in force.
     pub async fn reseal_group(
         &self,
         record: &RecordId,
@@ -631,7 +603,7 @@ impl Vault {
         basis: &str,
         actor: &Actor,
     ) -> Result<(), VaultError> {
-        self.reseal_group_under(&RetentionRules::default(), record, class, until_ms, basis, actor).await
+        self.reseal_group_under(&self.retention_rules(), record, class, until_ms, basis, actor).await
     }
 
     /// Keeps the `class` group(s) of `record` readable until at least `until_ms` (rounded up
@@ -855,19 +827,9 @@ mod tests {
     }
 
     #[test]
-    fn profiles_cap_plates_and_never_lengthen_faces() {
+    fn the_default_rules_are_the_real_ones() {
         let d = RetentionRules::default();
         assert_eq!((d.face_ms, d.face_handoff_ms, d.plate_ms, d.overview_ms), (43_200_000, 1_209_600_000, 2_592_000_000, 2_592_000_000));
-        let three = RetentionRules::profile("cap-3min").unwrap();
-        assert_eq!((three.face_ms, three.face_handoff_ms, three.plate_ms, three.overview_ms), (180_000, 180_000, 180_000, 180_000));
-        let c21 = RetentionRules::profile("cap-21d").unwrap();
-        assert_eq!((c21.face_ms, c21.face_handoff_ms, c21.plate_ms), (d.face_ms, d.face_handoff_ms, 21 * DAY_MS));
-        let c60 = RetentionRules::profile("cap-60d").unwrap();
-        assert_eq!((c60.face_ms, c60.face_handoff_ms, c60.plate_ms, c60.overview_ms), (d.face_ms, d.face_handoff_ms, 60 * DAY_MS, 60 * DAY_MS));
-        assert!(RetentionRules::profile("forever").is_none());
-        for name in RetentionRules::PROFILES {
-            assert!(RetentionRules::profile(name).is_some(), "{name}");
-        }
     }
 
     #[test]

@@ -294,12 +294,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     custodia_server::spawn_epoch_maintenance(vault.clone(), Duration::from_secs(600));
-    // Retention every minute under the default rules (faces 12 h, plates and overviews 30 days).
-    custodia_server::spawn_retention(
-        vault.clone(),
-        custodia_vault::retention::RetentionRules::default(),
-        custodia_vault::retention::DEFAULT_RUN_EVERY,
-    );
+    // Retention every minute under the policy in force (read at each run).
+    custodia_server::spawn_retention(vault.clone(), custodia_vault::retention::DEFAULT_RUN_EVERY);
     if !args.witnesses.is_empty() {
         witness::spawn_witness_client(vault.clone(), args.witnesses);
     }

@@ -3,8 +3,9 @@
 //! `run` shreds every expired key epoch and blind-index month (each logged before its key is
 //! destroyed), then deletes the blobs and index rows nothing can open any more; `custodia serve`
 //! does the same every minute. `status` lists the expired epochs the next run will shred and the
-//! next expiry. Rules come from a named profile (`default`, `cap-3min`, `cap-21d`, `cap-60d`);
-//! see `docs/retention.md`.
+//! next expiry. Rules come from the vault's policy (`custodia policy show`): its active
+//! jurisdiction profile, or another one it defines named with `--profile`; see
+//! `docs/retention.md`.
 
 use std::path::{Path, PathBuf};
 
@@ -31,10 +32,10 @@ pub struct RetentionArgs {
     /// The vault folder.
     #[arg(long, default_value = "custodia-vault")]
     pub dir: PathBuf,
-    /// Retention profile: default (faces 12 h, plates and overviews 30 days), cap-3min,
-    /// cap-21d, cap-60d.
-    #[arg(long, default_value = "default")]
-    pub profile: String,
+    /// A jurisdiction profile of the policy (default: the policy's active one), e.g. default
+    /// (faces 12 h, plates and overviews 30 days), cap-3min, cap-21d, cap-60d.
+    #[arg(long)]
+    pub profile: Option<String>,
     /// Environment variable holding the keystore passphrase, for a passphrase keystore.
     #[arg(long)]
     pub passphrase_env: Option<String>,
@@ -43,19 +44,23 @@ pub struct RetentionArgs {
     pub json: bool,
 }
 
-/// The rules of a named profile, or an error listing the names.
-pub fn rules(profile: &str) -> Result<RetentionRules> {
-    match RetentionRules::profile(profile) {
+/// The policy's rules: its active profile, or the named one, or an error listing the names.
+pub fn rules(vault: &Vault, profile: Option<&str>) -> Result<RetentionRules> {
+    let Some(name) = profile else { return Ok(vault.retention_rules()) };
+    match vault.retention_rules_under(name) {
         Some(rules) => Ok(rules),
-        None => bail!("unknown retention profile {profile:?}: use one of {}", RetentionRules::PROFILES.join(", ")),
+        None => {
+            let policy = vault.policy();
+            bail!("the policy defines no retention profile {name:?}: use one of {}", policy.profile_names().collect::<Vec<_>>().join(", "))
+        }
     }
 }
 
 pub async fn run(command: RetentionCommand, open_vault: fn(&Path, &Option<String>) -> Result<Vault>) -> Result<()> {
     match command {
         RetentionCommand::Run(args) => {
-            let rules = rules(&args.profile)?;
             let vault = open_vault(&args.dir, &args.passphrase_env)?;
+            let rules = rules(&vault, args.profile.as_deref())?;
             let report = vault.run_retention(&rules, &Actor::system()).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -89,14 +94,15 @@ pub async fn run(command: RetentionCommand, open_vault: fn(&Path, &Option<String
             Ok(())
         }
         RetentionCommand::Status(args) => {
-            let rules = rules(&args.profile)?;
             let vault = open_vault(&args.dir, &args.passphrase_env)?;
+            let rules = rules(&vault, args.profile.as_deref())?;
             let status = vault.retention_status(&rules)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
                 return Ok(());
             }
-            println!("Profile {} at {}.", args.profile, time(status.now_ms));
+            let profile = args.profile.clone().unwrap_or_else(|| vault.policy().retention.profile.clone());
+            println!("Profile {profile} at {}.", time(status.now_ms));
             if status.expired.is_empty() {
                 println!("No expired epoch is waiting to be shredded.");
             } else {
@@ -168,17 +174,10 @@ mod tests {
     fn parses_run_and_status_with_a_profile() {
         let cli = Cli::try_parse_from(["x", "run", "--dir", "/v", "--profile", "cap-21d"]).unwrap();
         let RetentionCommand::Run(args) = cli.command else { panic!("not run") };
-        assert_eq!((args.dir, args.profile.as_str(), args.json), (PathBuf::from("/v"), "cap-21d", false));
+        assert_eq!((args.dir, args.profile.as_deref(), args.json), (PathBuf::from("/v"), Some("cap-21d"), false));
         let cli = Cli::try_parse_from(["x", "status", "--json"]).unwrap();
         let RetentionCommand::Status(args) = cli.command else { panic!("not status") };
-        assert_eq!((args.dir, args.profile.as_str(), args.json), (PathBuf::from("custodia-vault"), "default", true));
-    }
-
-    #[test]
-    fn an_unknown_profile_names_the_known_ones() {
-        let error = rules("forever").unwrap_err().to_string();
-        assert!(error.contains("cap-3min") && error.contains("default"), "{error}");
-        assert_eq!(rules("cap-3min").unwrap().plate_ms, 180_000);
+        assert_eq!((args.dir, args.profile.as_deref(), args.json), (PathBuf::from("custodia-vault"), None, true));
     }
 
     #[test]
