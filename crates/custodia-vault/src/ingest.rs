@@ -228,6 +228,11 @@ impl Vault {
                 .map_err(storage)?
                 .ok_or_else(|| IngestError::UnknownEpoch { group: index, epoch: epoch_name.clone() })?;
             let mismatch = |reason| IngestError::EpochMismatch { group: index, epoch: epoch_name.clone(), reason };
+            // Extension epochs hold re-sealed data keys for holds and hand-offs; their public keys
+            // are in the public log, but nothing a lane captures may be sealed to them.
+            if epoch.key_name.starts_with(custodia_store::index::EXTENSION_PREFIX) {
+                return Err(mismatch("epoch is a retention extension, not a capture epoch"));
+            }
             if epoch.site != site {
                 return Err(mismatch("epoch is for another site"));
             }

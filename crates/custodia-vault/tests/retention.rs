@@ -421,6 +421,33 @@ async fn a_face_hand_off_keeps_a_face_to_14_days_refuses_15_and_ends_with_its_ex
         Action::EpochCreated { epoch, .. } if epoch.as_str() == extension.to_string())));
     let set = f.vault.signed_epoch_set().unwrap();
     assert!(!String::from_utf8(set).unwrap().contains(&extension.to_string()));
+    // And a capture sealed to it anyway (its public key is in the public log) is refused.
+    let ext_key = custodia_seal::EpochPublicKey::from_sec1_bytes(&ext_row.public_key).unwrap();
+    let metadata = CaptureMetadata {
+        version: METADATA_VERSION,
+        read: None,
+        other_reads: vec![],
+        engine: None,
+        images: vec![ImageRecord { group: 0, part: 1, role: ImageRole::Face, bytes: FACE.len() as u64, sha256: String::new(), stripped: vec![], pdq: pdq(9) }],
+        quarantine: None,
+    }
+    .to_vec();
+    let groups = [GroupToSeal {
+        class: RetentionClass::Face,
+        epoch_id: extension,
+        epoch_key: &ext_key,
+        parts: vec![PartToSeal { kind: PartKind::Metadata, plaintext: &metadata }, PartToSeal { kind: PartKind::Jpeg, plaintext: FACE }],
+    }];
+    let header = CaptureHeader {
+        device_id: f.device_id,
+        site: SiteName::new(SITE).unwrap(),
+        lane: LaneName::new("lane-1").unwrap(),
+        capture_time_ms: ext_row.not_before_ms + 1,
+        sequence: 9_000,
+    };
+    let forged = custodia_seal::seal(&header, &groups, &f.device_key, &mut f.rng).unwrap();
+    let refused = f.vault.ingest(Bytes::from(forged)).await;
+    assert!(matches!(refused, Err(IngestError::EpochMismatch { .. })), "{refused:?}");
 
     // 12 h on: the face epoch is shredded; the held face still opens, the other does not.
     f.clock.set(face_end + 12 * HOUR_MS);
