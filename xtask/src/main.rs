@@ -254,7 +254,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         }
     }
 
-    let mut sections = String::new();
+    let mut blocks: Vec<(&str, String)> = Vec::new();
     let mut summary = Vec::new();
     for bench in BENCHES {
         if only.as_ref().is_some_and(|names| !names.iter().any(|n| n == bench.name)) {
@@ -269,10 +269,12 @@ fn bench(args: &[String]) -> Result<(), String> {
             }
         }
         let shown = format!("cargo {}", command.join(" "));
-        let _ = writeln!(sections, "\n### {} ({}) — {}\n\n`{}`\n", bench.name, bench.issue, bench.what, full_command(bench, quick));
+        let mut section = String::new();
+        let _ = writeln!(section, "\n### {} ({}) — {}\n\n`{}`\n", bench.name, bench.issue, bench.what, full_command(bench, quick));
         if quick && bench.heavy {
-            let _ = writeln!(sections, "Not run in quick mode (its set-up builds a 10-million-entry store); compiled by `cargo bench --no-run`.");
+            let _ = writeln!(section, "Not run in quick mode (its set-up builds a 10-million-entry store); compiled by `cargo bench --no-run`.");
             eprintln!("xtask bench: skipping {} in quick mode", bench.name);
+            blocks.push((bench.name, section));
             continue;
         }
         eprintln!("xtask bench: {shown}");
@@ -296,13 +298,13 @@ fn bench(args: &[String]) -> Result<(), String> {
         let seconds = clock.elapsed().as_secs_f64();
         if bench.prints_figures {
             let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("running") && !l.starts_with("test result")).collect();
-            let _ = writeln!(sections, "```text\n{}\n```", lines.join("\n"));
+            let _ = writeln!(section, "```text\n{}\n```", lines.join("\n"));
         } else {
             let results = criterion_results(&root.join("target/criterion"), started)?;
             if results.is_empty() {
                 return Err(format!("{shown} left no criterion results"));
             }
-            let _ = writeln!(sections, "| benchmark | mean | rate | goal |\n|---|---|---|---|");
+            let _ = writeln!(section, "| benchmark | mean | rate | goal |\n|---|---|---|---|");
             for result in results {
                 let goal = GOALS.iter().find(|(prefix, _, _)| result.id.starts_with(prefix));
                 let goal_text = match goal {
@@ -312,12 +314,26 @@ fn bench(args: &[String]) -> Result<(), String> {
                 if let Some((_, text, check)) = goal {
                     summary.push(format!("{} {} → {} ({})", result.id, format_time(result.mean_s), if check(result.mean_s) { "met" } else { "not met" }, text));
                 }
-                let _ = writeln!(sections, "| {} | {} | {} | {} |", result.id, format_time(result.mean_s), result.rate.unwrap_or_default(), goal_text);
+                let _ = writeln!(section, "| {} | {} | {} | {} |", result.id, format_time(result.mean_s), result.rate.unwrap_or_default(), goal_text);
             }
         }
+        let _ = writeln!(section, "\nMeasured {}.", today());
         eprintln!("xtask bench: {} done in {seconds:.0} s", bench.name);
+        blocks.push((bench.name, section));
     }
 
+    // `--only` into an existing record: replace just those sections, keep every other one as it
+    // was measured (each section carries its own date).
+    if only.is_some() && !quick && out.exists() {
+        let mut doc = std::fs::read_to_string(&out).map_err(|e| format!("reading {}: {e}", out.display()))?;
+        for (name, block) in &blocks {
+            doc = replace_section(&doc, name, block);
+        }
+        std::fs::write(&out, doc).map_err(|e| format!("writing {}: {e}", out.display()))?;
+        eprintln!("xtask bench: updated {} in {}", blocks.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "), out.display());
+        return Ok(());
+    }
+    let sections: String = blocks.iter().map(|(_, b)| b.as_str()).collect();
     let mut doc = String::new();
     let _ = writeln!(doc, "# Benchmarks\n");
     let _ = writeln!(
@@ -349,9 +365,28 @@ fn bench(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `doc` with bench section `name` (from its `### name (` heading to the next heading or marked
+/// section) replaced by `block`, or `block` added before the marked sections if it has none.
+fn replace_section(doc: &str, name: &str, block: &str) -> String {
+    let heading = format!("\n### {name} (");
+    let boundary = |from: usize| -> usize {
+        [doc[from..].find("\n### "), doc[from..].find("\n<!-- section ")].into_iter().flatten().min().map_or(doc.len(), |i| from + i)
+    };
+    match doc.find(&heading) {
+        Some(start) => {
+            let end = boundary(start + 1);
+            format!("{}{}{}", &doc[..start], block.trim_end_matches('\n').to_string() + "\n", &doc[end..])
+        }
+        None => {
+            let at = doc.find("\n<!-- section ").unwrap_or(doc.len());
+            format!("{}{}{}", &doc[..at], block, &doc[at..])
+        }
+    }
+}
+
 /// Marks around a section that a command other than `bench` writes (`cargo xtask soak`).
 fn section_marks(name: &str) -> (String, String) {
-    (format!("<!-- section {name}: written by cargo xtask {name} -->"), format!("<!-- end section {name} -->"))
+    (format!("<!-- section {name}: written by cargo xtask soak, kept by cargo xtask bench -->"), format!("<!-- end section {name} -->"))
 }
 
 /// Every marked section of the file at `path`, in order, marks included.
@@ -501,4 +536,20 @@ fn today() -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_section;
+
+    #[test]
+    fn only_the_named_section_is_replaced() {
+        let doc = "# B\n\nintro\n\n### a (#1) — x\n\nold a\n\n### b (#2) — y\n\nold b\n\n<!-- section soak: w -->\nsoak\n<!-- end section soak -->\n";
+        let new = replace_section(doc, "a", "\n### a (#1) — x\n\nnew a\n");
+        assert_eq!(new, "# B\n\nintro\n\n### a (#1) — x\n\nnew a\n\n### b (#2) — y\n\nold b\n\n<!-- section soak: w -->\nsoak\n<!-- end section soak -->\n");
+        let new = replace_section(doc, "b", "\n### b (#2) — y\n\nnew b\n");
+        assert!(new.contains("new b\n\n<!-- section soak") && new.contains("old a") && !new.contains("old b"), "{new}");
+        let added = replace_section(doc, "c", "\n### c (#3) — z\n\nc\n");
+        assert!(added.contains("old b\n\n### c (#3) — z\n\nc\n\n<!-- section soak"), "{added}");
+    }
 }
