@@ -1,4 +1,4 @@
-//! `cargo xtask soak [--minutes M] [--lanes N] [--out FILE]`: the ingest soak of issue #6 ("the
+//! `cargo xtask soak [--minutes M] [--lanes N] [--hashes-per-image H] [--out FILE]`: the ingest soak of issue #6 ("the
 //! ingest load held for 10 minutes at 80% of the measured maximum with flat memory").
 //!
 //! 1. Builds `custodia` (release) and measures the maximum sustained throughput on this machine:
@@ -57,6 +57,13 @@ pub fn soak(args: &[String]) -> Result<(), String> {
         Some(n) => n.parse().map_err(|_| format!("--lanes {n:?} is not a number"))?,
         None => 32,
     };
+    let hashes: usize = match value_of("--hashes-per-image") {
+        Some(n) => n.parse().map_err(|_| format!("--hashes-per-image {n:?} is not a number"))?,
+        None => 6,
+    };
+    // The lane's own number (whole image + five crops) is the soak of record; others are
+    // controls with a section of their own.
+    let section = if hashes == 6 { "soak".to_string() } else { format!("soak-hashes-{hashes}") };
     let root = crate::workspace_root();
     let full = minutes >= 10.0;
     let out = value_of("--out").map(PathBuf::from).unwrap_or_else(|| {
@@ -80,7 +87,7 @@ pub fn soak(args: &[String]) -> Result<(), String> {
     let (probe_s, warm_up) = if minutes < 1.0 { (5, 2) } else { (20, 5) };
     let mut offered = 5000.0;
     let (max_rate, probe_command) = loop {
-        let command = simulate_args(lanes, offered, &format!("{probe_s}s"), "1s");
+        let command = simulate_args(lanes, offered, &format!("{probe_s}s"), "1s", hashes);
         let run = run_simulate(&binary, &command, "probe")?;
         let steady: Vec<u64> = run.seconds.iter().filter(|s| !s.draining && s.t > warm_up).map(|s| s.acked).collect();
         if steady.is_empty() {
@@ -111,7 +118,7 @@ pub fn soak(args: &[String]) -> Result<(), String> {
 
     // 2. The soak.
     let duration = format!("{}s", (minutes * 60.0).round() as u64);
-    let command = simulate_args(lanes, rate, &duration, "10s");
+    let command = simulate_args(lanes, rate, &duration, "10s", hashes);
     eprintln!("xtask soak: {minutes} min at {rate:.0} captures/s ({:.0} % of {max_rate:.0}/s)", LOAD_SHARE * 100.0);
     let run = run_simulate(&binary, &command, "soak")?;
     let soak_command = format!("custodia {}", command.join(" "));
@@ -149,9 +156,18 @@ pub fn soak(args: &[String]) -> Result<(), String> {
     if growth > MAX_SECOND_HALF_GROWTH {
         failures.push(format!(
             "memory is not flat: RSS grew {:.0} % over the second half ({middle:.1} → {end:.1} MB, {slope:.2} MB/min) while \
-             {records_second_half} more captures were stored ({:.0} bytes of RSS per stored capture)",
+             {records_second_half} more captures were stored ({:.0} bytes of RSS per stored capture{})",
             growth * 100.0,
-            (end - middle) * 1024.0 * 1024.0 / records_second_half.max(1) as f64
+            (end - middle) * 1024.0 * 1024.0 / records_second_half.max(1) as f64,
+            if hashes > 0 {
+                format!(
+                    "; each adds {} perceptual hashes to the vault's in-memory leak index, which holds every stored \
+                     hash: compare `cargo xtask soak --hashes-per-image 0`",
+                    3 * hashes
+                )
+            } else {
+                String::new()
+            }
         ));
     }
 
@@ -159,12 +175,13 @@ pub fn soak(args: &[String]) -> Result<(), String> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "\n### soak (#6) — ingest held for {minutes} min at {:.0} % of the measured maximum, RSS over time\n",
-        LOAD_SHARE * 100.0
+        "\n### {section} (#6) — ingest held for {minutes} min at {:.0} % of the measured maximum, RSS over time ({} perceptual hashes a capture)\n",
+        LOAD_SHARE * 100.0,
+        3 * hashes
     );
     let _ = writeln!(
         md,
-        "Written by `cargo xtask soak --minutes {minutes}` on {date} (not run by `cargo xtask bench`). Machine: {machine}.\n"
+        "Written by `cargo xtask soak --minutes {minutes} --hashes-per-image {hashes}` on {date} (not run by `cargo xtask bench`). Machine: {machine}.\n"
     );
     let _ = writeln!(md, "- maximum sustained: **{max_rate:.0} captures/s** (`{probe_command}`, mean after {warm_up} s of warm-up)");
     let _ = writeln!(md, "- soak: `{soak_command}` — {rate:.0} captures/s offered, {throughput:.0}/s acknowledged, {} captures of {:.1} KB", s["acknowledged"], number("capture_bytes") / 1e3);
@@ -200,9 +217,10 @@ pub fn soak(args: &[String]) -> Result<(), String> {
     let _ = writeln!(md, "- verdict: {}\n", if failures.is_empty() { "**held**".to_string() } else { format!("**failed** — {}", failures.join("; ")) });
     let _ = writeln!(md, "| t | acknowledged/s (mean over the interval) | p99 ms (worst second) | backlog | RSS MB |\n|---|---|---|---|---|");
     let mut from = 0;
+    let sample_every = if minutes < 5.0 { 5 } else { SAMPLE_EVERY_S };
     for (i, second) in load.iter().enumerate() {
         let last = i + 1 == load.len();
-        if second.t % SAMPLE_EVERY_S == 0 || i == 0 || last {
+        if second.t % sample_every == 0 || i == 0 || last {
             let window = &load[from..=i];
             let mean = window.iter().map(|w| w.acked).sum::<u64>() as f64 / window.len() as f64;
             let p99 = window.iter().filter_map(|w| w.p99_ms).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
@@ -218,8 +236,8 @@ pub fn soak(args: &[String]) -> Result<(), String> {
             from = i + 1;
         }
     }
-    crate::write_section(&out, "soak", &md)?;
-    eprintln!("xtask soak: wrote the soak section of {}", out.display());
+    crate::write_section(&out, &section, &md)?;
+    eprintln!("xtask soak: wrote the {section} section of {}", out.display());
     eprint!("{md}");
     if failures.is_empty() {
         Ok(())
@@ -232,8 +250,9 @@ fn fmt(value: &serde_json::Value) -> String {
     value.as_f64().map_or("-".into(), |v| format!("{v:.1}"))
 }
 
-fn simulate_args(lanes: u32, rate: f64, duration: &str, drain: &str) -> Vec<String> {
-    ["simulate", "--lanes", &lanes.to_string(), "--rate", &format!("{rate:.0}"), "--duration", duration, "--drain", drain, "--json"]
+fn simulate_args(lanes: u32, rate: f64, duration: &str, drain: &str, hashes: usize) -> Vec<String> {
+    let (lanes, rate, hashes) = (lanes.to_string(), format!("{rate:.0}"), hashes.to_string());
+    ["simulate", "--lanes", &lanes, "--rate", &rate, "--duration", duration, "--drain", drain, "--hashes-per-image", &hashes, "--json"]
         .map(String::from)
         .to_vec()
 }

@@ -92,6 +92,10 @@ pub struct SimulateArgs {
     /// default keeps a 10-minute soak within a few GB of disk; 250 is a full lane capture.
     #[arg(long, default_value_t = 6)]
     pub image_kb: u32,
+    /// Perceptual hashes per image in the metadata, 0 to 6 (a lane sends 6: the whole image and
+    /// five standard crops). The vault indexes each, on disk and in its in-memory leak index.
+    #[arg(long, default_value_t = 6)]
+    pub hashes_per_image: usize,
     /// Uploads in flight per lane (the lane agent's default is 4).
     #[arg(long, default_value_t = 4)]
     pub upload_concurrency: usize,
@@ -223,6 +227,9 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
     if args.image_kb == 0 || args.image_kb > MAX_IMAGE_KB {
         bail!("--image-kb must be 1 to {MAX_IMAGE_KB}");
     }
+    if args.hashes_per_image > 1 + custodia_pdq::crops::STANDARD_CROP_NAMES.len() {
+        bail!("--hashes-per-image must be 0 to 6");
+    }
     if args.upload_concurrency == 0 || args.upload_concurrency > 64 {
         bail!("--upload-concurrency must be 1 to 64");
     }
@@ -329,7 +336,7 @@ async fn simulate(args: &SimulateArgs, root: &Path) -> Result<()> {
             .and_then(|s| s.verify(&pinned))
             .map_err(|e| anyhow::anyhow!("epoch set: {e}"))?,
     );
-    let pool = Arc::new(make_pool(args.image_kb as usize * 1024));
+    let pool = Arc::new(make_pool(args.image_kb as usize * 1024, args.hashes_per_image));
     let capture_bytes = sample_size(&pool[0], &lanes[0], &epochs)?;
     say(&format!(
         "Vault on {base}; {} lanes capturing {} captures/s for {:.0} s; ~{:.1} KB a sealed capture (three groups, {} perceptual hashes).",
@@ -337,7 +344,7 @@ async fn simulate(args: &SimulateArgs, root: &Path) -> Result<()> {
         args.rate,
         args.duration.as_secs_f64(),
         capture_bytes as f64 / 1e3,
-        3 * (1 + custodia_pdq::crops::STANDARD_CROP_NAMES.len())
+        3 * args.hashes_per_image
     ));
 
     let stats = Arc::new(Stats {
@@ -657,7 +664,7 @@ fn sample_size(plain: &Plain, lane: &SimLane, epochs: &EpochSet) -> Result<usize
 }
 
 /// The plaintext pool: random image bytes of the given total, and metadata as a lane writes it.
-fn make_pool(image_bytes: usize) -> Vec<Plain> {
+fn make_pool(image_bytes: usize, hashes_per_image: usize) -> Vec<Plain> {
     let quarter = (image_bytes / 4).max(1);
     let random = |n: usize| {
         let mut bytes = vec![0u8; n];
@@ -667,6 +674,7 @@ fn make_pool(image_bytes: usize) -> Vec<Plain> {
     let hashes = || -> Vec<PdqRecord> {
         std::iter::once("full")
             .chain(custodia_pdq::crops::STANDARD_CROP_NAMES)
+            .take(hashes_per_image)
             .map(|variant| PdqRecord {
                 pipeline: custodia_pdq::Pipeline::FastV1.name().to_string(),
                 variant: variant.to_string(),
