@@ -21,6 +21,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
+pub use crate::faulty::{Fault, Faults, FaultyStore};
+
 /// Blob store failures.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -61,6 +63,14 @@ impl BlobStore {
             .map_err(|source| BlobError::Folder { path: root.display().to_string(), source })?;
         let store = LocalFileSystem::new_with_prefix(root)?;
         Ok(Self { store: Arc::new(store), local_root: Some(root.to_path_buf()) })
+    }
+
+    /// A local-directory blob store whose writes and reads go through a [`FaultyStore`] switched
+    /// by `faults` (tests of full disks, I/O errors and slow storage). `sync` still runs
+    /// `syncfs` on `root`, as for [`BlobStore::local`].
+    pub fn local_with_faults(root: &Path, faults: Faults) -> Result<Self, BlobError> {
+        let local = Self::local(root)?;
+        Ok(Self { store: Arc::new(FaultyStore::new(local.store, faults)), local_root: local.local_root })
     }
 
     /// A blob store over any `object_store` backend whose completed writes are durable (S3).

@@ -25,6 +25,7 @@
 
 pub mod access;
 pub mod blobs;
+pub mod faulty;
 pub mod file_keystore;
 pub mod index;
 pub mod keystore;
