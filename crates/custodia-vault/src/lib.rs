@@ -251,8 +251,23 @@ impl Vault {
         rng: SharedRng,
         keystore: Arc<dyn Keystore>,
     ) -> Result<Self, VaultError> {
-        let index = Arc::new(Index::open(&dir.join("index.sqlite3"))?);
         let blobs = BlobStore::local(&dir.join("blobs"))?;
+        Self::assemble_with_blobs(dir, config, clock, rng, keystore, blobs)
+    }
+
+    /// [`Vault::assemble`] over a given blob store instead of `<dir>/blobs`: the seam through which
+    /// storage-fault tests put a fault-injecting store
+    /// (`custodia_store::blobs::BlobStore::local_with_faults`) under a real vault.
+    #[doc(hidden)]
+    pub fn assemble_with_blobs(
+        dir: &Path,
+        config: VaultConfig,
+        clock: Arc<dyn Clock>,
+        rng: SharedRng,
+        keystore: Arc<dyn Keystore>,
+        blobs: BlobStore,
+    ) -> Result<Self, VaultError> {
+        let index = Arc::new(Index::open(&dir.join("index.sqlite3"))?);
         let mut rng = rng;
         // Vaults made before the audit log have no log key yet.
         let log_public_key = keystore.ensure_signing_key(&audit::signing_key_name(), rng.as_mut())?;
