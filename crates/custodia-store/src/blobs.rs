@@ -78,12 +78,25 @@ impl BlobStore {
         Self { store, local_root: None }
     }
 
-    /// Writes a new blob. Writing the same key again is accepted only because keys carry the
-    /// content digest: the bytes under it are the same.
+    /// Writes a new blob. Keys carry the content digest, so a blob already under the key should
+    /// hold these very bytes — but a retry after a failed sync may find a file whose pages the
+    /// kernel dropped (a later sync can report success for data that is gone). So an existing blob
+    /// is read back and compared, and rewritten when it differs; the retry's own sync then makes
+    /// the good bytes durable before anything is acknowledged.
     pub async fn put_new(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
+        let path = ObjectPath::from(key);
         let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&ObjectPath::from(key), PutPayload::from_bytes(bytes), options).await {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+        match self.store.put_opts(&path, PutPayload::from_bytes(bytes.clone()), options).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                let existing = self.get(key).await;
+                if matches!(&existing, Ok(stored) if *stored == bytes) {
+                    return Ok(());
+                }
+                let options = PutOptions { mode: PutMode::Overwrite, ..Default::default() };
+                self.store.put_opts(&path, PutPayload::from_bytes(bytes), options).await?;
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }
