@@ -125,7 +125,7 @@ const BENCHES: &[Bench] = &[
     },
     Bench {
         name: "access",
-        issue: "access",
+        issue: "#4",
         package: "custodia-vault",
         target: "access",
         prints_figures: true,
@@ -138,7 +138,7 @@ const BENCHES: &[Bench] = &[
     },
     Bench {
         name: "shred",
-        issue: "access",
+        issue: "#4",
         package: "custodia-vault",
         target: "shred",
         prints_figures: true,
