@@ -12,98 +12,35 @@
 //! real capture with a known plate, no error body carries the request's plate text, the stored
 //! plate, the vault's folder, or SQLite/Rust internals.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use custodia_seal::epochs::SignedEpochSet;
-use custodia_seal::metadata::{CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PlateReadRecord};
-use custodia_seal::{CaptureHeader, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass, SiteName, VaultVerifyingKey};
 use custodia_server::{BODY_IDLE_TIMEOUT, HEADER_READ_TIMEOUT, SEALED_CAPTURE_MEDIA_TYPE, app};
-use custodia_vault::audit::Actor;
-use custodia_vault::clock::ManualClock;
-use custodia_vault::config::DAY_MS;
-use custodia_vault::policy::{Role, Scope};
-use custodia_vault::{MasterKey, Vault, VaultConfig};
+use custodia_vault::Vault;
+use custodia_vault::policy::Role;
 use http_body_util::BodyExt;
 use proptest::prelude::*;
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
-const NOW: i64 = 1_780_000_000_000;
-const SITE: &str = "anzalduas";
-const PLATE: &str = "XQA1234";
-const PLATE_CROP: &[u8] = b"\xff\xd8plate crop jpeg\xff\xd9";
-const FACE: &[u8] = b"\xff\xd8occupant face jpeg\xff\xd9";
+mod common;
+use common::{NOW, PLATE, SITE, World};
 
-/// A vault with one real two-group capture of [`PLATE`], and a token per role.
-struct World {
-    dir: tempfile::TempDir,
-    vault: Vault,
-    record: String,
-    tokens: Vec<(&'static str, String)>,
-}
-
+/// Tokens for the roles these tests act as (a day's grant for officer and supervisor).
 async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let mut rng = ChaCha20Rng::seed_from_u64(21);
-    let config = VaultConfig { sites: vec![SITE.into()], ..VaultConfig::default() };
-    Vault::init(dir.path(), &config, MasterKey::KeyFile, &mut rng).unwrap();
-    let vault = Vault::open(dir.path(), Arc::new(ManualClock::new(NOW)), Box::new(ChaCha20Rng::seed_from_u64(22)), None).unwrap();
-    vault.ensure_epochs(NOW - DAY_MS, NOW + DAY_MS).unwrap();
-    let device_key = DeviceSigningKey::generate(&mut rng);
-    let device = vault.enroll_device(SITE, "lane-1", &device_key.verifying_key()).unwrap();
-    let body = capture(&vault, &device_key, device.id, &mut rng);
-    let receipt = vault.ingest(bytes::Bytes::from(body)).await.unwrap();
-    let admin = Actor::system();
-    let mut tokens = Vec::new();
-    for (name, role, granted) in [
-        ("officer", Role::Officer, true),
-        ("supervisor", Role::Supervisor, true),
-        ("admin", Role::Admin, false),
-        ("maintainer", Role::Maintainer, false),
-        ("officer-no-grant", Role::Officer, false),
-    ] {
-        vault.add_principal(&admin, name, &[role]).unwrap();
-        if granted {
-            vault.grant(&admin, name, role, &Scope::Site(SITE.into()), NOW + DAY_MS).unwrap();
-        }
-        tokens.push((name, vault.issue_token(&admin, name, DAY_MS).unwrap().token.to_string()));
-    }
-    World { dir, vault, record: receipt.record_id, tokens }
-}
-
-fn capture(vault: &Vault, key: &DeviceSigningKey, device: custodia_seal::DeviceId, rng: &mut ChaCha20Rng) -> Vec<u8> {
-    let verifying = VaultVerifyingKey::from_bytes(&vault.epoch_signing_public_key().unwrap()).unwrap();
-    let set = SignedEpochSet::from_json(&vault.signed_epoch_set().unwrap()).unwrap().verify(&verifying).unwrap();
-    let site = SiteName::new(SITE).unwrap();
-    let plate = set.find(&site, RetentionClass::Plate, NOW).unwrap().clone();
-    let face = set.find(&site, RetentionClass::Face, NOW).unwrap().clone();
-    let image = |group, part, role, bytes: &[u8]| ImageRecord { group, part, role, bytes: bytes.len() as u64, sha256: String::new(), stripped: vec![], pdq: vec![] };
-    let metadata = CaptureMetadata {
-        version: METADATA_VERSION,
-        read: Some(PlateReadRecord { plate: PLATE.into(), confidence: 0.9, region: None, candidates: vec![], bbox: None, vehicle: vec![] }),
-        other_reads: vec![],
-        engine: None,
-        images: vec![image(0, 1, ImageRole::PlateCrop, PLATE_CROP), image(1, 0, ImageRole::Face, FACE)],
-        quarantine: None,
-    }
-    .to_vec();
-    let groups = [
-        GroupToSeal {
-            class: RetentionClass::Plate,
-            epoch_id: plate.epoch_id,
-            epoch_key: &plate.public_key,
-            parts: vec![PartToSeal { kind: PartKind::Metadata, plaintext: &metadata }, PartToSeal { kind: PartKind::Jpeg, plaintext: PLATE_CROP }],
-        },
-        GroupToSeal { class: RetentionClass::Face, epoch_id: face.epoch_id, epoch_key: &face.public_key, parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: FACE }] },
-    ];
-    let header = CaptureHeader { device_id: device, site, lane: LaneName::new("lane-1").unwrap(), capture_time_ms: NOW - 60_000, sequence: 1 };
-    custodia_seal::seal(&header, &groups, key, rng).unwrap()
+    common::world(
+        &[
+            ("officer", Role::Officer, true),
+            ("supervisor", Role::Supervisor, true),
+            ("admin", Role::Admin, false),
+            ("maintainer", Role::Maintainer, false),
+            ("officer-no-grant", Role::Officer, false),
+        ],
+        1,
+    )
+    .await
 }
 
 impl World {
