@@ -75,6 +75,8 @@ impl Lane {
         let outbox = Outbox::open(&dir.outbox(), &dir.inbox(), &dir.state())?;
         let http = reqwest::Client::builder()
             .no_proxy()
+            // The vault shows maintainers which software each lane runs (device health).
+            .user_agent(concat!("custodia-lane/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
             .build()

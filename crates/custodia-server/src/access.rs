@@ -42,6 +42,7 @@ pub fn routes() -> axum::Router<Vault> {
         .route("/v1/principals/{id}/disable", post(disable_principal))
         .route("/v1/grants", post(add_grant))
         .route("/v1/devices/health", get(device_health))
+        .route("/v1/devices/config", get(device_config))
         .route("/v1/policy", get(get_policy).put(put_policy))
 }
 
@@ -301,6 +302,13 @@ async fn device_health(State(vault): State<Vault>, headers: HeaderMap) -> Result
     allowed(&vault, who, Permission::DeviceHealth).await?;
     let devices = blocking(move || vault.device_health()).await?;
     Ok(Json(serde_json::json!({ "devices": devices })).into_response())
+}
+
+async fn device_config(State(vault): State<Vault>, headers: HeaderMap) -> Result<Response, Problem> {
+    let who = principal(&vault, &headers).await?;
+    allowed(&vault, who, Permission::DeviceHealth).await?;
+    let config = blocking(move || vault.lane_facing_config()).await?;
+    Ok(Json(config).into_response())
 }
 
 async fn get_policy(State(vault): State<Vault>, headers: HeaderMap) -> Result<Response, Problem> {

@@ -271,6 +271,9 @@ where
 }
 
 async fn post_capture(State(vault): State<Vault>, request: Request) -> Result<Response, Problem> {
+    // Which software the lane runs, for maintainers' device health (kept only once the capture
+    // verified, so it is tied to a real device).
+    let agent = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(64).collect::<String>());
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let media_type = content_type.split(';').next().unwrap_or("").trim();
     if media_type != SEALED_CAPTURE_MEDIA_TYPE && media_type != "application/octet-stream" {
@@ -303,6 +306,9 @@ async fn post_capture(State(vault): State<Vault>, request: Request) -> Result<Re
         }
     };
     let receipt = vault.ingest(bytes).await?;
+    if let Some(agent) = agent {
+        vault.note_device_agent(&receipt.record_id, &agent);
+    }
     let status = if receipt.duplicate { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(receipt)).into_response())
 }

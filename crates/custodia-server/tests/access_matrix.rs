@@ -89,6 +89,7 @@ async fn every_role_gets_exactly_its_outcome_on_every_endpoint() {
         ("GET", format!("/v1/records/{r}/plate-crop"), String::new()),
         ("GET", format!("/v1/records/{r}/face"), String::new()),
         ("GET", "/v1/devices/health".into(), String::new()),
+        ("GET", "/v1/devices/config".into(), String::new()),
         ("GET", "/v1/principals".into(), String::new()),
         ("GET", "/v1/policy".into(), String::new()),
         ("POST", "/v1/grants".into(), format!(r#"{{"grantee":"auditor","role":"auditor","scope":"site:{SITE}","expires_at_ms":{}}}"#, NOW + DAY_MS)),
@@ -96,18 +97,18 @@ async fn every_role_gets_exactly_its_outcome_on_every_endpoint() {
         ("GET", "/log/checkpoint".into(), String::new()),
         ("GET", "/v1/epochs".into(), String::new()),
     ];
-    // Rows: search site, search plate, metadata, plate crop, face, device health, principals,
-    // policy, grants, break-glass, log checkpoint, epochs.
-    let expected: Vec<(Option<&str>, [u16; 12])> = vec![
-        (Some("officer"), [O, O, O, O, O, F, F, F, F, C, O, O]),
-        (Some("supervisor"), [O, O, O, O, O, F, F, F, F, C, O, O]),
-        (Some("admin"), [F, F, F, F, F, O, O, O, C, F, O, O]),
-        (Some("maintainer"), [F, F, F, F, F, O, F, F, F, F, O, O]),
-        (Some("recipient"), [F, F, F, F, F, F, F, F, F, F, O, O]),
-        (Some("auditor"), [F, F, F, F, F, F, F, F, F, F, O, O]),
-        (Some("responder"), [F, F, F, F, F, F, F, F, F, F, O, O]),
-        (Some("officer-no-grant"), [F, F, F, F, F, F, F, F, F, C, O, O]),
-        (None, [U, U, U, U, U, U, U, U, U, U, O, O]),
+    // Rows: search site, search plate, metadata, plate crop, face, device health, device
+    // config, principals, policy, grants, break-glass, log checkpoint, epochs.
+    let expected: Vec<(Option<&str>, [u16; 13])> = vec![
+        (Some("officer"), [O, O, O, O, O, F, F, F, F, F, C, O, O]),
+        (Some("supervisor"), [O, O, O, O, O, F, F, F, F, F, C, O, O]),
+        (Some("admin"), [F, F, F, F, F, O, O, O, O, C, F, O, O]),
+        (Some("maintainer"), [F, F, F, F, F, O, O, F, F, F, F, O, O]),
+        (Some("recipient"), [F, F, F, F, F, F, F, F, F, F, F, O, O]),
+        (Some("auditor"), [F, F, F, F, F, F, F, F, F, F, F, O, O]),
+        (Some("responder"), [F, F, F, F, F, F, F, F, F, F, F, O, O]),
+        (Some("officer-no-grant"), [F, F, F, F, F, F, F, F, F, F, C, O, O]),
+        (None, [U, U, U, U, U, U, U, U, U, U, U, O, O]),
     ];
     for (who, outcomes) in &expected {
         for ((method, uri, body), want) in endpoints.iter().zip(outcomes) {
@@ -150,8 +151,17 @@ async fn every_role_gets_exactly_its_outcome_on_every_endpoint() {
                 assert_eq!(json["devices"][0]["records"], 1);
                 assert!(!contains(&bytes, PLATE.as_bytes()));
             }
+            if uri == "/v1/devices/config" && *want == O {
+                assert_eq!(json["sites"][0], SITE);
+                assert_eq!(json["epoch_ms"]["face"], 3_600_000);
+                assert_eq!(json["epoch_signing_key"].as_str().map(str::len), Some(64));
+            }
         }
     }
+    // A lane's software version shows in device health once it has uploaded with it.
+    w.vault.note_device_agent(&w.record, "custodia-lane/0.1.0\u{7}");
+    let (_, json, _) = w.call(Some("maintainer"), "GET", "/v1/devices/health", "").await;
+    assert_eq!(json["devices"][0]["agent"], "custodia-lane/0.1.0");
     // No log entry anywhere carries the plate.
     for e in w.events() {
         assert!(!contains(&e.to_bytes(), PLATE.as_bytes()), "{e:?}");

@@ -107,7 +107,7 @@ async fn health_epochs_and_openapi_are_served() {
         "/v1/captures", "/v1/epochs", "/healthz", "/v1/openapi.json", "/v1/search", "/v1/records/{id}",
         "/v1/records/{id}/{part}", "/v1/break-glass", "/v1/break-glass/{id}/approve", "/v1/principals",
         "/v1/principals/{id}/disable", "/v1/principals/{id}/clear-block", "/v1/grants", "/v1/devices/health", "/v1/policy",
-        "/v1/records/{id}/extend",
+        "/v1/records/{id}/extend", "/v1/devices/config",
     ] {
         assert!(json["paths"][path].is_object(), "{path} is not documented");
     }

@@ -192,7 +192,31 @@ pub struct DeviceHealthView {
     pub last_ingest_ms: Option<i64>,
     /// Its highest stored sequence number.
     pub last_sequence: Option<u64>,
+    /// The software it last uploaded with (`custodia-lane/0.1.0`), since the vault started.
+    pub agent: Option<String>,
 }
+
+/// What a lane is configured against, as maintainers check it: no record data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LaneFacingConfig {
+    /// Sites this vault serves.
+    pub sites: Vec<String>,
+    /// The Ed25519 key lanes pin to check epoch sets (hex).
+    pub epoch_signing_key: String,
+    /// How far ahead epoch keys are published.
+    pub publish_ahead_ms: i64,
+    /// The oldest capture accepted, relative to now.
+    pub max_capture_age_ms: i64,
+    /// The clock skew tolerated for capture times.
+    pub max_clock_skew_ms: i64,
+    /// The largest sealed capture accepted, in bytes.
+    pub max_capture_bytes: usize,
+    /// Length of each retention class's key epochs.
+    pub epoch_ms: std::collections::BTreeMap<&'static str, i64>,
+}
+
+/// Longest User-Agent kept for device health.
+const MAX_AGENT_LEN: usize = 64;
 
 /// Group commit for reads: concurrent readers' `accessed` events go into one log frame (one
 /// fdatasync) and their read counts into one access-database transaction. Each reader still
@@ -891,6 +915,7 @@ impl Vault {
     pub fn device_health(&self) -> Result<Vec<DeviceHealthView>, AccessError> {
         let health: std::collections::HashMap<_, _> =
             self.inner.index.device_health()?.into_iter().map(|h| (h.device, h)).collect();
+        let agents = self.inner.agents.lock().expect("agents lock").clone();
         Ok(self
             .inner
             .index
@@ -910,9 +935,37 @@ impl Vault {
                     records: h.map_or(0, |h| h.records),
                     last_ingest_ms: h.and_then(|h| h.last_ingest_ms),
                     last_sequence: h.and_then(|h| h.last_sequence),
+                    agent: agents.get(&d.id).map(|(agent, _)| agent.clone()),
                 }
             })
             .collect())
+    }
+}
+
+impl Vault {
+    /// Notes the software a device uploaded with (its User-Agent), for device health. Only
+    /// printable ASCII is kept, at most 64 characters; nothing else about the request.
+    pub fn note_device_agent(&self, record_id: &str, agent: &str) {
+        let Ok(record) = record_id.parse::<RecordId>() else { return };
+        let agent: String = agent.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(MAX_AGENT_LEN).collect();
+        if !agent.is_empty() {
+            self.inner.agents.lock().expect("agents lock").insert(record.device, (agent, self.now_ms()));
+        }
+    }
+
+    /// The settings a lane is configured against, for maintainers.
+    pub fn lane_facing_config(&self) -> Result<LaneFacingConfig, AccessError> {
+        let config = &self.inner.config;
+        let classes = [custodia_seal::RetentionClass::Face, custodia_seal::RetentionClass::Plate, custodia_seal::RetentionClass::Overview];
+        Ok(LaneFacingConfig {
+            sites: config.sites.clone(),
+            epoch_signing_key: hex::encode(self.epoch_signing_public_key()?),
+            publish_ahead_ms: config.publish_ahead_ms,
+            max_capture_age_ms: config.max_capture_age_ms,
+            max_clock_skew_ms: config.max_clock_skew_ms,
+            max_capture_bytes: crate::ingest::MAX_CAPTURE_BYTES,
+            epoch_ms: classes.iter().map(|c| (c.as_str(), config.epoch_length_ms(*c))).collect(),
+        })
     }
 }
 

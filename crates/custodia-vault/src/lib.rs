@@ -144,6 +144,8 @@ pub(crate) struct Inner {
     access: custodia_store::access::AccessStore,
     /// Group commit of concurrent reads' `accessed` events.
     reads: access::ReadBatcher,
+    /// The software each device last uploaded with (its User-Agent) and when: device health.
+    agents: Mutex<std::collections::HashMap<custodia_seal::DeviceId, (String, i64)>>,
     /// The policy in force and its text; replaced whole by [`Vault::set_policy`].
     policy: std::sync::RwLock<(Arc<custodia_policy::Policy>, String)>,
 }
@@ -294,6 +296,7 @@ impl Vault {
             pdq,
             access,
             reads: access::ReadBatcher::default(),
+            agents: Mutex::new(std::collections::HashMap::new()),
             policy: std::sync::RwLock::new((Arc::new(policy), policy_text)),
         });
         let vault = Self { inner };
