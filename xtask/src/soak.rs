@@ -86,7 +86,7 @@ pub fn soak(args: &[String]) -> Result<(), String> {
     // 1. The maximum: offered far more than one machine acknowledges; raised if it kept up.
     let (probe_s, warm_up) = if minutes < 1.0 { (5, 2) } else { (20, 5) };
     let mut offered = 5000.0;
-    let (max_rate, probe_command) = loop {
+    let (max_rate, probe_command, probe_summary) = loop {
         let command = simulate_args(lanes, offered, &format!("{probe_s}s"), "1s", hashes);
         let run = run_simulate(&binary, &command, "probe")?;
         let steady: Vec<u64> = run.seconds.iter().filter(|s| !s.draining && s.t > warm_up).map(|s| s.acked).collect();
@@ -96,15 +96,17 @@ pub fn soak(args: &[String]) -> Result<(), String> {
         let rate = steady.iter().sum::<u64>() as f64 / steady.len() as f64;
         eprintln!("xtask soak: offered {offered:.0}/s for {probe_s} s, acknowledged {rate:.0}/s after warm-up");
         if rate < 0.8 * offered || offered >= 100_000.0 {
-            break (rate, format!("custodia {}", command.join(" ")));
+            break (rate, format!("custodia {}", command.join(" ")), run.summary);
         }
         offered = (offered * 4.0).min(100_000.0);
     };
     let rate = (max_rate * LOAD_SHARE).floor().max(1.0);
 
     // Disk: every acknowledged capture stays on disk for the run; refuse rather than fill it.
-    let capture_bytes = 12 * 1024 + 1024; // a ~10 KB sealed capture in 4 KB blocks, plus index and log rows
-    let needed = rate * minutes * 60.0 * capture_bytes as f64;
+    // A sealed capture in whole 4 KB blocks, plus ~1 KB of index rows and log entry.
+    let sealed = probe_summary["capture_bytes"].as_f64().unwrap_or(10_000.0);
+    let capture_bytes = (sealed / 4096.0).ceil() * 4096.0 + 1024.0;
+    let needed = rate * minutes * 60.0 * capture_bytes;
     if let Some(available) = free_bytes(&std::env::temp_dir()) {
         if needed * 1.5 > available as f64 {
             return Err(format!(
@@ -220,7 +222,8 @@ pub fn soak(args: &[String]) -> Result<(), String> {
     let sample_every = if minutes < 5.0 { 5 } else { SAMPLE_EVERY_S };
     for (i, second) in load.iter().enumerate() {
         let last = i + 1 == load.len();
-        if second.t % sample_every == 0 || i == 0 || last {
+        let crossed = i > 0 && second.t / sample_every != load[i - 1].t / sample_every;
+        if crossed || i == 0 || last {
             let window = &load[from..=i];
             let mean = window.iter().map(|w| w.acked).sum::<u64>() as f64 / window.len() as f64;
             let p99 = window.iter().filter_map(|w| w.p99_ms).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
@@ -286,7 +289,7 @@ fn run_simulate(binary: &Path, args: &[String], label: &str) -> Result<Run, Stri
             rss_mb: value["rss_mb"].as_f64().unwrap_or(0.0),
             draining: value["draining"].as_bool().unwrap_or(false),
         };
-        if second.t % SAMPLE_EVERY_S == 0 {
+        if seconds.last().is_some_and(|s: &Second| s.t / SAMPLE_EVERY_S != second.t / SAMPLE_EVERY_S) {
             eprintln!(
                 "xtask soak: {label} {:>4} s: {} acked/s, p99 {} ms, backlog {}, rss {:.1} MB",
                 second.t,
