@@ -28,8 +28,82 @@ const MAX_POLICY_BODY: usize = 64 * 1024;
 /// Largest JSON body accepted by the other routes (a search or a grant is a few hundred bytes).
 const MAX_JSON_BODY: usize = 64 * 1024;
 
+/// Failed logins one address may make in [`LOGIN_WINDOW`] before it is turned away.
+pub const MAX_LOGIN_FAILURES: usize = 10;
+/// The window failed logins are counted over, and how long an address is then turned away.
+pub const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Most addresses tracked at once (older entries are dropped first).
+const MAX_TRACKED_ADDRESSES: usize = 10_000;
+
+/// Token guessing limit per client address: after [`MAX_LOGIN_FAILURES`] answers of 401 within
+/// [`LOGIN_WINDOW`], the address gets 429 without its token being looked at until the window has
+/// passed. Guessing a 256-bit secret is hopeless anyway; the limit keeps a guesser from filling
+/// the audit log with `login-failed` events and the access database with look-ups.
+#[derive(Default)]
+pub struct LoginGuard {
+    failures: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::collections::VecDeque<std::time::Instant>>>,
+}
+
+impl LoginGuard {
+    fn turned_away(&self, ip: std::net::IpAddr, now: std::time::Instant) -> bool {
+        let mut failures = self.failures.lock().expect("login guard lock");
+        let Some(times) = failures.get_mut(&ip) else { return false };
+        while times.front().is_some_and(|t| now.duration_since(*t) > LOGIN_WINDOW) {
+            times.pop_front();
+        }
+        times.len() >= MAX_LOGIN_FAILURES
+    }
+
+    fn failed(&self, ip: std::net::IpAddr, now: std::time::Instant) {
+        let mut failures = self.failures.lock().expect("login guard lock");
+        if failures.len() >= MAX_TRACKED_ADDRESSES && !failures.contains_key(&ip) {
+            failures.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) <= LOGIN_WINDOW));
+            if failures.len() >= MAX_TRACKED_ADDRESSES {
+                return; // under a flood of addresses, count none rather than grow without bound
+            }
+        }
+        let times = failures.entry(ip).or_default();
+        times.push_back(now);
+        while times.len() > MAX_LOGIN_FAILURES {
+            times.pop_front();
+        }
+    }
+}
+
+async fn guard_logins(
+    axum::extract::State(guard): axum::extract::State<std::sync::Arc<LoginGuard>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // The peer address is set by `crate::run` per connection; requests without one (in-process
+    // tests through `app`) are not limited.
+    let ip = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let now = std::time::Instant::now();
+    if let Some(ip) = ip
+        && guard.turned_away(ip, now)
+    {
+        let mut response = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-failed-logins",
+            "Too many failed logins from this address",
+            Some(format!("wait {} s", LOGIN_WINDOW.as_secs())),
+        )
+        .into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(LOGIN_WINDOW.as_secs()));
+        return response;
+    }
+    let response = next.run(request).await;
+    if let Some(ip) = ip
+        && response.status() == StatusCode::UNAUTHORIZED
+    {
+        guard.failed(ip, now);
+    }
+    response
+}
+
 /// The access routes, merged into [`crate::app`].
 pub fn routes() -> axum::Router<Vault> {
+    let guard = std::sync::Arc::new(LoginGuard::default());
     axum::Router::new()
         .route("/v1/search", post(search))
         .route("/v1/records/{id}", get(record_metadata))
@@ -44,6 +118,7 @@ pub fn routes() -> axum::Router<Vault> {
         .route("/v1/devices/health", get(device_health))
         .route("/v1/devices/config", get(device_config))
         .route("/v1/policy", get(get_policy).put(put_policy))
+        .layer(axum::middleware::from_fn_with_state(guard, guard_logins))
 }
 
 impl From<AccessError> for Problem {

@@ -138,7 +138,7 @@ pub async fn run(
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(pair) => pair,
                 Err(error) => {
                     // A connection reset before accept, or descriptors exhausted: pause, go on.
                     tracing::warn!(%error, "accept failed");
@@ -148,7 +148,13 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let (stream, peer) = stream;
+        // The peer address, for the per-address limit on failed logins.
+        let with_peer = tower::ServiceExt::map_request(app.clone(), move |mut request: axum::http::Request<_>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            request
+        });
+        let service = hyper_util::service::TowerToHyperService::new(with_peer);
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
         tokio::spawn(async move {
             if let Err(error) = connection.await {

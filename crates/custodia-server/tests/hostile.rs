@@ -549,3 +549,33 @@ fn no_error_response_carries_plate_text_or_internals() {
     });
     assert!(errors_seen.get() > 100, "only {} error responses: the generator is too tame", errors_seen.get());
 }
+
+/// Token guessing over a socket: after ten failed logins a minute from one address, the address
+/// gets 429 without its token being looked at (so the log is not flooded), good token or not.
+#[tokio::test]
+async fn token_guessing_is_turned_away_after_ten_failures_a_minute() {
+    let w = world().await;
+    let server = serve(w.vault.clone()).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!("http://{}/v1/devices/health", server.addr);
+    let logins_failed = |w: &World| {
+        let log = w.vault.audit_log();
+        (0..log.size())
+            .filter(|i| custodia_vault::audit::Event::parse(&log.entry(*i).unwrap()).unwrap().action.kind() == "login-failed")
+            .count()
+    };
+    let good = client.get(&url).bearer_auth(w.token("maintainer")).send().await.unwrap();
+    assert_eq!(good.status().as_u16(), 200);
+    for guess in 0..10 {
+        let token = format!("cst_{:016x}_{}", guess, "0".repeat(64));
+        assert_eq!(client.get(&url).bearer_auth(token).send().await.unwrap().status().as_u16(), 401);
+    }
+    let turned_away = client.get(&url).bearer_auth("cst_0000000000000099_".to_string() + &"0".repeat(64)).send().await.unwrap();
+    assert_eq!(turned_away.status().as_u16(), 429);
+    assert_eq!(turned_away.headers().get("retry-after").unwrap(), "60");
+    let body: serde_json::Value = turned_away.json().await.unwrap();
+    assert_eq!(body["type"], "urn:custodia:problem:too-many-failed-logins");
+    // The good token from the same address waits too; nothing more was logged.
+    assert_eq!(client.get(&url).bearer_auth(w.token("maintainer")).send().await.unwrap().status().as_u16(), 429);
+    assert_eq!(logins_failed(&w), 10);
+}
