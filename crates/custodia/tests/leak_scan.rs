@@ -266,6 +266,9 @@ async fn a_dump_scan_finds_exactly_the_planted_records_in_a_folder_a_tar_gz_and_
             zip.start_file(name.as_str(), options).unwrap();
             zip.write_all(bytes).unwrap();
         }
+        // A hostile name: the scan writes nothing it extracts, and the HTML report escapes it.
+        zip.start_file("../../<script>alert(1)</script>.jpg", options).unwrap();
+        zip.write_all(b"\xff\xd8 not really a jpeg").unwrap();
         zip.start_file("other/bomb.jpg", options.large_file(false)).unwrap();
         let zeros = vec![0u8; 1 << 20];
         for _ in 0..64 {
@@ -277,6 +280,10 @@ async fn a_dump_scan_finds_exactly_the_planted_records_in_a_folder_a_tar_gz_and_
     check(&report, &planted, &files, "zip");
     let bomb = report["skipped"].as_array().unwrap().iter().find(|s| s["file"] == "other/bomb.jpg").expect("bomb listed");
     assert!(bomb["reason"].as_str().unwrap().contains("limit"), "{bomb}");
+    let hostile = report["skipped"].as_array().unwrap().iter().find(|s| s["file"].as_str().is_some_and(|f| f.contains("alert(1)")));
+    assert!(hostile.is_some(), "the hostile entry is listed as skipped");
+    assert!(!dir.path().parent().unwrap().join("<script>alert(1)</script>.jpg").exists());
+    assert!(!dir.path().join("<script>alert(1)</script>.jpg").exists());
 
     // Each scan is a `scanned` event in the vault's audit log, with the report's digest.
     let vault = Vault::open(&vault_dir, Arc::new(SystemClock), Box::new(ChaCha20Rng::seed_from_u64(23)), None).unwrap();
