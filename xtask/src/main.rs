@@ -231,7 +231,7 @@ fn main() -> std::process::ExitCode {
         },
         _ => {
             eprintln!("usage: cargo xtask bench [--quick] [--only NAME[,NAME]] [--out FILE]");
-            eprintln!("       cargo xtask soak [--minutes M (default 10)] [--lanes N (default 32)] [--out FILE]");
+            eprintln!("       cargo xtask soak [--minutes M (default 10)] [--lanes N (default 32)] [--hashes-per-image H (default 6)] [--out FILE] [--no-build]");
             eprintln!("benches: {}", BENCHES.iter().map(|b| b.name).collect::<Vec<_>>().join(", "));
             std::process::ExitCode::from(2)
         }

@@ -1,4 +1,4 @@
-//! `cargo xtask soak [--minutes M] [--lanes N] [--hashes-per-image H] [--out FILE]`: the ingest soak of issue #6 ("the
+//! `cargo xtask soak [--minutes M] [--lanes N] [--hashes-per-image H] [--out FILE] [--no-build]`: the ingest soak of issue #6 ("the
 //! ingest load held for 10 minutes at 80% of the measured maximum with flat memory").
 //!
 //! 1. Builds `custodia` (release) and measures the maximum sustained throughput on this machine:
@@ -70,14 +70,17 @@ pub fn soak(args: &[String]) -> Result<(), String> {
         if full { root.join("BENCHMARKS.md") } else { root.join("target/BENCHMARKS.quick.md") }
     });
 
-    eprintln!("xtask soak: cargo build -p custodia --release");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "-p", "custodia", "--release"])
-        .current_dir(&root)
-        .status()
-        .map_err(|e| format!("cargo build: {e}"))?;
-    if !status.success() {
-        return Err("cargo build -p custodia --release failed".into());
+    // `--no-build` runs the binary as last built (while others' work in progress breaks the build).
+    if !args.iter().any(|a| a == "--no-build") {
+        eprintln!("xtask soak: cargo build -p custodia --release");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--quiet", "-p", "custodia", "--release"])
+            .current_dir(&root)
+            .status()
+            .map_err(|e| format!("cargo build: {e}"))?;
+        if !status.success() {
+            return Err("cargo build -p custodia --release failed (--no-build runs the binary as last built)".into());
+        }
     }
     let binary = root.join("target/release/custodia");
     let date = crate::today();
@@ -108,9 +111,11 @@ pub fn soak(args: &[String]) -> Result<(), String> {
     let capture_bytes = (sealed / 4096.0).ceil() * 4096.0 + 1024.0;
     let needed = rate * minutes * 60.0 * capture_bytes;
     if let Some(available) = free_bytes(&std::env::temp_dir()) {
-        if needed * 1.5 > available as f64 {
+        // Others share this disk: leave them 4 GB beyond half again what the soak needs (a full
+        // disk stops every vault on it, and the soak's own intake with it).
+        if needed * 1.5 + 4e9 > available as f64 {
             return Err(format!(
-                "the soak would store ~{:.1} GB in {} but only {:.1} GB are free; shorten --minutes",
+                "the soak would store ~{:.1} GB in {} but only {:.1} GB are free (4 GB are left to others); shorten --minutes",
                 needed / 1e9,
                 std::env::temp_dir().display(),
                 available as f64 / 1e9
