@@ -246,9 +246,9 @@ fn vault_and_lanes_killed_at_random_points_lose_and_duplicate_nothing() {
     // Camera traffic of the last 10 hours, rendered on its own thread and dropped a few
     // captures per round, so the vault is mid-stream when it dies. Not older: `custodia serve`
     // runs retention at start, and a face epoch 12 h past its end is shredded (its captures are
-    // then refused, rightly). Not newer than now: a lane waits for a file's modification time
-    // to settle, and a future one never does. The generator spans whole days, so it is asked
-    // for a day's worth and stopped at now.
+    // then refused, rightly). Not newer than now: the vault refuses capture times beyond its
+    // 5-minute clock skew. The generator spans whole days, so it is asked for a day's worth
+    // and stopped a minute before now.
     let total = (u32::try_from(rounds).unwrap() * CAPTURES_PER_ROUND + 6) * 3;
     let traffic = TrafficConfig {
         seed,
