@@ -65,6 +65,11 @@ async fn every_capture_is_stored_exactly_once_across_a_vault_crash() {
     let now = SystemClock.now_ms();
     let config = VaultConfig { sites: vec![SITE.into()], max_capture_age_ms: 3 * DAY_MS, ..VaultConfig::default() };
     Vault::init(&vault_dir, &config, MasterKey::KeyFile, &mut rand_core::OsRng).unwrap();
+    // The traffic spans the last day, and `custodia serve` runs retention as it starts: keep
+    // faces two days here so none of it is shredded before its lane gets to upload it.
+    let policy = custodia_vault::policy::DEFAULT_POLICY.replace("face = \"12h\"", "face = \"2d\"");
+    assert_ne!(policy, custodia_vault::policy::DEFAULT_POLICY);
+    std::fs::write(vault_dir.join("policy.toml"), policy).unwrap();
     let port = free_port();
     let lane_dir = LaneDir::new(root.path().join("lane-1"));
     {
