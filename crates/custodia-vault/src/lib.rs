@@ -168,12 +168,7 @@ impl Vault {
         master: MasterKey<'_>,
         rng: &mut dyn CryptoRngCore,
     ) -> Result<(), VaultError> {
-        config.check().map_err(|reason| VaultError::Config { path: "vault.json".into(), reason })?;
-        let settings = dir.join("vault.json");
-        if settings.exists() {
-            return Err(VaultError::AlreadyExists(dir.display().to_string()));
-        }
-        std::fs::create_dir_all(dir).map_err(|source| io(dir, source))?;
+        Self::prepare_folder(dir, config)?;
         let keystore_dir = dir.join("keystore");
         let source = match master {
             MasterKey::KeyFile => MasterKeySource::KeyFile(keystore_dir.join("master.key")),
@@ -192,12 +187,17 @@ impl Vault {
         keystore: &dyn Keystore,
         rng: &mut dyn CryptoRngCore,
     ) -> Result<(), VaultError> {
+        Self::prepare_folder(dir, config)?;
+        Self::init_in(dir, config, keystore, rng)
+    }
+
+    /// Checks the settings and that `dir` holds no vault yet, and creates the folder.
+    fn prepare_folder(dir: &Path, config: &VaultConfig) -> Result<(), VaultError> {
         config.check().map_err(|reason| VaultError::Config { path: "vault.json".into(), reason })?;
         if dir.join("vault.json").exists() {
             return Err(VaultError::AlreadyExists(dir.display().to_string()));
         }
-        std::fs::create_dir_all(dir).map_err(|source| io(dir, source))?;
-        Self::init_in(dir, config, keystore, rng)
+        std::fs::create_dir_all(dir).map_err(|source| io(dir, source))
     }
 
     fn init_in(dir: &Path, config: &VaultConfig, keystore: &dyn Keystore, rng: &mut dyn CryptoRngCore) -> Result<(), VaultError> {

@@ -81,16 +81,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         ..VaultConfig::default()
     };
     let pin = match (&args.hsm_module, &args.hsm_token, &args.pin_env) {
-        (Some(module), Some(token_label), Some(pin_env)) => {
-            let pin = std::env::var(pin_env).with_context(|| format!("environment variable {pin_env} is not set"))?;
-            let keystore = custodia_store::Pkcs11Keystore::open(module, token_label, zeroize::Zeroizing::new(pin.clone()))
-                .with_context(|| format!("opening token {token_label:?} through {}", module.display()))?;
-            config.keystore = custodia_vault::config::KeystoreSetting::Pkcs11 {
-                module: module.display().to_string(),
-                token_label: token_label.clone(),
-            };
-            Vault::init_with_keystore(&vault_dir, &config, &keystore, &mut rand_core::OsRng)?;
-            Some(zeroize::Zeroizing::new(pin.into_bytes()))
+        (Some(module), Some(token_label), Some(_)) => {
+            let pin = crate::passphrase(&args.pin_env)?.expect("the PIN variable is named");
+            crate::init_on_token(&vault_dir, &mut config, module, token_label, &pin)?;
+            Some(zeroize::Zeroizing::new(pin))
         }
         _ => {
             // The master key lives beside the vault folder, not in it: a copy of the vault

@@ -239,16 +239,8 @@ fn open_vault(dir: &std::path::Path, passphrase_env: &Option<String>) -> Result<
 fn init(args: InitArgs) -> Result<()> {
     if let (Some(module), Some(token_label)) = (&args.hsm_module, &args.hsm_token) {
         let pin = passphrase(&args.pin_env)?.expect("clap requires --pin-env with --hsm-module");
-        let pin = zeroize::Zeroizing::new(String::from_utf8(pin).context("the PIN is not UTF-8")?);
-        let keystore = custodia_store::Pkcs11Keystore::open(module, token_label, pin)
-            .with_context(|| format!("opening token {token_label:?} through {}", module.display()))?;
-        let keystore_setting = custodia_vault::config::KeystoreSetting::Pkcs11 {
-            module: module.display().to_string(),
-            token_label: token_label.clone(),
-        };
-        let config = VaultConfig { sites: args.sites, keystore: keystore_setting, ..VaultConfig::default() };
-        Vault::init_with_keystore(&args.dir, &config, &keystore, &mut rand_core::OsRng)
-            .with_context(|| format!("creating a vault at {}", args.dir.display()))?;
+        let mut config = VaultConfig { sites: args.sites, ..VaultConfig::default() };
+        init_on_token(&args.dir, &mut config, module, token_label, &pin)?;
         println!(
             "Created a vault at {} for {}; its keys live in token {token_label:?} and never leave it.",
             args.dir.display(),
@@ -286,6 +278,20 @@ fn init(args: InitArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Creates a vault in `dir` whose keys live in a PKCS#11 token: opens the token with `pin`,
+/// records in `config` how to reach it again, and makes the vault's keys inside it.
+pub(crate) fn init_on_token(dir: &std::path::Path, config: &mut VaultConfig, module: &std::path::Path, token_label: &str, pin: &[u8]) -> Result<()> {
+    let pin = zeroize::Zeroizing::new(String::from_utf8(pin.to_vec()).context("the PIN is not UTF-8")?);
+    let keystore = custodia_store::Pkcs11Keystore::open(module, token_label, pin)
+        .with_context(|| format!("opening token {token_label:?} through {}", module.display()))?;
+    config.keystore = custodia_vault::config::KeystoreSetting::Pkcs11 {
+        module: module.display().to_string(),
+        token_label: token_label.to_string(),
+    };
+    Vault::init_with_keystore(dir, config, &keystore, &mut rand_core::OsRng)
+        .with_context(|| format!("creating a vault at {}", dir.display()))
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {

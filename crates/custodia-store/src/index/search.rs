@@ -4,7 +4,7 @@
 //! primary key), so latency does not grow with the table.
 
 use custodia_seal::DeviceId;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Index, IndexError, RecordRow, device_id_from, record_from_row, sequence_to_sql};
 
@@ -136,7 +136,7 @@ impl Index {
         let roles: Option<String> = conn
             .prepare_cached("SELECT image_roles FROM records WHERE device = ?1 AND sequence = ?2")?
             .query_row(params![id.device.0.as_slice(), sequence_to_sql(id.sequence)], |r| r.get(0))
-            .ok();
+            .optional()?;
         Ok(roles.map(|r| r.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default())
     }
 
