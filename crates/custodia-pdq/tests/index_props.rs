@@ -103,6 +103,7 @@ proptest! {
         picks in prop::collection::vec((any::<prop::sample::Index>(), 0usize..34, any::<u64>()), 1..40),
         radius in prop::sample::select(vec![0u32, 5, 16, 31, 32]),
         built in any::<bool>(),
+        threads in 0usize..20,
     ) {
         let stored: Vec<(u64, PdqHash)> = stored.into_iter().enumerate().map(|(i, h)| (i as u64 * 7, h)).collect();
         let (bf, mi) = build(&stored, built);
@@ -111,7 +112,9 @@ proptest! {
         for (qi, q) in queries.iter().enumerate() {
             want.extend(bf.query(q, radius).into_iter().map(|(id, d)| (qi, id, d)));
         }
-        prop_assert_eq!(mi.batch_join(&queries, radius), want);
+        prop_assert_eq!(&mi.batch_join(&queries, radius), &want);
+        // Any thread count (more than the 16 slots, or 0) gives the same set.
+        prop_assert_eq!(mi.batch_join_threads(&queries, radius, threads), want);
     }
 }
 
