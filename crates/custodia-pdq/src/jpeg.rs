@@ -49,7 +49,7 @@ pub(crate) struct Decoded {
 struct Huff {
     /// 9-bit lookahead: (code length, symbol); length 0 = needs the slow path.
     fast: Vec<(u8, u8)>,
-    /// 9-bit lookahead for codes whose extra bits fit too: `value << 16 | run << 8 | bits
+    /// [`COMBINED_LOOKAHEAD`]-bit lookahead for codes whose extra bits fit too: `value << 16 | run << 8 | bits
     /// consumed`, or 0 when the symbol needs the general path (EOB, ZRL, long codes).
     combined: Vec<i32>,
     maxcode: [i32; 18],
@@ -59,6 +59,11 @@ struct Huff {
 
 const LOOKAHEAD: u32 = 9;
 
+/// Lookahead of the combined code-and-value table. Wider than [`LOOKAHEAD`] because a code
+/// and its extra bits together are often 10–11 bits at photo qualities, and each one the
+/// table misses takes the two-step path; 2,048 `i32`s (8 KB) per AC table stay in L1.
+const COMBINED_LOOKAHEAD: u32 = 11;
+
 impl Huff {
     fn new(counts: &[u8; 16], values: Vec<u8>) -> R<Huff> {
         let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
@@ -67,28 +72,21 @@ impl Huff {
         }
         let mut h = Huff {
             fast: vec![(0, 0); 1 << LOOKAHEAD],
-            combined: vec![0; 1 << LOOKAHEAD],
+            combined: vec![0; 1 << COMBINED_LOOKAHEAD],
             maxcode: [-1; 18],
             valoffset: [0; 17],
             values,
         };
         let mut code: i32 = 0;
         let mut k: i32 = 0;
+        // Every (code, length, symbol) of the table, in canonical order.
+        let mut codes: Vec<(usize, u32, u8)> = Vec::with_capacity(total);
         for l in 1..=16usize {
             let n = i32::from(counts[l - 1]);
             h.valoffset[l] = k - code;
             if n > 0 {
-                if l as u32 <= LOOKAHEAD {
-                    for i in 0..n {
-                        let c = (code + i) as usize;
-                        let shift = LOOKAHEAD - l as u32;
-                        for fill in 0..(1usize << shift) {
-                            let idx = (c << shift) | fill;
-                            if idx < h.fast.len() {
-                                h.fast[idx] = (l as u8, h.values[(k + i) as usize]);
-                            }
-                        }
-                    }
+                for i in 0..n {
+                    codes.push(((code + i) as usize, l as u32, h.values[(k + i) as usize]));
                 }
                 code += n;
                 k += n;
@@ -100,20 +98,30 @@ impl Huff {
             code <<= 1;
         }
         h.maxcode[17] = i32::MAX;
-        for peek in 0..(1usize << LOOKAHEAD) {
-            let (len, rs) = h.fast[peek];
-            let (r, size) = (u32::from(rs >> 4), u32::from(rs & 15));
-            let total = u32::from(len) + size;
-            if len == 0 || size == 0 || total > LOOKAHEAD {
+        for &(c, len, sym) in &codes {
+            if len <= LOOKAHEAD {
+                let shift = LOOKAHEAD - len;
+                for fill in 0..(1usize << shift) {
+                    h.fast[(c << shift) | fill] = (len as u8, sym);
+                }
+            }
+            let (r, size) = (u32::from(sym >> 4), u32::from(sym & 15));
+            let total = len + size;
+            if size == 0 || total > COMBINED_LOOKAHEAD {
                 continue;
             }
-            let raw = ((peek >> (LOOKAHEAD - total)) & ((1 << size) - 1)) as i32;
-            let value = if raw < (1 << (size - 1)) {
-                raw - (1 << size) + 1
-            } else {
-                raw
-            };
-            h.combined[peek] = value << 16 | (r << 8 | total) as i32;
+            // Every peek starting with this code and any `size` extra bits.
+            let shift = COMBINED_LOOKAHEAD - len;
+            for fill in 0..(1usize << shift) {
+                let peek = (c << shift) | fill;
+                let raw = ((peek >> (COMBINED_LOOKAHEAD - total)) & ((1 << size) - 1)) as i32;
+                let value = if raw < (1 << (size - 1)) {
+                    raw - (1 << size) + 1
+                } else {
+                    raw
+                };
+                h.combined[peek] = value << 16 | (r << 8 | total) as i32;
+            }
         }
         Ok(h)
     }
@@ -169,6 +177,13 @@ impl<'a> Bits<'a> {
                 return;
             }
         }
+        self.fill_bytewise();
+    }
+
+    /// Refill one byte at a time, un-stuffing `FF 00` and feeding zeros at a marker or the
+    /// end of data: the rare path, kept out of line so the common one inlines small.
+    #[inline(never)]
+    fn fill_bytewise(&mut self) {
         while self.count <= 56 {
             let mut byte = 0u8;
             match self.data.get(self.pos) {
@@ -302,6 +317,9 @@ struct Comp {
     dw: usize,
     dh: usize,
     coefs: Vec<[i16; 64]>,
+    /// Entropy-decoded only to stay in step; its coefficients are never kept
+    /// (`pdq-fast-v1`'s chroma in a sequential JPEG).
+    discard: bool,
     dc_pred: i32,
     dc_tbl: usize,
     ac_tbl: usize,
@@ -340,6 +358,10 @@ struct Decoder<'a> {
     jfif: bool,
     adobe_transform: Option<u8>,
     frame_seen: bool,
+    /// Keep only the first component's coefficients in a sequential frame.
+    luma_only: bool,
+    /// Where the coefficients of a discarded component's blocks are written.
+    discarded_block: [i16; 64],
 }
 
 fn u16_at(d: &[u8], p: usize) -> R<usize> {
@@ -474,7 +496,17 @@ impl<'a> Decoder<'a> {
             c.real_bh = c.dh.div_ceil(8);
             c.bw = mcux * c.h;
             c.bh = mcuy * c.v;
-            c.coefs = vec![[0i16; 64]; c.bw * c.bh];
+        }
+        let luma_only = self.luma_only && !self.progressive;
+        for (i, c) in self.comps.iter_mut().enumerate() {
+            // Progressive refinement reads back earlier coefficients, so only a sequential
+            // frame may drop a component's.
+            c.discard = luma_only && i > 0;
+            c.coefs = if c.discard {
+                Vec::new()
+            } else {
+                vec![[0i16; 64]; c.bw * c.bh]
+            };
         }
         Ok(())
     }
@@ -580,8 +612,17 @@ impl<'a> Decoder<'a> {
         let dc = self.dc[dc_t].as_ref();
         let ac = self.ac[ac_t].as_ref();
         let comp = &mut self.comps[ci];
-        let Some(block) = comp.coefs.get_mut(idx) else {
-            return bad("block out of range");
+        let block = if comp.discard {
+            if idx >= comp.bw * comp.bh {
+                return bad("block out of range");
+            }
+            // Written, never read: only a sequential frame discards (see read_sof).
+            &mut self.discarded_block
+        } else {
+            let Some(block) = comp.coefs.get_mut(idx) else {
+                return bad("block out of range");
+            };
+            block
         };
         if !self.progressive {
             let (Some(dc), Some(ac)) = (dc, ac) else {
@@ -591,16 +632,22 @@ impl<'a> Decoder<'a> {
             comp.dc_pred = comp.dc_pred.wrapping_add(bits.receive_extend(s));
             block[0] = comp.dc_pred as i16;
             let mut k = 1;
+            // The bit buffer lives in locals in this loop and goes back to `bits` only
+            // around a refill or the general path: kept in the struct (behind `&mut`, across
+            // a call), every symbol paid a store and reload in its dependency chain.
+            let (mut buf, mut count) = (bits.buf, bits.count);
             while k < 64 {
-                if bits.count < 32 {
+                if count < 32 {
+                    (bits.buf, bits.count) = (buf, count);
                     bits.fill();
+                    (buf, count) = (bits.buf, bits.count);
                 }
-                let e = ac.combined[(bits.buf >> (64 - LOOKAHEAD)) as usize];
+                let e = ac.combined[(buf >> (64 - COMBINED_LOOKAHEAD)) as usize];
                 if e != 0 {
                     // Code and extra bits resolved by one lookup (same bits, same result).
                     let n = (e & 0xFF) as u32;
-                    bits.buf <<= n;
-                    bits.count -= n;
+                    buf <<= n;
+                    count -= n;
                     k += ((e >> 8) & 0xF) as usize;
                     if k > 63 {
                         return bad("AC index overflow");
@@ -609,9 +656,11 @@ impl<'a> Decoder<'a> {
                     k += 1;
                     continue;
                 }
+                (bits.buf, bits.count) = (buf, count);
                 let rs = bits.decode(ac);
                 let (r, s) = (usize::from(rs >> 4), rs & 15);
                 if s == 0 {
+                    (buf, count) = (bits.buf, bits.count);
                     if r != 15 {
                         break;
                     }
@@ -623,8 +672,10 @@ impl<'a> Decoder<'a> {
                     return bad("AC index overflow");
                 }
                 block[ZIGZAG[k]] = bits.receive_extend(s) as i16;
+                (buf, count) = (bits.buf, bits.count);
                 k += 1;
             }
+            (bits.buf, bits.count) = (buf, count);
             return Ok(());
         }
         if scan.ss == 0 {
@@ -1041,6 +1092,12 @@ fn ycc_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
 
 /// Parse and entropy-decode every scan, leaving the quantised coefficients in the components.
 fn parse(data: &[u8]) -> Result<Decoder<'_>, JpegFail> {
+    parse_keeping(data, false)
+}
+
+/// [`parse`], keeping only the first component's coefficients when `luma_only` (and the
+/// frame is sequential): the fast pipeline's reduced luma needs nothing else.
+fn parse_keeping(data: &[u8], luma_only: bool) -> Result<Decoder<'_>, JpegFail> {
     let mut d = Decoder {
         data,
         pos: 0,
@@ -1060,6 +1117,8 @@ fn parse(data: &[u8]) -> Result<Decoder<'_>, JpegFail> {
         jfif: false,
         adobe_transform: None,
         frame_seen: false,
+        luma_only,
+        discarded_block: [0; 64],
     };
     d.run()?;
     if !d.frame_seen {
@@ -1137,7 +1196,7 @@ pub(crate) fn decode_luma_reduced(
     data: &[u8],
     max_side: usize,
 ) -> Result<Option<ReducedLuma>, JpegFail> {
-    let d = parse(data)?;
+    let d = parse_keeping(data, true)?;
     if d.comps.len() == 3 && is_rgb(&d) {
         return Ok(None);
     }

@@ -41,3 +41,33 @@ fn fast_pipeline_stays_close_to_canonical() {
     );
     assert!(worst <= MAX_FAST_DISTANCE, "worst {worst}");
 }
+
+/// `pdq-fast-v1` is a named, versioned pipeline: stored hashes carry its name, so a change to
+/// its output (not just its speed) would need a new name. This pins every conformance
+/// image's fast hash, dihedral set and quality to `testdata/pdq/expected-fast-v1.tsv`,
+/// written by the decoder as it was when the pipeline was named. With
+/// `PDQ_WRITE_FAST_GOLDEN=1` the test writes the file instead of checking it (only ever
+/// for a new pipeline version).
+#[test]
+fn fast_pipeline_output_is_pinned() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/pdq");
+    let tsv = std::fs::read_to_string(dir.join("expected.tsv")).expect("testdata/pdq/expected.tsv");
+    let mut got = String::new();
+    for line in tsv.lines().filter(|l| !l.is_empty()) {
+        let file = line.split('\t').next().unwrap();
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        let d = hash_bytes_dihedral(&bytes, Pipeline::FastV1).unwrap();
+        let hashes: Vec<String> = d.hashes.iter().map(|h| h.to_string()).collect();
+        got.push_str(&format!("{file}\t{}\t{}\n", d.quality, hashes.join("\t")));
+    }
+    let golden = dir.join("expected-fast-v1.tsv");
+    if std::env::var_os("PDQ_WRITE_FAST_GOLDEN").is_some() {
+        std::fs::write(&golden, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&golden).expect("testdata/pdq/expected-fast-v1.tsv");
+    for (g, w) in got.lines().zip(want.lines()) {
+        assert_eq!(g, w);
+    }
+    assert_eq!(got.lines().count(), want.lines().count());
+}
