@@ -3,9 +3,14 @@
 //! sign. Goal: ≤ 2 ms. The inputs are one synthetic OpenALPR capture (overview, plate crop, face
 //! and alprd JSON, with camera EXIF in each JPEG).
 //!
-//! The whole-capture figure includes the perceptual hashing the lane does before sealing
-//! (`pdq-fast-v1` of each image and its five standard crops); `pdq of the capture's images`
-//! shows that part alone, so the sealing cost stays visible beside it.
+//! Three figures, because the lane's work grew after the goal was set:
+//!
+//! - `strip+seal+sign`, the goal's scope (issue #2): strip every image's metadata, then seal
+//!   and sign an already-planned capture. Pairing and JSON parsing are not in it (they are in
+//!   the whole-capture figure; microseconds).
+//! - the whole capture: pairing, parsing, stripping, the perceptual hashing of issue #5
+//!   (`pdq-fast-v1` of each image and its five standard crops), sealing and signing;
+//! - `pdq of the capture's images`: that hashing alone.
 //!
 //! `cargo bench -p custodia-lane --bench lane_cost`
 
@@ -49,7 +54,28 @@ fn lane_cost(c: &mut Criterion) {
     let context = PairingContext { expects_engine_output: true };
 
     let mut group = c.benchmark_group("lane");
-    group.bench_function(format!("pair+parse+strip+seal+sign one {} KB capture", total / 1000), |b| {
+    let planned = {
+        let files: Vec<InputFile> = capture
+            .files
+            .iter()
+            .map(|f| InputFile { name: f.name.clone(), bytes: Zeroizing::new(f.bytes.clone()), modified_ms: capture.time_ms })
+            .collect();
+        plan_group(&files, context).remove(0)
+    };
+    let images: Vec<&[u8]> =
+        capture.files.iter().filter(|f| !f.name.ends_with(".json")).map(|f| f.bytes.as_slice()).collect();
+    group.bench_function(format!("strip+seal+sign one {} KB capture", total / 1000), |b| {
+        let mut sequence = 0;
+        b.iter(|| {
+            let stripped: usize = images
+                .iter()
+                .map(|bytes| custodia_lane::strip::strip_metadata(bytes).expect("a camera JPEG").bytes.len())
+                .sum();
+            sequence += 1;
+            (stripped, seal_plan(&planned, sequence, &sealer, &epochs, &mut rng).unwrap())
+        })
+    });
+    group.bench_function(format!("whole capture pair+parse+strip+pdq+seal+sign one {} KB capture", total / 1000), |b| {
         let mut sequence = 0;
         b.iter(|| {
             let files: Vec<InputFile> = capture

@@ -1,8 +1,11 @@
 //! Leak search over the stored perceptual hashes (DESIGN.md §6): the in-memory side.
 //!
-//! The index's `record_pdq` table is the durable truth. At open the vault loads it into one
-//! [`MultiIndex`] per pipeline, keyed by the row id; after every committed batch it loads the
-//! rows added since ([`PdqIndexes::refresh`]). Every hit is confirmed against the table before
+//! The index's `record_pdq` table is the durable truth. The first leak query a vault process
+//! answers loads it into one [`MultiIndex`] per pipeline, keyed by the row id; from then on,
+//! every committed batch adds its rows ([`PdqIndexes::refresh`]). A process that never
+//! searches (`custodia serve` taking captures, every other subcommand) never holds the index:
+//! at ~104 bytes a hash and up to 18 hashes a capture, it would be ~2 KB of memory per stored
+//! capture, growing with intake, for a search only a responder runs, in `custodia leak scan`. Every hit is confirmed against the table before
 //! it is reported, so a row that retention deleted after it was loaded is never reported, and
 //! because row ids are never reused (`AUTOINCREMENT`) a stale id cannot name another record.
 //!
@@ -31,30 +34,44 @@ pub const MAX_QUERIES_PER_CALL: usize = 1 << 20;
 
 #[derive(Default)]
 struct State {
+    /// False until the first leak query of this process loads the table.
+    loaded: bool,
     last_id: u64,
     by_pipeline: HashMap<String, MultiIndex>,
 }
 
-/// One [`MultiIndex`] per pipeline over the `record_pdq` table.
+/// One [`MultiIndex`] per pipeline over the `record_pdq` table, loaded on first use.
+#[derive(Default)]
 pub(crate) struct PdqIndexes {
     state: RwLock<State>,
 }
 
 impl PdqIndexes {
-    /// Loads every stored hash (one table build per pipeline).
-    pub(crate) fn load(index: &Index) -> Result<Self, IndexError> {
+    /// Loads every stored hash (one table build per pipeline) unless already loaded.
+    fn ensure_loaded(&self, index: &Index) -> Result<(), IndexError> {
+        if self.state.read().expect("pdq index lock poisoned").loaded {
+            return Ok(());
+        }
+        let mut state = self.state.write().expect("pdq index lock poisoned");
+        if state.loaded {
+            return Ok(());
+        }
         let mut entries: HashMap<String, Vec<(u64, PdqHash)>> = HashMap::new();
         let last_id = index.for_each_pdq_since(0, |id, pipeline, hash| {
             entries.entry(pipeline.to_string()).or_default().push((id, PdqHash(*hash)));
         })?;
         let by_pipeline = entries.into_iter().map(|(p, e)| (p, MultiIndex::from_entries(e))).collect();
-        Ok(Self { state: RwLock::new(State { last_id, by_pipeline }) })
+        *state = State { loaded: true, last_id, by_pipeline };
+        Ok(())
     }
 
-    /// Adds the rows committed since the last load or refresh.
+    /// Adds the rows committed since the last load or refresh; nothing before the first load.
     pub(crate) fn refresh(&self, index: &Index) -> Result<(), IndexError> {
         let mut state = self.state.write().expect("pdq index lock poisoned");
-        let State { last_id, by_pipeline } = &mut *state;
+        if !state.loaded {
+            return Ok(());
+        }
+        let State { last_id, by_pipeline, .. } = &mut *state;
         *last_id = index.for_each_pdq_since(*last_id, |id, pipeline, hash| {
             if !by_pipeline.contains_key(pipeline) {
                 by_pipeline.insert(pipeline.to_string(), MultiIndex::new());
@@ -78,12 +95,13 @@ pub struct LeakHit {
 }
 
 impl Vault {
-    /// Pipelines that have stored hashes, with their counts.
-    pub fn pdq_pipelines(&self) -> Vec<(String, usize)> {
+    /// Pipelines that have stored hashes, with their counts (loads the leak index on first use).
+    pub fn pdq_pipelines(&self) -> Result<Vec<(String, usize)>, VaultError> {
+        self.inner.pdq.ensure_loaded(&self.inner.index)?;
         let state = self.inner.pdq.state.read().expect("pdq index lock poisoned");
         let mut out: Vec<(String, usize)> = state.by_pipeline.iter().map(|(p, m)| (p.clone(), m.len())).collect();
         out.sort();
-        out
+        Ok(out)
     }
 
     /// Every stored hash of `pipeline` within `radius` (≤ [`MATCH_RADIUS`]) of each query,
@@ -95,6 +113,7 @@ impl Vault {
                 reason: format!("at most {MAX_QUERIES_PER_CALL} hashes at radius ≤ {MATCH_RADIUS}"),
             });
         }
+        self.inner.pdq.ensure_loaded(&self.inner.index)?;
         // Rows a crash recovery re-inserted are not announced by the committer; pick them up.
         self.inner.pdq.refresh(&self.inner.index)?;
         let joined = {

@@ -279,7 +279,7 @@ impl Vault {
             log_public_key,
         )?);
         // Bounded: when the disk is slow, handlers wait here instead of piling up memory.
-        let pdq = leak::PdqIndexes::load(&index)?;
+        let pdq = leak::PdqIndexes::default();
         let (committer, queue) = mpsc::channel(config.max_batch_records * 2);
         let access = custodia_store::access::AccessStore::open(&dir.join("access.sqlite3"))?;
         let (policy, policy_text) = access::load_policy(dir)?;

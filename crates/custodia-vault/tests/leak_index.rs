@@ -25,7 +25,10 @@ const SITE: &str = "anzalduas";
 /// (record id text, group, part, role, variant, hash) of every hash the lane planned.
 type Planned = Vec<(String, u8, u8, String, String, PdqHash)>;
 
-async fn vault_with_traffic(dir: &std::path::Path, captures: u32) -> (Vault, Planned) {
+/// A vault fed `captures` captures of synthetic traffic. With `first_query_after: Some(n)`,
+/// the leak index is first used (and so loaded) after the n-th capture, the rest arriving
+/// while it is loaded.
+async fn vault_with_traffic(dir: &std::path::Path, captures: u32, first_query_after: Option<usize>) -> (Vault, Planned) {
     let mut rng = ChaCha20Rng::seed_from_u64(11);
     let config = VaultConfig { sites: vec![SITE.into()], ..VaultConfig::default() };
     Vault::init(dir, &config, MasterKey::KeyFile, &mut rng).unwrap();
@@ -57,6 +60,9 @@ async fn vault_with_traffic(dir: &std::path::Path, captures: u32) -> (Vault, Pla
             if plan.images.is_empty() && plan.metadata.read.is_none() {
                 continue;
             }
+            if first_query_after == Some(sequence as usize) {
+                vault.pdq_pipelines().unwrap();
+            }
             sequence += 1;
             let sealed = seal_plan(&plan, sequence, &sealer, &epochs, &mut rng).unwrap();
             let receipt = vault.ingest(Bytes::from(sealed)).await.unwrap();
@@ -70,6 +76,20 @@ async fn vault_with_traffic(dir: &std::path::Path, captures: u32) -> (Vault, Pla
         }
     }
     (vault, planned)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hashes_stored_after_the_index_is_loaded_are_found_too() {
+    // The index loads on first use; captures committed after that reach it through the
+    // committer's refresh, not a reload.
+    let dir = tempfile::tempdir().unwrap();
+    let (vault, planned) = vault_with_traffic(dir.path(), 12, Some(4)).await;
+    assert_eq!(vault.pdq_pipelines().unwrap(), [("pdq-fast-v1".to_string(), planned.len())]);
+    let queries: Vec<PdqHash> = planned.iter().map(|p| p.5).collect();
+    let hits = vault.leak_match("pdq-fast-v1", &queries, 0).unwrap();
+    for (qi, p) in planned.iter().enumerate() {
+        assert!(hits.iter().any(|h| h.query == qi && h.stored.record.to_string() == p.0), "hash {qi} of {} not found", p.0);
+    }
 }
 
 /// seal_plan's layout: groups plate, overview, face (those present, plus the metadata's);
@@ -108,9 +128,9 @@ fn custodia_lane_layout(plan: &custodia_lane::assemble::CapturePlan) -> Vec<(u8,
 #[tokio::test(flavor = "multi_thread")]
 async fn ingest_indexes_every_planned_hash_and_the_index_equals_brute_force() {
     let dir = tempfile::tempdir().unwrap();
-    let (vault, planned) = vault_with_traffic(dir.path(), 24).await;
+    let (vault, planned) = vault_with_traffic(dir.path(), 24, None).await;
     assert!(planned.len() >= 24 * 6, "every capture has at least one image with full + 5 crops");
-    assert_eq!(vault.pdq_pipelines(), [("pdq-fast-v1".to_string(), planned.len())]);
+    assert_eq!(vault.pdq_pipelines().unwrap(), [("pdq-fast-v1".to_string(), planned.len())]);
 
     // Every planned hash is found at distance 0 on the record, part, role and variant it
     // was planned for.
@@ -173,6 +193,6 @@ async fn ingest_indexes_every_planned_hash_and_the_index_equals_brute_force() {
     // Persisted with the index and rebuilt from it at open.
     drop(vault);
     let reopened = Vault::open(dir.path(), Arc::new(ManualClock::new(NOW)), Box::new(ChaCha20Rng::seed_from_u64(13)), None).unwrap();
-    assert_eq!(reopened.pdq_pipelines(), [("pdq-fast-v1".to_string(), planned.len())]);
+    assert_eq!(reopened.pdq_pipelines().unwrap(), [("pdq-fast-v1".to_string(), planned.len())]);
     check(&reopened);
 }

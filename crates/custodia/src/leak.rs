@@ -440,7 +440,7 @@ struct Match<'a> {
 
 fn scan(vault: &Vault, args: &ScanArgs) -> Result<ScanOutcome> {
     let started_ms = vault.now_ms();
-    let stored = vault.pdq_pipelines();
+    let stored = vault.pdq_pipelines()?;
     let pipeline = [Pipeline::FastV1, Pipeline::CanonicalV1]
         .into_iter()
         .find(|p| stored.iter().any(|(name, n)| name == p.name() && *n > 0))
