@@ -54,6 +54,8 @@ pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     /// Set for a local directory: the folder `sync` flushes.
     local_root: Option<PathBuf>,
+    /// Set by [`BlobStore::local_with_faults`]: consulted before each `syncfs`.
+    sync_faults: Option<Faults>,
 }
 
 impl BlobStore {
@@ -62,7 +64,7 @@ impl BlobStore {
         std::fs::create_dir_all(root)
             .map_err(|source| BlobError::Folder { path: root.display().to_string(), source })?;
         let store = LocalFileSystem::new_with_prefix(root)?;
-        Ok(Self { store: Arc::new(store), local_root: Some(root.to_path_buf()) })
+        Ok(Self { store: Arc::new(store), local_root: Some(root.to_path_buf()), sync_faults: None })
     }
 
     /// A local-directory blob store whose writes and reads go through a [`FaultyStore`] switched
@@ -70,12 +72,16 @@ impl BlobStore {
     /// `syncfs` on `root`, as for [`BlobStore::local`].
     pub fn local_with_faults(root: &Path, faults: Faults) -> Result<Self, BlobError> {
         let local = Self::local(root)?;
-        Ok(Self { store: Arc::new(FaultyStore::new(local.store, faults)), local_root: local.local_root })
+        Ok(Self {
+            store: Arc::new(FaultyStore::new(local.store, faults.clone())),
+            local_root: local.local_root,
+            sync_faults: Some(faults),
+        })
     }
 
     /// A blob store over any `object_store` backend whose completed writes are durable (S3).
     pub fn remote(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store, local_root: None }
+        Self { store, local_root: None, sync_faults: None }
     }
 
     /// Writes a new blob. Keys carry the content digest, so a blob already under the key should
@@ -104,6 +110,9 @@ impl BlobStore {
     /// Makes every blob written so far durable. See the module doc.
     pub async fn sync(&self) -> Result<(), BlobError> {
         let Some(root) = self.local_root.clone() else { return Ok(()) };
+        if let Some(error) = self.sync_faults.as_ref().and_then(Faults::sync_verdict) {
+            return Err(BlobError::Sync(error));
+        }
         tokio::task::spawn_blocking(move || {
             let dir = std::fs::File::open(&root)?;
             rustix::fs::syncfs(&dir).map_err(std::io::Error::from)

@@ -13,12 +13,14 @@
 //! - [`Fault::IoError`]: every write and every read fails with `EIO`;
 //! - [`Fault::Slow`]: every operation sleeps first, then runs normally;
 //! - [`Fault::FailAfter`]: the first `n` writes after the fault was set succeed, then the disk is
-//!   full: every later write fails with `ENOSPC` until the fault is cleared.
+//!   full: every later write fails with `ENOSPC` until the fault is cleared;
+//! - [`Fault::SyncFails`]: writes succeed but making them durable fails with `EIO`, the way a
+//!   device reports a lost write-back only at the flush (the "fsyncgate" case). The blob store
+//!   asks [`Faults::sync_verdict`] before its own `syncfs`.
 //!
 //! A refused write writes nothing: the check runs before the inner store is called, as on a
 //! disk that refuses to allocate. What it does not model: torn or partial writes (the local store
-//! stages and renames, so a real one leaves no partial object either), failures of `syncfs`
-//! (that is the blob store's own call, not an object-store operation), and faults in the SQLite
+//! stages and renames, so a real one leaves no partial object either), and faults in the SQLite
 //! index or the audit log, which live beside the blob folder, not in it.
 //!
 //! ```
@@ -64,6 +66,8 @@ pub enum Fault {
     /// The first `n` writes after this fault is set succeed; every later one fails with
     /// `ENOSPC` (the disk fills up part-way through a batch).
     FailAfter(u64),
+    /// Writes and reads work, but every `syncfs` of the blob folder fails with `EIO`.
+    SyncFails,
 }
 
 #[derive(Debug, Default)]
@@ -144,6 +148,19 @@ impl Faults {
         };
         state.injected += 1;
         Verdict::Fail(error)
+    }
+
+    /// For the blob store's `syncfs`: the error to report instead of syncing, if the fault in
+    /// force is [`Fault::SyncFails`]; [`Fault::IoError`] fails it too (the device is failing).
+    pub fn sync_verdict(&self) -> Option<std::io::Error> {
+        let mut state = self.lock();
+        match state.fault {
+            Fault::SyncFails | Fault::IoError => {
+                state.injected += 1;
+                Some(io_failure())
+            }
+            _ => None,
+        }
     }
 
     /// Applies the verdict for one operation before it runs.

@@ -318,3 +318,27 @@ async fn slow_storage_slows_intake_but_every_concurrent_upload_is_stored_once() 
     assert_holds_exactly(&f, &(1..13).collect::<Vec<_>>()).await;
     f.faults.clear();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sync_refuses_its_batch_indexes_and_logs_nothing_then_the_retries_are_stored_once() {
+    // Writes succeed but the flush fails (a device that reports lost write-back only at syncfs):
+    // nothing in the batch may be acknowledged, indexed or logged, since its bytes may be gone.
+    let mut f = fixture().await;
+    let before = captures(&mut f, 1..4);
+    let during = captures(&mut f, 4..10);
+    assert_eq!(accepted(&upload_all(&f.vault, &before).await), 3);
+
+    f.faults.set(Fault::SyncFails);
+    for answer in upload_all(&f.vault, &during).await {
+        assert_storage_refusal(&answer, "Input/output error");
+    }
+    assert!(f.faults.injected() >= 1, "the sync fault was reached");
+    assert_eq!(f.vault.record_count().unwrap(), 3, "no row for a capture whose sync failed");
+    assert_eq!(ingested_events(&f.vault).len(), 3, "no `ingested` event for a capture whose sync failed");
+    // Their blob files may still be there, unsynced and unnamed by any row; the lane's retry
+    // compares and keeps or rewrites them, and the retry's own sync makes them durable.
+    f.faults.clear();
+    let answers = upload_all(&f.vault, &during).await;
+    assert_eq!(accepted(&answers), during.len(), "{answers:?}");
+    assert_holds_exactly(&f, &(1..10).collect::<Vec<_>>()).await;
+}
