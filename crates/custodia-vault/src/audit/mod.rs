@@ -280,12 +280,16 @@ impl AuditLog {
     /// Index of the first `ingested` event for `record` (a linear scan).
     pub fn find_ingested(&self, record: &str) -> Result<Option<u64>, LogError> {
         let state = self.lock();
-        for i in 0..state.file.size() {
-            let e = state.file.entry(i)?;
-            if let Ok(Event { action: Action::Ingested { record: r, .. }, .. }) = Event::parse(&e)
-                && r.as_str() == record
-            {
-                return Ok(Some(i));
+        let size = state.file.size();
+        // In bundles: `entries` reads each frame's share once, where one `entry` call per index
+        // would re-read a run of up to OFFSET_STRIDE entries each time.
+        for from in (0..size).step_by(256) {
+            for (k, e) in state.file.entries(from, size.min(from + 256))?.iter().enumerate() {
+                if let Ok(Event { action: Action::Ingested { record: r, .. }, .. }) = Event::parse(e)
+                    && r.as_str() == record
+                {
+                    return Ok(Some(from + k as u64));
+                }
             }
         }
         Ok(None)

@@ -14,10 +14,13 @@
 //! never acknowledged, so it is cut off (and the cut is made durable). A bad frame followed by
 //! more data is not a torn write but damage to durable history: the log refuses to open.
 //!
-//! In memory: the byte offset of every entry (8 bytes an entry), of every frame's hash block, and
-//! a copy of every stored hash at tree level [`CACHED_LEVEL`] or above (1/8 of the stored hashes,
-//! 40 MB for 10 million entries), so an inclusion proof reads only its few lowest hashes from
-//! the file.
+//! In memory: each frame's position (where its entries and its hash block start), the byte
+//! offset of every [`OFFSET_STRIDE`]-th entry (1/8 byte an entry), and a copy of every stored
+//! hash at tree level [`CACHED_LEVEL`] or above (1/8 of the stored hashes, 40 MB for 10 million
+//! entries), so an inclusion proof reads only its few lowest hashes from the file. An entry
+//! between two remembered offsets is found by one read of the run of entries before it and a
+//! walk along their length prefixes. Offsets of every entry (8 bytes each) were kept before; in
+//! a vault taking captures around the clock that was memory growing with every capture.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read};
@@ -35,6 +38,9 @@ const MAGIC: &[u8; 4] = b"CTL1";
 const FRAME_HEADER: usize = 4 + 8 + 4 + 4;
 /// Stored hashes at this tree level and above are also kept in memory.
 pub const CACHED_LEVEL: u32 = 4;
+
+/// Every this many entries (by index) the byte offset is kept in memory; see the module doc.
+pub const OFFSET_STRIDE: u64 = 64;
 
 /// Most entries in one frame: bounds what a damaged header can make the reader allocate.
 pub const MAX_FRAME_ENTRIES: usize = 1 << 20;
@@ -92,7 +98,10 @@ pub struct TornTail {
 
 struct FrameInfo {
     first_entry: u64,
+    /// Byte offset of the frame's first entry (its length prefix).
+    entries_offset: u64,
     first_stored: u64,
+    /// Byte offset of the frame's hash block, which is also where its last entry ends.
     hash_offset: u64,
     hashes: u32,
 }
@@ -102,7 +111,8 @@ pub struct LogFile {
     path: PathBuf,
     file: File,
     len: u64,
-    entry_offsets: Vec<u64>,
+    /// `stride_offsets[k]`: byte offset of entry `k × OFFSET_STRIDE`.
+    stride_offsets: Vec<u64>,
     frames: Vec<FrameInfo>,
     appender: Appender,
     torn: Option<TornTail>,
@@ -171,7 +181,7 @@ impl LogFile {
             path: path.to_path_buf(),
             file,
             len: 0,
-            entry_offsets: Vec::new(),
+            stride_offsets: Vec::new(),
             frames: Vec::new(),
             appender: Appender::new(),
             torn: None,
@@ -289,15 +299,45 @@ impl LogFile {
         }
         self.appender = appender;
         self.merge_upper(upper);
-        self.entry_offsets.extend(offsets);
-        self.frames.push(FrameInfo {
-            first_entry: first,
-            first_stored,
-            hash_offset: self.len + hash_at as u64,
-            hashes: nhashes as u32,
-        });
+        self.remember_frame(first, &offsets, first_stored, self.len + hash_at as u64, nhashes);
         self.len += buf.len() as u64;
         Ok(())
+    }
+
+    /// Records a frame just read or written: its position, and the offsets of its entries whose
+    /// index is a multiple of [`OFFSET_STRIDE`].
+    fn remember_frame(&mut self, first: u64, offsets: &[u64], first_stored: u64, hash_offset: u64, hashes: usize) {
+        for (n, &offset) in offsets.iter().enumerate() {
+            if (first + n as u64).is_multiple_of(OFFSET_STRIDE) {
+                self.stride_offsets.push(offset);
+            }
+        }
+        self.frames.push(FrameInfo {
+            first_entry: first,
+            entries_offset: offsets[0],
+            first_stored,
+            hash_offset,
+            // Bounded by the frame checks (at most 2 × MAX_FRAME_ENTRIES + 64).
+            hashes: hashes as u32,
+        });
+    }
+
+    /// The frame holding entry `index` (which must be below the size) and the byte range of
+    /// entries `from..index + 1`'s run: from the nearest remembered offset at or before `index`
+    /// within that frame, up to the next remembered offset in the frame or the frame's end.
+    fn locate(&self, index: u64) -> (usize, u64, u64, u64) {
+        let k = self.frames.partition_point(|f| f.first_entry <= index) - 1;
+        let f = &self.frames[k];
+        let frame_end_entry = self.frames.get(k + 1).map_or(self.size(), |g| g.first_entry);
+        let stride = index / OFFSET_STRIDE;
+        let (from, start) = if stride * OFFSET_STRIDE >= f.first_entry {
+            (stride * OFFSET_STRIDE, self.stride_offsets[stride as usize])
+        } else {
+            (f.first_entry, f.entries_offset)
+        };
+        let next = (stride + 1) * OFFSET_STRIDE;
+        let end = if next < frame_end_entry { self.stride_offsets[(stride + 1) as usize] } else { f.hash_offset };
+        (k, from, start, end)
     }
 
     fn merge_upper(&mut self, upper: Vec<Vec<Hash>>) {
@@ -361,13 +401,7 @@ impl LogFile {
             let _ = self.file.set_len(self.len);
             return Err(io(e));
         }
-        self.entry_offsets.extend(offsets);
-        self.frames.push(FrameInfo {
-            first_entry: first,
-            first_stored,
-            hash_offset: self.len + hash_at as u64,
-            hashes: hashes.len() as u32,
-        });
+        self.remember_frame(first, &offsets, first_stored, self.len + hash_at as u64, hashes.len());
         self.len += frame.len() as u64;
         self.appender = appender;
         self.merge_upper(upper);
@@ -394,18 +428,32 @@ impl LogFile {
         &self.path
     }
 
-    /// Entry `index`.
+    /// Entry `index`. One positioned read of the run of at most [`OFFSET_STRIDE`] entries that
+    /// holds it; to read many, [`LogFile::entries`] reads each frame's share once.
     pub fn entry(&self, index: u64) -> Result<Vec<u8>, LogError> {
         let io = |source| LogError::Io { path: self.path.display().to_string(), source };
-        let at = *usize::try_from(index)
-            .ok()
-            .and_then(|i| self.entry_offsets.get(i))
-            .ok_or_else(|| io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such entry")))?;
-        let mut len = [0u8; 2];
-        self.file.read_exact_at(&mut len, at).map_err(io)?;
-        let mut e = vec![0u8; u16::from_be_bytes(len) as usize];
-        self.file.read_exact_at(&mut e, at + 2).map_err(io)?;
-        Ok(e)
+        if index >= self.size() {
+            return Err(io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such entry")));
+        }
+        let (_, from, start, end) = self.locate(index);
+        let mut run = self.read_run(start, end)?;
+        let skip = (index - from) as usize;
+        run.nth(skip).ok_or_else(|| self.lengths_disagree())?.map(<[u8]>::to_vec)
+    }
+
+    /// The entries stored back to back in bytes `start..end`, as slices of one read.
+    fn read_run(&self, start: u64, end: u64) -> Result<RunEntries, LogError> {
+        let io = |source| LogError::Io { path: self.path.display().to_string(), source };
+        let mut buf = vec![0u8; (end - start) as usize];
+        self.file.read_exact_at(&mut buf, start).map_err(io)?;
+        Ok(RunEntries { buf, at: 0, path: self.path.display().to_string() })
+    }
+
+    fn lengths_disagree(&self) -> LogError {
+        LogError::Io {
+            path: self.path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "entry lengths do not match the frame"),
+        }
     }
 
     /// Entries `from..to` in order.
@@ -413,34 +461,35 @@ impl LogFile {
     /// Entries of one frame lie back to back in the file, so each frame's share of the range is
     /// one positioned read (an entry bundle is usually one or two reads, not 512).
     pub fn entries(&self, from: u64, to: u64) -> Result<Vec<Vec<u8>>, LogError> {
-        let io = |source| LogError::Io { path: self.path.display().to_string(), source };
-        let corrupt = || io(std::io::Error::new(std::io::ErrorKind::InvalidData, "entry lengths do not match the frame"));
         let to = to.min(self.size());
         let mut out = Vec::with_capacity(to.saturating_sub(from) as usize);
         let mut i = from;
         while i < to {
-            // The frame holding entry i, and where its entries end.
-            let k = self.frames.partition_point(|f| f.first_entry <= i) - 1;
+            // The frame holding entry i; read from the remembered offset at or before i to the
+            // end of the frame's share of the range (the frame's end, or a remembered offset).
+            let (k, run_from, start, _) = self.locate(i);
             let frame_end_entry = self.frames.get(k + 1).map_or(self.size(), |f| f.first_entry);
             let end_entry = to.min(frame_end_entry);
-            let start = self.entry_offsets[i as usize];
             let end = if end_entry < frame_end_entry {
-                self.entry_offsets[end_entry as usize]
+                let (_, at, offset, _) = self.locate(end_entry);
+                if at != end_entry {
+                    // end_entry is not remembered: read to the end of its run and stop there.
+                    self.locate(end_entry).3
+                } else {
+                    offset
+                }
             } else {
                 self.frames[k].hash_offset
             };
-            let mut buf = vec![0u8; (end - start) as usize];
-            self.file.read_exact_at(&mut buf, start).map_err(io)?;
-            let mut rest = &buf[..];
-            for _ in i..end_entry {
-                let (len, tail) = rest.split_first_chunk::<2>().ok_or_else(corrupt)?;
-                let len = usize::from(u16::from_be_bytes(*len));
-                let (e, tail) = tail.split_at_checked(len).ok_or_else(corrupt)?;
-                out.push(e.to_vec());
-                rest = tail;
+            let mut run = self.read_run(start, end)?;
+            for _ in run_from..i {
+                run.next().ok_or_else(|| self.lengths_disagree())??;
             }
-            if !rest.is_empty() {
-                return Err(corrupt());
+            for _ in i..end_entry {
+                out.push(run.next().ok_or_else(|| self.lengths_disagree())??.to_vec());
+            }
+            if end_entry == frame_end_entry && run.next().is_some() {
+                return Err(self.lengths_disagree());
             }
             i = end_entry;
         }
@@ -504,6 +553,42 @@ impl LogFile {
     }
 }
 
+/// The entries of one positioned read, walked along their length prefixes.
+struct RunEntries {
+    buf: Vec<u8>,
+    at: usize,
+    path: String,
+}
+
+impl RunEntries {
+    fn next(&mut self) -> Option<Result<&[u8], LogError>> {
+        if self.at == self.buf.len() {
+            return None;
+        }
+        let rest = &self.buf[self.at..];
+        let entry = rest.split_first_chunk::<2>().and_then(|(len, tail)| tail.get(..usize::from(u16::from_be_bytes(*len))));
+        Some(match entry {
+            Some(e) => {
+                self.at += 2 + e.len();
+                Ok(&self.buf[self.at - e.len()..self.at])
+            }
+            None => Err(LogError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "entry lengths do not match the frame"),
+            }),
+        })
+    }
+
+    fn nth(&mut self, n: usize) -> Option<Result<&[u8], LogError>> {
+        for _ in 0..n {
+            if let Err(e) = self.next()? {
+                return Some(Err(e));
+            }
+        }
+        self.next()
+    }
+}
+
 impl HashReader for LogFile {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, ReadError> {
         let limit = stored_hash_count(self.size());
@@ -511,5 +596,54 @@ impl HashReader for LogFile {
             .iter()
             .map(|&i| if i >= limit { Err(ReadError::NotFound { index: i }) } else { self.read_hash(i) })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Entry `i` of the test log: lengths vary (0 to 700 bytes) so runs differ in size.
+    fn entry_bytes(i: u64) -> Vec<u8> {
+        let len = (i * 37 % 701) as usize;
+        (0..len).map(|k| (i as usize + k) as u8).collect()
+    }
+
+    /// Frames of sizes that start and end on and off the offset stride.
+    const FRAMES: [u64; 9] = [1, 63, 64, 65, 130, 3, 200, 64, 1];
+
+    fn check_reads(log: &LogFile, total: u64) {
+        for i in 0..total {
+            assert_eq!(log.entry(i).unwrap(), entry_bytes(i), "entry {i}");
+        }
+        assert!(log.entry(total).is_err());
+        let bounds = [0, 1, 2, 63, 64, 65, 127, 128, 129, 191, 192, 193, 300, 320, 500, total - 1, total];
+        for &from in &bounds {
+            for &to in &bounds {
+                let want: Vec<Vec<u8>> = (from..to.max(from)).map(entry_bytes).collect();
+                assert_eq!(log.entries(from, to).unwrap(), want, "entries {from}..{to}");
+            }
+        }
+    }
+
+    #[test]
+    fn entries_are_found_from_sparse_offsets_across_frames_and_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("entries.ctl");
+        let total: u64 = FRAMES.iter().sum();
+        {
+            let mut log = LogFile::open(&path).unwrap();
+            let mut next = 0;
+            for n in FRAMES {
+                let batch: Vec<Vec<u8>> = (next..next + n).map(entry_bytes).collect();
+                assert_eq!(log.append(&batch).unwrap(), next);
+                next += n;
+            }
+            assert_eq!(log.stride_offsets.len() as u64, total.div_ceil(OFFSET_STRIDE));
+            check_reads(&log, total);
+        }
+        let log = LogFile::open_mode(&path, false).unwrap();
+        assert_eq!(log.size(), total);
+        check_reads(&log, total);
     }
 }
