@@ -362,6 +362,10 @@ struct Decoder<'a> {
     luma_only: bool,
     /// Where the coefficients of a discarded component's blocks are written.
     discarded_block: [i16; 64],
+    /// `pdq-fast-v1`: reduce the luma to fit this long side, block by block as each is decoded.
+    reduce_to: Option<usize>,
+    /// The plane being reduced into, set up at the frame header when `reduce_to` applies.
+    reduced: Option<Reduction>,
 }
 
 fn u16_at(d: &[u8], p: usize) -> R<usize> {
@@ -498,10 +502,15 @@ impl<'a> Decoder<'a> {
             c.bh = mcuy * c.v;
         }
         let luma_only = self.luma_only && !self.progressive;
+        self.reduced = match (luma_only, self.reduce_to, self.comps.first()) {
+            (true, Some(max_side), Some(luma)) => Reduction::for_component(luma, max_side),
+            _ => None,
+        };
+        let reducing = self.reduced.is_some();
         for (i, c) in self.comps.iter_mut().enumerate() {
             // Progressive refinement reads back earlier coefficients, so only a sequential
-            // frame may drop a component's.
-            c.discard = luma_only && i > 0;
+            // frame may drop a component's; a reduced luma lives in `reduced` instead.
+            c.discard = luma_only && (i > 0 || reducing);
             c.coefs = if c.discard {
                 Vec::new()
             } else {
@@ -589,14 +598,14 @@ impl<'a> Decoder<'a> {
             if single {
                 let ci = scan.comps[0];
                 let bw = self.comps[ci].bw;
-                self.decode_block(&mut bits, scan, ci, uy * bw + ux)?;
+                self.decode_and_reduce(&mut bits, scan, ci, uy * bw + ux)?;
             } else {
                 for &ci in &scan.comps {
                     let (h, v, bw) = (self.comps[ci].h, self.comps[ci].v, self.comps[ci].bw);
                     for by in 0..v {
                         for bx in 0..h {
                             let idx = (uy * v + by) * bw + ux * h + bx;
-                            self.decode_block(&mut bits, scan, ci, idx)?;
+                            self.decode_and_reduce(&mut bits, scan, ci, idx)?;
                         }
                     }
                 }
@@ -604,6 +613,26 @@ impl<'a> Decoder<'a> {
             bits.check()?;
         }
         self.pos = bits.pos;
+        Ok(())
+    }
+
+    /// [`Decoder::decode_block`], and for a reduced luma, the block's reduction right after.
+    #[inline(always)]
+    fn decode_and_reduce(&mut self, bits: &mut Bits<'_>, scan: &Scan, ci: usize, idx: usize) -> R<()> {
+        if ci != 0 || self.reduced.is_none() {
+            return self.decode_block(bits, scan, ci, idx);
+        }
+        // The reduction reads all 64 coefficients; decoding writes only the non-zero ones.
+        self.discarded_block = [0; 64];
+        self.decode_block(bits, scan, ci, idx)?;
+        let c = &self.comps[0];
+        let (bx, by) = (idx % c.bw, idx / c.bw);
+        if bx < c.real_bw && by < c.real_bh {
+            let q = &self.qt[c.tq];
+            if let Some(r) = self.reduced.as_mut() {
+                r.add_block(bx, by, &self.discarded_block, q);
+            }
+        }
         Ok(())
     }
 
@@ -1098,6 +1127,13 @@ fn parse(data: &[u8]) -> Result<Decoder<'_>, JpegFail> {
 /// [`parse`], keeping only the first component's coefficients when `luma_only` (and the
 /// frame is sequential): the fast pipeline's reduced luma needs nothing else.
 fn parse_keeping(data: &[u8], luma_only: bool) -> Result<Decoder<'_>, JpegFail> {
+    parse_reducing(data, luma_only, None)
+}
+
+/// [`parse_keeping`] that, for a sequential frame whose luma is larger than `reduce_to`,
+/// reduces each luma block into [`Decoder::reduced`] as soon as it is decoded and keeps no luma
+/// coefficients either.
+fn parse_reducing(data: &[u8], luma_only: bool, reduce_to: Option<usize>) -> Result<Decoder<'_>, JpegFail> {
     let mut d = Decoder {
         data,
         pos: 0,
@@ -1119,6 +1155,8 @@ fn parse_keeping(data: &[u8], luma_only: bool) -> Result<Decoder<'_>, JpegFail> 
         frame_seen: false,
         luma_only,
         discarded_block: [0; 64],
+        reduce_to,
+        reduced: None,
     };
     d.run()?;
     if !d.frame_seen {
@@ -1196,68 +1234,29 @@ pub(crate) fn decode_luma_reduced(
     data: &[u8],
     max_side: usize,
 ) -> Result<Option<ReducedLuma>, JpegFail> {
-    let d = parse_keeping(data, true)?;
+    let d = parse_reducing(data, true, Some(max_side))?;
     if d.comps.len() == 3 && is_rgb(&d) {
         return Ok(None);
     }
     let c = &d.comps[0];
-    let long = c.dw.max(c.dh);
-    if long <= max_side {
-        return Ok(None);
-    }
-    let k = [4usize, 2]
-        .into_iter()
-        .find(|&k| (long * k).div_ceil(8) <= max_side)
-        .unwrap_or(1);
-    let seg = 8 / k;
-    // basis[t][u]: mean over output segment t of C(u)/2 · cos((2x+1)uπ/16).
-    let mut basis = [[0.0f32; 8]; 4];
-    for (t, row) in basis.iter_mut().enumerate().take(k) {
-        for (u, b) in row.iter_mut().enumerate() {
-            let cu = if u == 0 {
-                std::f64::consts::FRAC_1_SQRT_2
-            } else {
-                1.0
+    // A sequential frame was reduced while it was decoded; a progressive one is reduced now
+    // from its kept coefficients, block by block in the same arithmetic.
+    let reduction = match d.reduced {
+        Some(r) => r,
+        None => {
+            let Some(mut r) = Reduction::for_component(c, max_side) else {
+                return Ok(None);
             };
-            let sum: f64 = (t * seg..(t + 1) * seg)
-                .map(|x| {
-                    cu / 2.0 * ((2 * x + 1) as f64 * u as f64 * std::f64::consts::PI / 16.0).cos()
-                })
-                .sum();
-            *b = (sum / seg as f64) as f32;
-        }
-    }
-    let q = &d.qt[c.tq];
-    let (pw, ph) = (c.real_bw * k, c.real_bh * k);
-    let mut plane = vec![0.0f32; pw * ph];
-    for by in 0..c.real_bh.min(c.bh) {
-        for bx in 0..c.real_bw.min(c.bw) {
-            let coef = &c.coefs[by * c.bw + bx];
-            let f: [f32; 64] = std::array::from_fn(|i| {
-                i32::from(coef[i]).wrapping_mul(i32::from(q[i] as i16)) as f32
-            });
-            // rows[t][col] = Σ_r basis[t][r] · F[r][col]; all-zero coefficient rows (most
-            // high-frequency rows after quantisation) contribute nothing and are skipped.
-            let mut rows = [[0.0f32; 8]; 4];
-            for r in 0..8 {
-                if coef[r * 8..r * 8 + 8].iter().all(|&x| x == 0) {
-                    continue;
-                }
-                for (t, rt) in rows.iter_mut().enumerate().take(k) {
-                    let b = basis[t][r];
-                    for col in 0..8 {
-                        rt[col] += b * f[r * 8 + col];
-                    }
+            let q = &d.qt[c.tq];
+            for by in 0..c.real_bh.min(c.bh) {
+                for bx in 0..c.real_bw.min(c.bw) {
+                    r.add_block(bx, by, &c.coefs[by * c.bw + bx], q);
                 }
             }
-            for t in 0..k {
-                for s in 0..k {
-                    let v: f32 = (0..8).map(|col| rows[t][col] * basis[s][col]).sum();
-                    plane[(by * k + t) * pw + bx * k + s] = v + 128.0;
-                }
-            }
+            r
         }
-    }
+    };
+    let Reduction { k, pw, ph, plane, .. } = reduction;
     let (ow, oh) = (
         (c.dw * k).div_ceil(8).min(pw),
         (c.dh * k).div_ceil(8).min(ph),
@@ -1271,4 +1270,134 @@ pub(crate) fn decode_luma_reduced(
         height: oh,
         data,
     }))
+}
+
+/// A luma plane being area-averaged to 1/2, 1/4 or 1/8 scale from DCT coefficients, one block
+/// at a time (see [`decode_luma_reduced`]).
+struct Reduction {
+    /// Output samples per block side.
+    k: usize,
+    /// basis[t][u]: mean over output segment t of C(u)/2 · cos((2x+1)uπ/16).
+    basis: [[f32; 8]; 4],
+    pw: usize,
+    ph: usize,
+    plane: Vec<f32>,
+}
+
+impl Reduction {
+    /// The mildest scale whose long side fits `max_side`; `None` when the component already
+    /// fits (it is then decoded canonically).
+    fn for_component(c: &Comp, max_side: usize) -> Option<Reduction> {
+        let long = c.dw.max(c.dh);
+        if long <= max_side {
+            return None;
+        }
+        let k = [4usize, 2]
+            .into_iter()
+            .find(|&k| (long * k).div_ceil(8) <= max_side)
+            .unwrap_or(1);
+        let seg = 8 / k;
+        let mut basis = [[0.0f32; 8]; 4];
+        for (t, row) in basis.iter_mut().enumerate().take(k) {
+            for (u, b) in row.iter_mut().enumerate() {
+                let cu = if u == 0 {
+                    std::f64::consts::FRAC_1_SQRT_2
+                } else {
+                    1.0
+                };
+                let sum: f64 = (t * seg..(t + 1) * seg)
+                    .map(|x| {
+                        cu / 2.0
+                            * ((2 * x + 1) as f64 * u as f64 * std::f64::consts::PI / 16.0).cos()
+                    })
+                    .sum();
+                *b = (sum / seg as f64) as f32;
+            }
+        }
+        let (pw, ph) = (c.real_bw * k, c.real_bh * k);
+        Some(Reduction {
+            k,
+            basis,
+            pw,
+            ph,
+            // 128.0 is what an all-zero block reduces to: a block a truncated scan never
+            // reaches reads as it would from zeroed coefficients.
+            plane: vec![128.0f32; pw * ph],
+        })
+    }
+
+    /// Each output sample of block (bx, by) is the exact mean of the real-valued IDCT over its
+    /// (8/k)² pixels: a k×8 and a k×k×8 matrix product.
+    #[inline]
+    fn add_block(&mut self, bx: usize, by: usize, coef: &[i16; 64], q: &[u16; 64]) {
+        let k = self.k;
+        // rows[t][col] = Σ_r basis[t][r] · F[r][col]; all-zero coefficient rows (most
+        // high-frequency rows after quantisation) contribute nothing and are skipped.
+        let mut rows = [[0.0f32; 8]; 4];
+        for r in 0..8 {
+            let row = &coef[r * 8..r * 8 + 8];
+            if row.iter().all(|&x| x == 0) {
+                continue;
+            }
+            let f: [f32; 8] = std::array::from_fn(|col| {
+                i32::from(row[col]).wrapping_mul(i32::from(q[r * 8 + col] as i16)) as f32
+            });
+            for (t, rt) in rows.iter_mut().enumerate().take(k) {
+                let b = self.basis[t][r];
+                for col in 0..8 {
+                    rt[col] += b * f[col];
+                }
+            }
+        }
+        for t in 0..k {
+            for s in 0..k {
+                let v: f32 = (0..8).map(|col| rows[t][col] * self.basis[s][col]).sum();
+                self.plane[(by * k + t) * self.pw + bx * k + s] = v + 128.0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reduction done block by block while decoding equals the one done afterwards from
+    /// kept coefficients (the progressive path), bit for bit.
+    fn reduce_after_decoding(data: &[u8], max_side: usize) -> Option<(usize, usize, Vec<f32>)> {
+        let d = parse(data).unwrap();
+        let c = &d.comps[0];
+        let mut r = Reduction::for_component(c, max_side)?;
+        for by in 0..c.real_bh.min(c.bh) {
+            for bx in 0..c.real_bw.min(c.bw) {
+                r.add_block(bx, by, &c.coefs[by * c.bw + bx], &d.qt[c.tq]);
+            }
+        }
+        let (ow, oh) = ((c.dw * r.k).div_ceil(8).min(r.pw), (c.dh * r.k).div_ceil(8).min(r.ph));
+        let data = (0..oh).flat_map(|y| r.plane[y * r.pw..y * r.pw + ow].to_vec()).collect();
+        Some((ow, oh, data))
+    }
+
+    #[test]
+    fn streaming_reduction_equals_reduction_from_kept_coefficients() {
+        // Sizes that need each scale and leave partial blocks and MCUs; textured content so
+        // blocks carry high-frequency coefficients.
+        for (w, h, quality) in [(1920, 1080, 90), (1001, 517, 75), (2100, 300, 60), (600, 4000, 95), (4100, 30, 85)] {
+            let img = image::RgbImage::from_fn(w, h, |x, y| {
+                let v = (x * 7 + y * 13 + (x * y) % 31) as u8;
+                image::Rgb([v, v.wrapping_mul(3), (x ^ y) as u8])
+            });
+            let mut jpeg = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality)
+                .encode_image(&img)
+                .unwrap();
+            let streamed = decode_luma_reduced(&jpeg, 512).unwrap().expect("larger than 512");
+            let (ow, oh, want) = reduce_after_decoding(&jpeg, 512).unwrap();
+            assert_eq!((streamed.width, streamed.height), (ow, oh), "{w}x{h}");
+            assert!(
+                streamed.data.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{w}x{h} q{quality}: planes differ"
+            );
+        }
+    }
 }
