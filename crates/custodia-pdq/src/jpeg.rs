@@ -358,11 +358,10 @@ struct Decoder<'a> {
     jfif: bool,
     adobe_transform: Option<u8>,
     frame_seen: bool,
-    /// Keep only the first component's coefficients in a sequential frame.
-    luma_only: bool,
     /// Where the coefficients of a discarded component's blocks are written.
     discarded_block: [i16; 64],
-    /// `pdq-fast-v1`: reduce the luma to fit this long side, block by block as each is decoded.
+    /// `pdq-fast-v1`: in a sequential frame keep no chroma coefficients, and reduce a luma
+    /// larger than this long side block by block as each is decoded.
     reduce_to: Option<usize>,
     /// The plane being reduced into, set up at the frame header when `reduce_to` applies.
     reduced: Option<Reduction>,
@@ -501,7 +500,7 @@ impl<'a> Decoder<'a> {
             c.bw = mcux * c.h;
             c.bh = mcuy * c.v;
         }
-        let luma_only = self.luma_only && !self.progressive;
+        let luma_only = self.reduce_to.is_some() && !self.progressive;
         self.reduced = match (luma_only, self.reduce_to, self.comps.first()) {
             (true, Some(max_side), Some(luma)) => Reduction::for_component(luma, max_side),
             _ => None,
@@ -1121,19 +1120,14 @@ fn ycc_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
 
 /// Parse and entropy-decode every scan, leaving the quantised coefficients in the components.
 fn parse(data: &[u8]) -> Result<Decoder<'_>, JpegFail> {
-    parse_keeping(data, false)
+    parse_reducing(data, None)
 }
 
-/// [`parse`], keeping only the first component's coefficients when `luma_only` (and the
-/// frame is sequential): the fast pipeline's reduced luma needs nothing else.
-fn parse_keeping(data: &[u8], luma_only: bool) -> Result<Decoder<'_>, JpegFail> {
-    parse_reducing(data, luma_only, None)
-}
-
-/// [`parse_keeping`] that, for a sequential frame whose luma is larger than `reduce_to`,
-/// reduces each luma block into [`Decoder::reduced`] as soon as it is decoded and keeps no luma
-/// coefficients either.
-fn parse_reducing(data: &[u8], luma_only: bool, reduce_to: Option<usize>) -> Result<Decoder<'_>, JpegFail> {
+/// [`parse`] for `pdq-fast-v1` when `reduce_to` is set: a sequential frame keeps no chroma
+/// coefficients (the reduced luma needs none), and a luma larger than `reduce_to` is reduced
+/// into [`Decoder::reduced`] block by block as it is decoded, keeping no luma coefficients
+/// either.
+fn parse_reducing(data: &[u8], reduce_to: Option<usize>) -> Result<Decoder<'_>, JpegFail> {
     let mut d = Decoder {
         data,
         pos: 0,
@@ -1153,7 +1147,6 @@ fn parse_reducing(data: &[u8], luma_only: bool, reduce_to: Option<usize>) -> Res
         jfif: false,
         adobe_transform: None,
         frame_seen: false,
-        luma_only,
         discarded_block: [0; 64],
         reduce_to,
         reduced: None,
@@ -1234,7 +1227,7 @@ pub(crate) fn decode_luma_reduced(
     data: &[u8],
     max_side: usize,
 ) -> Result<Option<ReducedLuma>, JpegFail> {
-    let d = parse_reducing(data, true, Some(max_side))?;
+    let d = parse_reducing(data, Some(max_side))?;
     if d.comps.len() == 3 && is_rgb(&d) {
         return Ok(None);
     }
