@@ -5,9 +5,11 @@
 //! every committed batch adds its rows ([`PdqIndexes::refresh`]). A process that never
 //! searches (`custodia serve` taking captures, every other subcommand) never holds the index:
 //! at ~104 bytes a hash and up to 18 hashes a capture, it would be ~2 KB of memory per stored
-//! capture, growing with intake, for a search only a responder runs, in `custodia leak scan`. Every hit is confirmed against the table before
-//! it is reported, so a row that retention deleted after it was loaded is never reported, and
-//! because row ids are never reused (`AUTOINCREMENT`) a stale id cannot name another record.
+//! capture, growing with intake, for a search only a responder runs, in `custodia leak scan`.
+//!
+//! Every hit is confirmed against the table before it is reported, so a row that retention
+//! deleted after it was loaded is never reported, and because row ids are never reused
+//! (`AUTOINCREMENT`) a stale id cannot name another record.
 //!
 //! What it is not: the scan. Walking folders and archives, decoding finds and writing reports
 //! is the binary's (`custodia leak scan`); this module answers "which stored image parts are

@@ -322,22 +322,22 @@ impl LogFile {
         });
     }
 
-    /// The frame holding entry `index` (which must be below the size) and the byte range of
-    /// entries `from..index + 1`'s run: from the nearest remembered offset at or before `index`
-    /// within that frame, up to the next remembered offset in the frame or the frame's end.
-    fn locate(&self, index: u64) -> (usize, u64, u64, u64) {
-        let k = self.frames.partition_point(|f| f.first_entry <= index) - 1;
-        let f = &self.frames[k];
-        let frame_end_entry = self.frames.get(k + 1).map_or(self.size(), |g| g.first_entry);
+    /// Where entry `index` (which must be below the size) lies: in which frame, and in which
+    /// run, the entries from the nearest remembered offset at or before it within that frame up
+    /// to the next remembered offset in the frame or the frame's end.
+    fn locate(&self, index: u64) -> Run {
+        let frame = self.frames.partition_point(|f| f.first_entry <= index) - 1;
+        let f = &self.frames[frame];
+        let frame_end_entry = self.frames.get(frame + 1).map_or(self.size(), |g| g.first_entry);
         let stride = index / OFFSET_STRIDE;
-        let (from, start) = if stride * OFFSET_STRIDE >= f.first_entry {
+        let (first, start) = if stride * OFFSET_STRIDE >= f.first_entry {
             (stride * OFFSET_STRIDE, self.stride_offsets[stride as usize])
         } else {
             (f.first_entry, f.entries_offset)
         };
         let next = (stride + 1) * OFFSET_STRIDE;
         let end = if next < frame_end_entry { self.stride_offsets[(stride + 1) as usize] } else { f.hash_offset };
-        (k, from, start, end)
+        Run { frame_end_entry, first, start, end }
     }
 
     fn merge_upper(&mut self, upper: Vec<Vec<Hash>>) {
@@ -435,18 +435,20 @@ impl LogFile {
         if index >= self.size() {
             return Err(io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such entry")));
         }
-        let (_, from, start, end) = self.locate(index);
-        let mut run = self.read_run(start, end)?;
-        let skip = (index - from) as usize;
-        run.nth(skip).ok_or_else(|| self.lengths_disagree())?.map(<[u8]>::to_vec)
+        let run = self.locate(index);
+        let mut entries = self.read_entries(run.start, run.end)?;
+        for _ in run.first..index {
+            entries.next().ok_or_else(|| self.lengths_disagree())?;
+        }
+        entries.next().map(<[u8]>::to_vec).ok_or_else(|| self.lengths_disagree())
     }
 
     /// The entries stored back to back in bytes `start..end`, as slices of one read.
-    fn read_run(&self, start: u64, end: u64) -> Result<RunEntries, LogError> {
+    fn read_entries(&self, start: u64, end: u64) -> Result<RunEntries, LogError> {
         let io = |source| LogError::Io { path: self.path.display().to_string(), source };
         let mut buf = vec![0u8; (end - start) as usize];
         self.file.read_exact_at(&mut buf, start).map_err(io)?;
-        Ok(RunEntries { buf, at: 0, path: self.path.display().to_string() })
+        Ok(RunEntries { buf, at: 0 })
     }
 
     fn lengths_disagree(&self) -> LogError {
@@ -465,30 +467,21 @@ impl LogFile {
         let mut out = Vec::with_capacity(to.saturating_sub(from) as usize);
         let mut i = from;
         while i < to {
-            // The frame holding entry i; read from the remembered offset at or before i to the
-            // end of the frame's share of the range (the frame's end, or a remembered offset).
-            let (k, run_from, start, _) = self.locate(i);
-            let frame_end_entry = self.frames.get(k + 1).map_or(self.size(), |f| f.first_entry);
-            let end_entry = to.min(frame_end_entry);
-            let end = if end_entry < frame_end_entry {
-                let (_, at, offset, _) = self.locate(end_entry);
-                if at != end_entry {
-                    // end_entry is not remembered: read to the end of its run and stop there.
-                    self.locate(end_entry).3
-                } else {
-                    offset
-                }
-            } else {
-                self.frames[k].hash_offset
-            };
-            let mut run = self.read_run(start, end)?;
-            for _ in run_from..i {
-                run.next().ok_or_else(|| self.lengths_disagree())??;
+            // One read per frame's share of the range: from the run holding entry i to the end
+            // of the run holding the share's last entry (the frame's end when the share runs
+            // to it).
+            let run = self.locate(i);
+            let end_entry = to.min(run.frame_end_entry);
+            let end = self.locate(end_entry - 1).end;
+            let mut entries = self.read_entries(run.start, end)?;
+            for _ in run.first..i {
+                entries.next().ok_or_else(|| self.lengths_disagree())?;
             }
             for _ in i..end_entry {
-                out.push(run.next().ok_or_else(|| self.lengths_disagree())??.to_vec());
+                out.push(entries.next().ok_or_else(|| self.lengths_disagree())?.to_vec());
             }
-            if end_entry == frame_end_entry && run.next().is_some() {
+            // A frame read to its end must hold exactly its entries.
+            if end_entry == run.frame_end_entry && !entries.is_empty() {
                 return Err(self.lengths_disagree());
             }
             i = end_entry;
@@ -553,39 +546,36 @@ impl LogFile {
     }
 }
 
-/// The entries of one positioned read, walked along their length prefixes.
+/// Where an entry lies; see [`LogFile::locate`].
+struct Run {
+    /// One past the last entry of the frame holding it.
+    frame_end_entry: u64,
+    /// The run's first entry and its byte offset.
+    first: u64,
+    start: u64,
+    /// Where the run ends (a remembered offset, or the frame's hash block).
+    end: u64,
+}
+
+/// The entries of one positioned read, walked along their length prefixes. A length prefix
+/// that runs past the read ends the walk (`next` gives `None`), as does the end of the read.
 struct RunEntries {
     buf: Vec<u8>,
     at: usize,
-    path: String,
 }
 
 impl RunEntries {
-    fn next(&mut self) -> Option<Result<&[u8], LogError>> {
-        if self.at == self.buf.len() {
-            return None;
-        }
-        let rest = &self.buf[self.at..];
-        let entry = rest.split_first_chunk::<2>().and_then(|(len, tail)| tail.get(..usize::from(u16::from_be_bytes(*len))));
-        Some(match entry {
-            Some(e) => {
-                self.at += 2 + e.len();
-                Ok(&self.buf[self.at - e.len()..self.at])
-            }
-            None => Err(LogError::Io {
-                path: self.path.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "entry lengths do not match the frame"),
-            }),
-        })
+    fn next(&mut self) -> Option<&[u8]> {
+        let (len, tail) = self.buf[self.at..].split_first_chunk::<2>()?;
+        let len = usize::from(u16::from_be_bytes(*len));
+        tail.get(..len)?;
+        self.at += 2 + len;
+        Some(&self.buf[self.at - len..self.at])
     }
 
-    fn nth(&mut self, n: usize) -> Option<Result<&[u8], LogError>> {
-        for _ in 0..n {
-            if let Err(e) = self.next()? {
-                return Some(Err(e));
-            }
-        }
-        self.next()
+    /// True when every byte of the read was walked.
+    fn is_empty(&self) -> bool {
+        self.at == self.buf.len()
     }
 }
 
