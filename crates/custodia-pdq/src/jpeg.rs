@@ -49,8 +49,9 @@ pub(crate) struct Decoded {
 struct Huff {
     /// 9-bit lookahead: (code length, symbol); length 0 = needs the slow path.
     fast: Vec<(u8, u8)>,
-    /// [`COMBINED_LOOKAHEAD`]-bit lookahead for codes whose extra bits fit too: `value << 16 | run << 8 | bits
-    /// consumed`, or 0 when the symbol needs the general path (EOB, ZRL, long codes).
+    /// [`COMBINED_LOOKAHEAD`]-bit lookahead for a sequential scan's codes whose extra bits fit
+    /// too: `value << 16 | run << 8 | bits consumed`, with run [`EOB_RUN`] for an AC table's
+    /// end of block, or 0 when the symbol needs the general path (ZRL, long codes).
     combined: Vec<i32>,
     maxcode: [i32; 18],
     valoffset: [i32; 17],
@@ -64,8 +65,13 @@ const LOOKAHEAD: u32 = 9;
 /// table misses takes the two-step path; 2,048 `i32`s (8 KB) per AC table stay in L1.
 const COMBINED_LOOKAHEAD: u32 = 11;
 
+/// The run a combined entry gives an end of block: past any coefficient index, so the one
+/// `k > 63` test that guards a run's overflow also catches it, off the common path.
+const EOB_RUN: i32 = 64;
+
 impl Huff {
-    fn new(counts: &[u8; 16], values: Vec<u8>) -> R<Huff> {
+    /// `dc`: the table's symbols are DC magnitude categories, not AC run/size pairs.
+    fn new(counts: &[u8; 16], values: Vec<u8>, dc: bool) -> R<Huff> {
         let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
         if total > 256 || total != values.len() {
             return bad("bad Huffman table");
@@ -105,9 +111,17 @@ impl Huff {
                     h.fast[(c << shift) | fill] = (len as u8, sym);
                 }
             }
-            let (r, size) = (u32::from(sym >> 4), u32::from(sym & 15));
+            // A DC symbol is its magnitude category; in a sequential scan an AC symbol with
+            // no magnitude ends the block unless it is ZRL (libjpeg's decode_mcu), and ZRL,
+            // rare, stays on the general path.
+            let (run, size) = match (dc, sym >> 4, sym & 15) {
+                (true, _, _) => (0, u32::from(sym)),
+                (false, 15, 0) => continue,
+                (false, _, 0) => (EOB_RUN, 0),
+                (false, r, s) => (i32::from(r), u32::from(s)),
+            };
             let total = len + size;
-            if size == 0 || total > COMBINED_LOOKAHEAD {
+            if total > COMBINED_LOOKAHEAD {
                 continue;
             }
             // Every peek starting with this code and any `size` extra bits.
@@ -115,12 +129,14 @@ impl Huff {
             for fill in 0..(1usize << shift) {
                 let peek = (c << shift) | fill;
                 let raw = ((peek >> (COMBINED_LOOKAHEAD - total)) & ((1 << size) - 1)) as i32;
-                let value = if raw < (1 << (size - 1)) {
+                let value = if size == 0 {
+                    0
+                } else if raw < (1 << (size - 1)) {
                     raw - (1 << size) + 1
                 } else {
                     raw
                 };
-                h.combined[peek] = value << 16 | (r << 8 | total) as i32;
+                h.combined[peek] = value << 16 | run << 8 | total as i32;
             }
         }
         Ok(h)
@@ -358,7 +374,7 @@ struct Decoder<'a> {
     jfif: bool,
     adobe_transform: Option<u8>,
     frame_seen: bool,
-    /// Where the coefficients of a discarded component's blocks are written.
+    /// A reduced luma block's coefficients, between its decoding and its reduction.
     discarded_block: [i16; 64],
     /// `pdq-fast-v1`: in a sequential frame keep no chroma coefficients, and reduce a luma
     /// larger than this long side block by block as each is decoded.
@@ -423,7 +439,7 @@ impl<'a> Decoder<'a> {
             if s.len() < 17 + total {
                 return bad("bad DHT");
             }
-            let h = Huff::new(&counts, s[17..17 + total].to_vec())?;
+            let h = Huff::new(&counts, s[17..17 + total].to_vec(), tc == 0)?;
             if tc == 0 {
                 self.dc[th] = Some(h)
             } else {
@@ -615,97 +631,51 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
-    /// [`Decoder::decode_block`], and for a reduced luma, the block's reduction right after.
+    /// Decode one block, and for a reduced luma, reduce it right after.
     #[inline(always)]
     fn decode_and_reduce(&mut self, bits: &mut Bits<'_>, scan: &Scan, ci: usize, idx: usize) -> R<()> {
-        if ci != 0 || self.reduced.is_none() {
-            return self.decode_block(bits, scan, ci, idx);
+        if self.progressive {
+            return self.decode_progressive_block(bits, scan, ci, idx);
         }
+        let comp = &mut self.comps[ci];
+        let (Some(dc), Some(ac)) = (self.dc[comp.dc_tbl].as_ref(), self.ac[comp.ac_tbl].as_ref())
+        else {
+            return bad("missing Huffman table");
+        };
+        if !comp.discard {
+            let Some(block) = comp.coefs.get_mut(idx) else {
+                return bad("block out of range");
+            };
+            decode_sequential::<true>(bits, dc, ac, &mut comp.dc_pred, block)?;
+            return Ok(());
+        }
+        if idx >= comp.bw * comp.bh {
+            return bad("block out of range");
+        }
+        let Some(r) = self.reduced.as_mut().filter(|_| ci == 0) else {
+            // Decoded only to stay in step: nothing is written.
+            decode_sequential::<false>(bits, dc, ac, &mut comp.dc_pred, &mut self.discarded_block)?;
+            return Ok(());
+        };
         // The reduction reads all 64 coefficients; decoding writes only the non-zero ones.
         self.discarded_block = [0; 64];
-        self.decode_block(bits, scan, ci, idx)?;
-        let c = &self.comps[0];
-        let (bx, by) = (idx % c.bw, idx / c.bw);
-        if bx < c.real_bw && by < c.real_bh {
-            let q = &self.qt[c.tq];
-            if let Some(r) = self.reduced.as_mut() {
-                r.add_block(bx, by, &self.discarded_block, q);
-            }
+        decode_sequential::<true>(bits, dc, ac, &mut comp.dc_pred, &mut self.discarded_block)?;
+        let (bx, by) = (idx % comp.bw, idx / comp.bw);
+        if bx < comp.real_bw && by < comp.real_bh {
+            r.add_block(bx, by, &self.discarded_block, &self.qt[comp.tq]);
         }
         Ok(())
     }
 
-    fn decode_block(&mut self, bits: &mut Bits<'_>, scan: &Scan, ci: usize, idx: usize) -> R<()> {
+    fn decode_progressive_block(&mut self, bits: &mut Bits<'_>, scan: &Scan, ci: usize, idx: usize) -> R<()> {
         let (dc_t, ac_t) = (self.comps[ci].dc_tbl, self.comps[ci].ac_tbl);
         let dc = self.dc[dc_t].as_ref();
         let ac = self.ac[ac_t].as_ref();
         let comp = &mut self.comps[ci];
-        let block = if comp.discard {
-            if idx >= comp.bw * comp.bh {
-                return bad("block out of range");
-            }
-            // Written, never read: only a sequential frame discards (see read_sof).
-            &mut self.discarded_block
-        } else {
-            let Some(block) = comp.coefs.get_mut(idx) else {
-                return bad("block out of range");
-            };
-            block
+        // Only a sequential frame discards a component (see read_sof).
+        let Some(block) = comp.coefs.get_mut(idx) else {
+            return bad("block out of range");
         };
-        if !self.progressive {
-            let (Some(dc), Some(ac)) = (dc, ac) else {
-                return bad("missing Huffman table");
-            };
-            let s = bits.decode(dc);
-            comp.dc_pred = comp.dc_pred.wrapping_add(bits.receive_extend(s));
-            block[0] = comp.dc_pred as i16;
-            let mut k = 1;
-            // The bit buffer lives in locals in this loop and goes back to `bits` only
-            // around a refill or the general path: kept in the struct (behind `&mut`, across
-            // a call), every symbol paid a store and reload in its dependency chain.
-            let (mut buf, mut count) = (bits.buf, bits.count);
-            while k < 64 {
-                if count < 32 {
-                    (bits.buf, bits.count) = (buf, count);
-                    bits.fill();
-                    (buf, count) = (bits.buf, bits.count);
-                }
-                let e = ac.combined[(buf >> (64 - COMBINED_LOOKAHEAD)) as usize];
-                if e != 0 {
-                    // Code and extra bits resolved by one lookup (same bits, same result).
-                    let n = (e & 0xFF) as u32;
-                    buf <<= n;
-                    count -= n;
-                    k += ((e >> 8) & 0xF) as usize;
-                    if k > 63 {
-                        return bad("AC index overflow");
-                    }
-                    block[ZIGZAG[k]] = (e >> 16) as i16;
-                    k += 1;
-                    continue;
-                }
-                (bits.buf, bits.count) = (buf, count);
-                let rs = bits.decode(ac);
-                let (r, s) = (usize::from(rs >> 4), rs & 15);
-                if s == 0 {
-                    (buf, count) = (bits.buf, bits.count);
-                    if r != 15 {
-                        break;
-                    }
-                    k += 16;
-                    continue;
-                }
-                k += r;
-                if k > 63 {
-                    return bad("AC index overflow");
-                }
-                block[ZIGZAG[k]] = bits.receive_extend(s) as i16;
-                (buf, count) = (bits.buf, bits.count);
-                k += 1;
-            }
-            (bits.buf, bits.count) = (buf, count);
-            return Ok(());
-        }
         if scan.ss == 0 {
             // DC scans.
             if scan.ah == 0 {
@@ -904,6 +874,95 @@ impl<'a> Decoder<'a> {
             }
         }
     }
+}
+
+/// One block of a sequential scan; with `KEEP` false only the bits are consumed and the DC
+/// predictor kept (a discarded component), and `block` is not written.
+#[inline(always)]
+fn decode_sequential<const KEEP: bool>(
+    bits: &mut Bits<'_>,
+    dc: &Huff,
+    ac: &Huff,
+    dc_pred: &mut i32,
+    block: &mut [i16; 64],
+) -> R<()> {
+    // The bit buffer lives in locals here and goes back to `bits` only around a refill or
+    // the general path: kept in the struct (behind `&mut`, across a call), every symbol paid
+    // a store and reload in its dependency chain.
+    let (mut buf, mut count) = (bits.buf, bits.count);
+    if count < 32 {
+        (bits.buf, bits.count) = (buf, count);
+        bits.fill();
+        (buf, count) = (bits.buf, bits.count);
+    }
+    let e = dc.combined[(buf >> (64 - COMBINED_LOOKAHEAD)) as usize];
+    let diff = if e != 0 {
+        let n = (e & 0xFF) as u32;
+        buf <<= n;
+        count -= n;
+        e >> 16
+    } else {
+        (bits.buf, bits.count) = (buf, count);
+        let s = bits.decode(dc);
+        let v = bits.receive_extend(s);
+        (buf, count) = (bits.buf, bits.count);
+        v
+    };
+    *dc_pred = dc_pred.wrapping_add(diff);
+    if KEEP {
+        block[0] = *dc_pred as i16;
+    }
+    let mut k = 1;
+    while k < 64 {
+        if count < 32 {
+            (bits.buf, bits.count) = (buf, count);
+            bits.fill();
+            (buf, count) = (bits.buf, bits.count);
+        }
+        let e = ac.combined[(buf >> (64 - COMBINED_LOOKAHEAD)) as usize];
+        if e != 0 {
+            // Code and extra bits resolved by one lookup (same bits, same result).
+            let n = (e & 0xFF) as u32;
+            buf <<= n;
+            count -= n;
+            let run = (e >> 8) & 0xFF;
+            k += run as usize;
+            if k > 63 {
+                if run == EOB_RUN {
+                    break;
+                }
+                return bad("AC index overflow");
+            }
+            if KEEP {
+                block[ZIGZAG[k]] = (e >> 16) as i16;
+            }
+            k += 1;
+            continue;
+        }
+        (bits.buf, bits.count) = (buf, count);
+        let rs = bits.decode(ac);
+        let (r, s) = (usize::from(rs >> 4), rs & 15);
+        if s == 0 {
+            (buf, count) = (bits.buf, bits.count);
+            if r != 15 {
+                break;
+            }
+            k += 16;
+            continue;
+        }
+        k += r;
+        if k > 63 {
+            return bad("AC index overflow");
+        }
+        let v = bits.receive_extend(s) as i16;
+        if KEEP {
+            block[ZIGZAG[k]] = v;
+        }
+        (buf, count) = (bits.buf, bits.count);
+        k += 1;
+    }
+    (bits.buf, bits.count) = (buf, count);
+    Ok(())
 }
 
 // ---- jidctint.c (the IJG "LL&M" accurate integer IDCT), CONST_BITS 13, PASS1_BITS 2 ----
@@ -1394,3 +1453,4 @@ mod tests {
         }
     }
 }
+
