@@ -657,12 +657,18 @@ impl<'a> Decoder<'a> {
             decode_sequential::<false>(bits, dc, ac, &mut comp.dc_pred, &mut self.discarded_block)?;
             return Ok(());
         };
-        // The reduction reads all 64 coefficients; decoding writes only the non-zero ones.
-        self.discarded_block = [0; 64];
-        decode_sequential::<true>(bits, dc, ac, &mut comp.dc_pred, &mut self.discarded_block)?;
+        // Decoding writes only the non-zero coefficients, into a block left all zero by the
+        // last one (a failed block ends the decode).
+        let block = &mut self.discarded_block;
+        let rows = decode_sequential::<true>(bits, dc, ac, &mut comp.dc_pred, block)?;
         let (bx, by) = (idx % comp.bw, idx / comp.bw);
         if bx < comp.real_bw && by < comp.real_bh {
-            r.add_block(bx, by, &self.discarded_block, &self.qt[comp.tq]);
+            r.add_block(bx, by, block, &self.qt[comp.tq], rows);
+        }
+        for r in 0..8 {
+            if rows & 1 << r != 0 {
+                block[r * 8..r * 8 + 8].fill(0);
+            }
         }
         Ok(())
     }
@@ -877,7 +883,8 @@ impl<'a> Decoder<'a> {
 }
 
 /// One block of a sequential scan; with `KEEP` false only the bits are consumed and the DC
-/// predictor kept (a discarded component), and `block` is not written.
+/// predictor kept (a discarded component), and `block` is not written. Returns a mask with
+/// bit r set for every coefficient row written.
 #[inline(always)]
 fn decode_sequential<const KEEP: bool>(
     bits: &mut Bits<'_>,
@@ -885,7 +892,7 @@ fn decode_sequential<const KEEP: bool>(
     ac: &Huff,
     dc_pred: &mut i32,
     block: &mut [i16; 64],
-) -> R<()> {
+) -> R<u8> {
     // The bit buffer lives in locals here and goes back to `bits` only around a refill or
     // the general path: kept in the struct (behind `&mut`, across a call), every symbol paid
     // a store and reload in its dependency chain.
@@ -912,6 +919,7 @@ fn decode_sequential<const KEEP: bool>(
     if KEEP {
         block[0] = *dc_pred as i16;
     }
+    let mut rows = 1u8;
     let mut k = 1;
     while k < 64 {
         if count < 32 {
@@ -934,7 +942,9 @@ fn decode_sequential<const KEEP: bool>(
                 return bad("AC index overflow");
             }
             if KEEP {
-                block[ZIGZAG[k]] = (e >> 16) as i16;
+                let z = ZIGZAG[k];
+                block[z] = (e >> 16) as i16;
+                rows |= 1 << (z >> 3);
             }
             k += 1;
             continue;
@@ -956,13 +966,15 @@ fn decode_sequential<const KEEP: bool>(
         }
         let v = bits.receive_extend(s) as i16;
         if KEEP {
-            block[ZIGZAG[k]] = v;
+            let z = ZIGZAG[k];
+            block[z] = v;
+            rows |= 1 << (z >> 3);
         }
         (buf, count) = (bits.buf, bits.count);
         k += 1;
     }
     (bits.buf, bits.count) = (buf, count);
-    Ok(())
+    Ok(rows)
 }
 
 // ---- jidctint.c (the IJG "LL&M" accurate integer IDCT), CONST_BITS 13, PASS1_BITS 2 ----
@@ -1302,7 +1314,8 @@ pub(crate) fn decode_luma_reduced(
             let q = &d.qt[c.tq];
             for by in 0..c.real_bh.min(c.bh) {
                 for bx in 0..c.real_bw.min(c.bw) {
-                    r.add_block(bx, by, &c.coefs[by * c.bw + bx], q);
+                    let coef = &c.coefs[by * c.bw + bx];
+                    r.add_block(bx, by, coef, q, nonzero_rows(coef));
                 }
             }
             r
@@ -1379,35 +1392,75 @@ impl Reduction {
     }
 
     /// Each output sample of block (bx, by) is the exact mean of the real-valued IDCT over its
-    /// (8/k)² pixels: a k×8 and a k×k×8 matrix product.
+    /// (8/k)² pixels: a k×8 and a k×k×8 matrix product. Bit r of `rows` is clear only if
+    /// coefficient row r is all zero (most high-frequency rows after quantisation); such rows
+    /// add nothing and are skipped.
     #[inline]
-    fn add_block(&mut self, bx: usize, by: usize, coef: &[i16; 64], q: &[u16; 64]) {
-        let k = self.k;
-        // rows[t][col] = Σ_r basis[t][r] · F[r][col]; all-zero coefficient rows (most
-        // high-frequency rows after quantisation) contribute nothing and are skipped.
-        let mut rows = [[0.0f32; 8]; 4];
-        for r in 0..8 {
-            let row = &coef[r * 8..r * 8 + 8];
-            if row.iter().all(|&x| x == 0) {
-                continue;
-            }
+    fn add_block(&mut self, bx: usize, by: usize, coef: &[i16; 64], q: &[u16; 64], rows: u8) {
+        // A constant k lets each size unroll fully.
+        match self.k {
+            1 => self.add_block_k::<1>(bx, by, coef, q, rows),
+            2 => self.add_block_k::<2>(bx, by, coef, q, rows),
+            _ => self.add_block_k::<4>(bx, by, coef, q, rows),
+        }
+    }
+
+    #[inline(always)]
+    fn add_block_k<const K: usize>(
+        &mut self,
+        bx: usize,
+        by: usize,
+        coef: &[i16; 64],
+        q: &[u16; 64],
+        rows: u8,
+    ) {
+        // part[t][col] = Σ_r basis[t][r] · F[r][col], r ascending. Adding an all-zero row's
+        // ±0 products would change nothing: a sum of finite floats is never −0.
+        let mut part = [[0.0f32; 8]; K];
+        let mut left = rows;
+        while left != 0 {
+            let r = left.trailing_zeros() as usize;
+            left &= left - 1;
             let f: [f32; 8] = std::array::from_fn(|col| {
-                i32::from(row[col]).wrapping_mul(i32::from(q[r * 8 + col] as i16)) as f32
+                let i = r * 8 + col;
+                i32::from(coef[i]).wrapping_mul(i32::from(q[i] as i16)) as f32
             });
-            for (t, rt) in rows.iter_mut().enumerate().take(k) {
+            for (t, pt) in part.iter_mut().enumerate() {
                 let b = self.basis[t][r];
                 for col in 0..8 {
-                    rt[col] += b * f[col];
+                    pt[col] += b * f[col];
                 }
             }
         }
-        for t in 0..k {
-            for s in 0..k {
-                let v: f32 = (0..8).map(|col| rows[t][col] * self.basis[s][col]).sum();
-                self.plane[(by * k + t) * self.pw + bx * k + s] = v + 128.0;
+        // out[t][s] = Σ_col part[t][col] · basis[s][col], col ascending, the K² sums
+        // interleaved so they overlap. Starting from +0 where `Sum` starts from −0 can change
+        // only the sign of a zero total, which adding 128 erases.
+        let mut out = [[0.0f32; K]; K];
+        for col in 0..8 {
+            for t in 0..K {
+                for s in 0..K {
+                    out[t][s] += part[t][col] * self.basis[s][col];
+                }
+            }
+        }
+        for (t, ot) in out.iter().enumerate() {
+            let at = (by * K + t) * self.pw + bx * K;
+            for (p, v) in self.plane[at..at + K].iter_mut().zip(ot) {
+                *p = v + 128.0;
             }
         }
     }
+}
+
+/// Bit r set when coefficient row r holds a non-zero value.
+fn nonzero_rows(coef: &[i16; 64]) -> u8 {
+    (0..8).fold(0, |m, r| {
+        if coef[r * 8..r * 8 + 8].iter().any(|&x| x != 0) {
+            m | 1 << r
+        } else {
+            m
+        }
+    })
 }
 
 #[cfg(test)]
@@ -1422,7 +1475,8 @@ mod tests {
         let mut r = Reduction::for_component(c, max_side)?;
         for by in 0..c.real_bh.min(c.bh) {
             for bx in 0..c.real_bw.min(c.bw) {
-                r.add_block(bx, by, &c.coefs[by * c.bw + bx], &d.qt[c.tq]);
+                let coef = &c.coefs[by * c.bw + bx];
+                r.add_block(bx, by, coef, &d.qt[c.tq], nonzero_rows(coef));
             }
         }
         let (ow, oh) = ((c.dw * r.k).div_ceil(8).min(r.pw), (c.dh * r.k).div_ceil(8).min(r.ph));
