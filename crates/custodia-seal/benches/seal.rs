@@ -119,6 +119,25 @@ fn bench(c: &mut Criterion) {
         b.iter(|| sha2::Sha256::digest(black_box(&body)))
     });
     g.finish();
+
+    // The P-256 scalar multiplications (a lane does three DH and three public keys per capture,
+    // the vault one DH): AWS-LC, which the crate uses, against RustCrypto `p256`, which it used.
+    let mut g = c.benchmark_group("p256");
+    let peer = overview.public_key();
+    let peer_p256 = p256::PublicKey::from_sec1_bytes(&peer.to_sec1_bytes()).unwrap();
+    let scalar = face.to_bytes();
+    g.bench_function("dh/aws-lc", |b| b.iter(|| face.diffie_hellman(black_box(&peer)).unwrap()));
+    g.bench_function("dh/peer_rustcrypto_p256", |b| {
+        let sk = p256::SecretKey::from_bytes((&*scalar).into()).unwrap();
+        b.iter(|| p256::ecdh::diffie_hellman(sk.to_nonzero_scalar(), black_box(&peer_p256).as_affine()))
+    });
+    g.bench_function("key_and_public_key/aws-lc", |b| {
+        b.iter(|| EpochSecretKey::from_bytes(black_box(&scalar)).unwrap().public_key())
+    });
+    g.bench_function("key_and_public_key/peer_rustcrypto_p256", |b| {
+        b.iter(|| p256::SecretKey::from_bytes(black_box(&*scalar).into()).unwrap().public_key())
+    });
+    g.finish();
 }
 
 fn data_concat(parts: &[&[u8]]) -> Vec<u8> {

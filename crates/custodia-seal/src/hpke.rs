@@ -16,7 +16,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::error::OpenError;
-use crate::keys::{Decapsulator, EpochPublicKey, EpochSecretKey, P256_POINT_LEN, p256_dh};
+use crate::keys::{Decapsulator, EpochPublicKey, EpochSecretKey, P256_POINT_LEN};
 
 /// RFC 9180 KEM id of DHKEM(P-256, HKDF-SHA256).
 pub const KEM_ID: u16 = 0x0010;
@@ -127,7 +127,7 @@ pub(crate) fn encap_with(
     sk_e: &EpochSecretKey,
 ) -> ([u8; ENC_LEN], Zeroizing<[u8; 32]>) {
     let enc = sk_e.public_key().to_sec1_bytes();
-    let dh = p256_dh(sk_e.inner(), pk_r);
+    let dh = sk_e.dh(pk_r);
     let ss = extract_and_expand(&dh, &kem_context(&enc, pk_r));
     (enc, ss)
 }
