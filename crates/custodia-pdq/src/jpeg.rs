@@ -633,7 +633,13 @@ impl<'a> Decoder<'a> {
 
     /// Decode one block, and for a reduced luma, reduce it right after.
     #[inline(always)]
-    fn decode_and_reduce(&mut self, bits: &mut Bits<'_>, scan: &Scan, ci: usize, idx: usize) -> R<()> {
+    fn decode_and_reduce(
+        &mut self,
+        bits: &mut Bits<'_>,
+        scan: &Scan,
+        ci: usize,
+        idx: usize,
+    ) -> R<()> {
         if self.progressive {
             return self.decode_progressive_block(bits, scan, ci, idx);
         }
@@ -673,7 +679,13 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
-    fn decode_progressive_block(&mut self, bits: &mut Bits<'_>, scan: &Scan, ci: usize, idx: usize) -> R<()> {
+    fn decode_progressive_block(
+        &mut self,
+        bits: &mut Bits<'_>,
+        scan: &Scan,
+        ci: usize,
+        idx: usize,
+    ) -> R<()> {
         let (dc_t, ac_t) = (self.comps[ci].dc_tbl, self.comps[ci].ac_tbl);
         let dc = self.dc[dc_t].as_ref();
         let ac = self.ac[ac_t].as_ref();
@@ -1436,6 +1448,8 @@ impl Reduction {
         // interleaved so they overlap. Starting from +0 where `Sum` starts from −0 can change
         // only the sign of a zero total, which adding 128 erases.
         let mut out = [[0.0f32; K]; K];
+        // Indexed loops: the outer one is the summation order, which must stay col-major.
+        #[allow(clippy::needless_range_loop)]
         for col in 0..8 {
             for t in 0..K {
                 for s in 0..K {
