@@ -374,8 +374,6 @@ struct Decoder<'a> {
     jfif: bool,
     adobe_transform: Option<u8>,
     frame_seen: bool,
-    /// A reduced luma block's coefficients, between its decoding and its reduction.
-    discarded_block: [i16; 64],
     /// `pdq-fast-v1`: in a sequential frame keep no chroma coefficients, and reduce a luma
     /// larger than this long side block by block as each is decoded.
     reduce_to: Option<usize>,
@@ -652,31 +650,24 @@ impl<'a> Decoder<'a> {
             let Some(block) = comp.coefs.get_mut(idx) else {
                 return bad("block out of range");
             };
-            decode_sequential::<true>(bits, dc, ac, &mut comp.dc_pred, block)?;
-            return Ok(());
+            return decode_sequential(bits, dc, ac, &mut comp.dc_pred, |k, v| block[ZIGZAG[k]] = v);
         }
         if idx >= comp.bw * comp.bh {
             return bad("block out of range");
         }
         let Some(r) = self.reduced.as_mut().filter(|_| ci == 0) else {
-            // Decoded only to stay in step: nothing is written.
-            decode_sequential::<false>(bits, dc, ac, &mut comp.dc_pred, &mut self.discarded_block)?;
-            return Ok(());
+            // Decoded only to stay in step: nothing is kept.
+            return decode_sequential(bits, dc, ac, &mut comp.dc_pred, |_, _| {});
         };
-        // Decoding writes only the non-zero coefficients, into a block left all zero by the
-        // last one (a failed block ends the decode).
-        let block = &mut self.discarded_block;
-        let rows = decode_sequential::<true>(bits, dc, ac, &mut comp.dc_pred, block)?;
         let (bx, by) = (idx % comp.bw, idx / comp.bw);
-        if bx < comp.real_bw && by < comp.real_bh {
-            r.add_block(bx, by, block, &self.qt[comp.tq], rows);
+        let at = (bx < comp.real_bw && by < comp.real_bh).then_some((bx, by));
+        let q = &self.qt[comp.tq];
+        // A constant k lets each size unroll fully.
+        match r.k {
+            1 => r.decode_block::<1>(bits, dc, ac, &mut comp.dc_pred, q, at),
+            2 => r.decode_block::<2>(bits, dc, ac, &mut comp.dc_pred, q, at),
+            _ => r.decode_block::<4>(bits, dc, ac, &mut comp.dc_pred, q, at),
         }
-        for r in 0..8 {
-            if rows & 1 << r != 0 {
-                block[r * 8..r * 8 + 8].fill(0);
-            }
-        }
-        Ok(())
     }
 
     fn decode_progressive_block(
@@ -894,17 +885,17 @@ impl<'a> Decoder<'a> {
     }
 }
 
-/// One block of a sequential scan; with `KEEP` false only the bits are consumed and the DC
-/// predictor kept (a discarded component), and `block` is not written. Returns a mask with
-/// bit r set for every coefficient row written.
+/// One block of a sequential scan, handing `put` each coefficient that is present (zigzag
+/// index, value) in zigzag order; all others are zero. A discarded component's `put` does
+/// nothing, so only the bits are consumed and the DC predictor kept.
 #[inline(always)]
-fn decode_sequential<const KEEP: bool>(
+fn decode_sequential(
     bits: &mut Bits<'_>,
     dc: &Huff,
     ac: &Huff,
     dc_pred: &mut i32,
-    block: &mut [i16; 64],
-) -> R<u8> {
+    mut put: impl FnMut(usize, i16),
+) -> R<()> {
     // The bit buffer lives in locals here and goes back to `bits` only around a refill or
     // the general path: kept in the struct (behind `&mut`, across a call), every symbol paid
     // a store and reload in its dependency chain.
@@ -928,10 +919,7 @@ fn decode_sequential<const KEEP: bool>(
         v
     };
     *dc_pred = dc_pred.wrapping_add(diff);
-    if KEEP {
-        block[0] = *dc_pred as i16;
-    }
-    let mut rows = 1u8;
+    put(0, *dc_pred as i16);
     let mut k = 1;
     while k < 64 {
         if count < 32 {
@@ -953,11 +941,7 @@ fn decode_sequential<const KEEP: bool>(
                 }
                 return bad("AC index overflow");
             }
-            if KEEP {
-                let z = ZIGZAG[k];
-                block[z] = (e >> 16) as i16;
-                rows |= 1 << (z >> 3);
-            }
+            put(k, (e >> 16) as i16);
             k += 1;
             continue;
         }
@@ -976,17 +960,12 @@ fn decode_sequential<const KEEP: bool>(
         if k > 63 {
             return bad("AC index overflow");
         }
-        let v = bits.receive_extend(s) as i16;
-        if KEEP {
-            let z = ZIGZAG[k];
-            block[z] = v;
-            rows |= 1 << (z >> 3);
-        }
+        put(k, bits.receive_extend(s) as i16);
         (buf, count) = (bits.buf, bits.count);
         k += 1;
     }
     (bits.buf, bits.count) = (buf, count);
-    Ok(rows)
+    Ok(())
 }
 
 // ---- jidctint.c (the IJG "LL&M" accurate integer IDCT), CONST_BITS 13, PASS1_BITS 2 ----
@@ -1230,7 +1209,6 @@ fn parse_reducing(data: &[u8], reduce_to: Option<usize>) -> Result<Decoder<'_>, 
         jfif: false,
         adobe_transform: None,
         frame_seen: false,
-        discarded_block: [0; 64],
         reduce_to,
         reduced: None,
     };
@@ -1444,6 +1422,45 @@ impl Reduction {
                 }
             }
         }
+        self.finish_block(bx, by, &part);
+    }
+
+    /// Decode one block of the reduced component and reduce it as it is decoded, with no
+    /// coefficient block in between: each coefficient's products are added to `part` as it
+    /// arrives. Within a column zigzag order visits rows in ascending order, so every
+    /// part[t][col] takes the same terms in the same order as in [`Reduction::add_block`],
+    /// less the ±0 products of absent coefficients, which change nothing. `at`: the block's
+    /// place, `None` for a block outside the image (decoded only to stay in step).
+    #[inline(always)]
+    fn decode_block<const K: usize>(
+        &mut self,
+        bits: &mut Bits<'_>,
+        dc: &Huff,
+        ac: &Huff,
+        dc_pred: &mut i32,
+        q: &[u16; 64],
+        at: Option<(usize, usize)>,
+    ) -> R<()> {
+        let mut part = [[0.0f32; 8]; K];
+        let basis = &self.basis;
+        decode_sequential(bits, dc, ac, dc_pred, |k, v| {
+            // Every entry is below 64 already; the mask lets the indexing below go unchecked.
+            let z = ZIGZAG[k] & 63;
+            let (r, col) = (z >> 3, z & 7);
+            let f = i32::from(v).wrapping_mul(i32::from(q[z] as i16)) as f32;
+            for (t, pt) in part.iter_mut().enumerate() {
+                pt[col] += basis[t][r] * f;
+            }
+        })?;
+        if let Some((bx, by)) = at {
+            self.finish_block(bx, by, &part);
+        }
+        Ok(())
+    }
+
+    /// Block (bx, by)'s output samples from its column sums `part`.
+    #[inline(always)]
+    fn finish_block<const K: usize>(&mut self, bx: usize, by: usize, part: &[[f32; 8]; K]) {
         // out[t][s] = Σ_col part[t][col] · basis[s][col], col ascending, the K² sums
         // interleaved so they overlap. Starting from +0 where `Sum` starts from −0 can change
         // only the sign of a zero total, which adding 128 erases.
