@@ -45,14 +45,15 @@ pub(crate) struct Decoded {
     pub(crate) pixels: Vec<u8>,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Huff {
     /// 9-bit lookahead: (code length, symbol); length 0 = needs the slow path.
     fast: Vec<(u8, u8)>,
     /// [`COMBINED_LOOKAHEAD`]-bit lookahead for a sequential scan's codes whose extra bits fit
     /// too: `value << 16 | run << 8 | bits consumed`, with run [`EOB_RUN`] for an AC table's
     /// end of block, or 0 when the symbol needs the general path (ZRL, long codes).
-    combined: Vec<i32>,
+    /// A fixed-size array, so a peek of that many bits indexes it with no bounds check.
+    combined: Box<[i32; 1 << COMBINED_LOOKAHEAD]>,
     maxcode: [i32; 18],
     valoffset: [i32; 17],
     values: Vec<u8>,
@@ -78,7 +79,7 @@ impl Huff {
         }
         let mut h = Huff {
             fast: vec![(0, 0); 1 << LOOKAHEAD],
-            combined: vec![0; 1 << COMBINED_LOOKAHEAD],
+            combined: Box::new([0; 1 << COMBINED_LOOKAHEAD]),
             maxcode: [-1; 18],
             valoffset: [0; 17],
             values,
