@@ -1,9 +1,10 @@
 //! RFC 9180 HPKE, base mode only, for the one suite the sealed-capture format uses:
 //! DHKEM(P-256, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM (kem 0x0010, kdf 0x0001, aead 0x0002).
 //!
-//! Built directly on RustCrypto `p256`, `hkdf`, `sha2` and `aes-gcm` rather than on the `hpke`
-//! crate so that the recipient's Diffie-Hellman step goes through [`Decapsulator`] and can run
-//! inside an HSM. Checked against the CFRG test vectors for this suite (see `testdata/`).
+//! Built directly on RustCrypto `p256` (keys and points), `hkdf`, `sha2` and `aes-gcm`, with the
+//! scalar multiplications in AWS-LC (see [`EpochSecretKey`]), rather than on the `hpke` crate, so
+//! that the recipient's Diffie-Hellman step goes through [`Decapsulator`] and can run inside an
+//! HSM. Checked against the CFRG test vectors for this suite (see `testdata/`).
 //!
 //! Not provided: PSK, Auth and AuthPSK modes; other suites; streaming contexts beyond what the
 //! single-shot API and the tests need.

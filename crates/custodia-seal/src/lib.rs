@@ -6,9 +6,10 @@
 //! then the AES-256-GCM ciphertexts of its parts, then an Ed25519 device signature over
 //! everything before it. Parts are grouped by retention class; each group's fresh data key is
 //! wrapped with RFC 9180 HPKE (base mode, DHKEM(P-256, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM)
-//! to that class's current epoch public key. HPKE is implemented here on RustCrypto primitives
-//! ([`hpke`]) so the recipient's Diffie-Hellman step can run in an HSM through [`Decapsulator`];
-//! it is tested against the RFC 9180 test vectors.
+//! to that class's current epoch public key. HPKE is implemented here on RustCrypto primitives,
+//! with the P-256 scalar multiplications in AWS-LC ([`hpke`], [`EpochSecretKey`]), so the
+//! recipient's Diffie-Hellman step can run in an HSM through [`Decapsulator`]; it is tested
+//! against the RFC 9180 test vectors.
 //!
 //! What it does **not** do: no I/O, no clock, no RNG of its own (all passed in); no key storage
 //! (a keystore implements [`Decapsulator`]); no policy about which device, epoch or time is
