@@ -1305,8 +1305,7 @@ pub(crate) fn decode_luma_reduced(
             let q = &d.qt[c.tq];
             for by in 0..c.real_bh.min(c.bh) {
                 for bx in 0..c.real_bw.min(c.bw) {
-                    let coef = &c.coefs[by * c.bw + bx];
-                    r.add_block(bx, by, coef, q, nonzero_rows(coef));
+                    r.add_block(bx, by, &c.coefs[by * c.bw + bx], q);
                 }
             }
             r
@@ -1383,32 +1382,24 @@ impl Reduction {
     }
 
     /// Each output sample of block (bx, by) is the exact mean of the real-valued IDCT over its
-    /// (8/k)² pixels: a k×8 and a k×k×8 matrix product. Bit r of `rows` is clear only if
-    /// coefficient row r is all zero (most high-frequency rows after quantisation); such rows
-    /// add nothing and are skipped.
+    /// (8/k)² pixels: a k×8 and a k×k×8 matrix product. All-zero coefficient rows (most
+    /// high-frequency rows after quantisation) add nothing and are skipped.
     #[inline]
-    fn add_block(&mut self, bx: usize, by: usize, coef: &[i16; 64], q: &[u16; 64], rows: u8) {
+    fn add_block(&mut self, bx: usize, by: usize, coef: &[i16; 64], q: &[u16; 64]) {
         // A constant k lets each size unroll fully.
         match self.k {
-            1 => self.add_block_k::<1>(bx, by, coef, q, rows),
-            2 => self.add_block_k::<2>(bx, by, coef, q, rows),
-            _ => self.add_block_k::<4>(bx, by, coef, q, rows),
+            1 => self.add_block_k::<1>(bx, by, coef, q),
+            2 => self.add_block_k::<2>(bx, by, coef, q),
+            _ => self.add_block_k::<4>(bx, by, coef, q),
         }
     }
 
     #[inline(always)]
-    fn add_block_k<const K: usize>(
-        &mut self,
-        bx: usize,
-        by: usize,
-        coef: &[i16; 64],
-        q: &[u16; 64],
-        rows: u8,
-    ) {
+    fn add_block_k<const K: usize>(&mut self, bx: usize, by: usize, coef: &[i16; 64], q: &[u16; 64]) {
         // part[t][col] = Σ_r basis[t][r] · F[r][col], r ascending. Adding an all-zero row's
         // ±0 products would change nothing: a sum of finite floats is never −0.
         let mut part = [[0.0f32; 8]; K];
-        let mut left = rows;
+        let mut left = nonzero_rows(coef);
         while left != 0 {
             let r = left.trailing_zeros() as usize;
             left &= left - 1;
@@ -1507,8 +1498,7 @@ mod tests {
         let mut r = Reduction::for_component(c, max_side)?;
         for by in 0..c.real_bh.min(c.bh) {
             for bx in 0..c.real_bw.min(c.bw) {
-                let coef = &c.coefs[by * c.bw + bx];
-                r.add_block(bx, by, coef, &d.qt[c.tq], nonzero_rows(coef));
+                r.add_block(bx, by, &c.coefs[by * c.bw + bx], &d.qt[c.tq]);
             }
         }
         let (ow, oh) = ((c.dw * r.k).div_ceil(8).min(r.pw), (c.dh * r.k).div_ceil(8).min(r.ph));
