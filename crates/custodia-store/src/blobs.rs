@@ -10,6 +10,13 @@
 //! batch, before it acknowledges any of them ("many captures per fsync"). On S3 a completed PUT
 //! is already durable and `sync` does nothing.
 //!
+//! Staging files: `LocalFileSystem` writes each blob as `<key>#<n>` and links it into place. A
+//! process killed in between leaves that staging file behind, invisible to the store (its
+//! listings skip such names) and never reused. [`BlobStore::remove_abandoned_staging`], which the
+//! vault runs at every open, deletes them; it waits until no write is in flight in this process,
+//! and only one process writes a vault at a time (the audit log's lock), so every staging file
+//! it sees then was abandoned.
+//!
 //! What it is not: an index. It cannot find a blob by plate, time or device; the SQLite index does.
 
 use std::path::{Path, PathBuf};
@@ -56,6 +63,9 @@ pub struct BlobStore {
     local_root: Option<PathBuf>,
     /// Set by [`BlobStore::local_with_faults`]: consulted before each `syncfs`.
     sync_faults: Option<Faults>,
+    /// Held shared by every write while it may have a staging file, and exclusively by
+    /// [`BlobStore::remove_abandoned_staging`] while it deletes.
+    writes: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl BlobStore {
@@ -64,7 +74,7 @@ impl BlobStore {
         std::fs::create_dir_all(root)
             .map_err(|source| BlobError::Folder { path: root.display().to_string(), source })?;
         let store = LocalFileSystem::new_with_prefix(root)?;
-        Ok(Self { store: Arc::new(store), local_root: Some(root.to_path_buf()), sync_faults: None })
+        Ok(Self { store: Arc::new(store), local_root: Some(root.to_path_buf()), sync_faults: None, writes: Arc::default() })
     }
 
     /// A local-directory blob store whose writes and reads go through a [`FaultyStore`] switched
@@ -76,12 +86,13 @@ impl BlobStore {
             store: Arc::new(FaultyStore::new(local.store, faults.clone())),
             local_root: local.local_root,
             sync_faults: Some(faults),
+            writes: local.writes,
         })
     }
 
     /// A blob store over any `object_store` backend whose completed writes are durable (S3).
     pub fn remote(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store, local_root: None, sync_faults: None }
+        Self { store, local_root: None, sync_faults: None, writes: Arc::default() }
     }
 
     /// Writes a new blob. Keys carry the content digest, so a blob already under the key should
@@ -91,6 +102,7 @@ impl BlobStore {
     /// the good bytes durable before anything is acknowledged.
     pub async fn put_new(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
         let path = ObjectPath::from(key);
+        let _writing = self.writes.read().await;
         let options = PutOptions { mode: PutMode::Create, ..Default::default() };
         match self.store.put_opts(&path, PutPayload::from_bytes(bytes.clone()), options).await {
             Ok(_) => Ok(()),
@@ -122,6 +134,36 @@ impl BlobStore {
         .map_err(BlobError::Sync)
     }
 
+    /// Deletes the staging files (`<key>#<digits>`) that killed writes left in a local blob folder
+    /// and returns how many there were; a remote store has none. The folder is walked without
+    /// blocking writes; the deletions wait until no write of this process is in flight, so a
+    /// staging file still there then belongs to no one. See the module doc.
+    pub async fn remove_abandoned_staging(&self) -> Result<usize, BlobError> {
+        let Some(root) = self.local_root.clone() else { return Ok(0) };
+        let walk_root = root.clone();
+        let candidates = tokio::task::spawn_blocking(move || staging_files(&walk_root))
+            .await
+            .expect("staging walk task does not panic")?;
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let _quiet = self.writes.write().await;
+        tokio::task::spawn_blocking(move || {
+            let mut removed = 0;
+            for path in candidates {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    // Its own write finished after the walk and removed it.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(BlobError::Folder { path: path.display().to_string(), source }),
+                }
+            }
+            Ok(removed)
+        })
+        .await
+        .expect("staging removal task does not panic")
+    }
+
     /// Reads a blob.
     pub async fn get(&self, key: &str) -> Result<Bytes, BlobError> {
         match self.store.get(&ObjectPath::from(key)).await {
@@ -145,4 +187,36 @@ impl BlobStore {
         let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
         Ok(metas.into_iter().map(|meta| meta.location.to_string()).collect())
     }
+}
+
+/// Whether a file name is a `LocalFileSystem` staging name: everything after its first `#` is one
+/// or more digits. That is the rule by which its listings skip a file, so nothing the store
+/// would list (`a#b.cap`) is taken for one.
+pub fn is_staging_name(name: &str) -> bool {
+    name.split_once('#').is_some_and(|(_, suffix)| !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Every staging file under `root`. Symbolic links are not followed.
+fn staging_files(root: &Path) -> Result<Vec<PathBuf>, BlobError> {
+    let folder = |path: &Path, source| BlobError::Folder { path: path.display().to_string(), source };
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // Removed since it was listed (retention emptied it).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(folder(&dir, source)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|source| folder(&dir, source))?;
+            let kind = entry.file_type().map_err(|source| folder(&entry.path(), source))?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() && entry.file_name().to_str().is_some_and(is_staging_name) {
+                found.push(entry.path());
+            }
+        }
+    }
+    Ok(found)
 }

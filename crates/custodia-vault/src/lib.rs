@@ -310,6 +310,16 @@ impl Vault {
         vault.publish_checkpoint()?;
         tokio::spawn(ingest::run_committer(Arc::downgrade(&vault.inner), queue));
         tokio::spawn(audit::vault::run_checkpointer(Arc::downgrade(&vault.inner)));
+        // Staging files of blob writes a crash cut short (custodia_store::blobs): removed in the
+        // background, waiting only for this process's writes in flight.
+        let blobs = vault.inner.blobs.clone();
+        tokio::spawn(async move {
+            match blobs.remove_abandoned_staging().await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "removed staging files of blob writes a crash cut short"),
+                Err(error) => tracing::warn!(%error, "could not remove staging files a crash left"),
+            }
+        });
         Ok(vault)
     }
 

@@ -342,3 +342,35 @@ async fn a_failing_sync_refuses_its_batch_indexes_and_logs_nothing_then_the_retr
     assert_eq!(accepted(&answers), during.len(), "{answers:?}");
     assert_holds_exactly(&f, &(1..10).collect::<Vec<_>>()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staging_files_of_writes_a_crash_cut_short_are_removed_when_the_vault_opens() {
+    // A vault killed inside a blob write leaves its staging file `<key>#<n>`: after the link
+    // (the blob is there too) or while writing (only a partial staging file). Neither has a row,
+    // and no later write reuses the name; the next open removes them.
+    let mut f = fixture().await;
+    let bodies = captures(&mut f, 1..4);
+    assert_eq!(accepted(&upload_all(&f.vault, &bodies).await), 3);
+    let (_, stored_key) = f.vault.record_blob_keys().unwrap().into_iter().next().unwrap();
+    let blobs = f.dir.path().join("blobs");
+    let linked = blobs.join(format!("{stored_key}#1"));
+    std::fs::hard_link(blobs.join(&stored_key), &linked).unwrap();
+    let partial = blobs.join(format!("captures/{SITE}/2026-05-28/{}/00000000000000000009-0011223344556677.cap#1", f.device_id));
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    std::fs::write(&partial, &bodies[0][..100]).unwrap();
+
+    let Fixture { dir, vault, .. } = f;
+    drop(vault);
+    let vault = Vault::open(dir.path(), Arc::new(ManualClock::new(NOW)), Box::new(ChaCha20Rng::seed_from_u64(9)), None).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while linked.exists() || partial.exists() {
+        assert!(std::time::Instant::now() < deadline, "staging files still there 10 s after open");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(vault.record_count().unwrap(), 3);
+    for (id, key) in vault.record_blob_keys().unwrap() {
+        let blob = vault.sealed_blob(&key).await.unwrap();
+        assert_eq!(SealedCapture::parse(&blob).unwrap().header().sequence, id.sequence, "blob {key} is whole");
+    }
+    assert_eq!(blob_files(dir.path()), 3, "only the three stored blobs are left");
+}

@@ -7,9 +7,10 @@
 //! - every fed capture is stored exactly once: one record per (lane, capture time) the generator
 //!   produced, no other record, whose blob carries a valid device signature of its lane, and
 //!   whose content digest is the one in its index row and in its `ingested` event;
-//! - nothing is half-stored: every file under `blobs/` is a `.cap` blob with an index row (no
-//!   staged temp file is left), every index row has its blob, every lane's outbox is empty and
-//!   nothing was refused;
+//! - nothing is half-stored: every file under `blobs/` is a `.cap` blob with an index row (the
+//!   staging files of blob writes a kill cut short, counted after each kill, are gone once the
+//!   restarted vault has swept them), every index row has its blob, every lane's outbox is empty
+//!   and nothing was refused;
 //! - the audit log verifies with `custodia audit verify` against the restarted server (every 25
 //!   rounds and at the end, with one auditor state file, so each restart's published history
 //!   must extend the previous one) and against the folder at the end, and it holds exactly one
@@ -127,6 +128,14 @@ fn healthz_records(port: u16) -> Option<u64> {
     let body = response.split("\r\n\r\n").nth(1)?;
     let json: serde_json::Value = serde_json::from_str(body).ok()?;
     json["records"].as_u64()
+}
+
+/// Staging files (`<key>#<n>`) under the vault's blob folder.
+fn staging_files(vault_dir: &Path) -> Vec<PathBuf> {
+    files_in(&vault_dir.join("blobs"))
+        .into_iter()
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(custodia_store::blobs::is_staging_name))
+        .collect()
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
@@ -289,7 +298,7 @@ fn vault_and_lanes_killed_at_random_points_lose_and_duplicate_nothing() {
     }
 
     let started = Instant::now();
-    let (mut lane_kills, mut verifies, mut in_flight) = (0u32, 0u32, 0u32);
+    let (mut lane_kills, mut verifies, mut in_flight, mut cut_writes) = (0u32, 0u32, 0u32, 0usize);
     let (mut feed_wait, mut restart_time, mut gate_time) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut seen_before_kill = Vec::new();
     for round in 1..=rounds {
@@ -316,6 +325,7 @@ fn vault_and_lanes_killed_at_random_points_lose_and_duplicate_nothing() {
             children.lanes[lane] = Some(spawn_lane(root.path(), &lane_dirs[lane], LANES[lane].0));
         }
         kill(&mut children.vault);
+        cut_writes += staging_files(&vault_dir).len();
         let restarting = Instant::now();
         children.vault = Some(spawn_vault(root.path(), &vault_dir, port));
         restart_time += restarting.elapsed();
@@ -337,11 +347,16 @@ fn vault_and_lanes_killed_at_random_points_lose_and_duplicate_nothing() {
 
     // Drain: every capture fed must reach the vault.
     let deadline = Instant::now() + DRAIN;
-    while !(lane_dirs.iter().all(lane_idle) && healthz_records(port) == Some(u64::from(fed_total))) {
+    // The restarted vault removes what earlier kills left staged, in the background.
+    while !(lane_dirs.iter().all(lane_idle)
+        && healthz_records(port) == Some(u64::from(fed_total))
+        && staging_files(&vault_dir).is_empty())
+    {
         assert!(
             Instant::now() < deadline,
-            "lanes did not drain: {:?} of {fed_total} stored; logs:\n{}",
+            "lanes did not drain: {:?} of {fed_total} stored, staging files left {:?}; logs:\n{}",
             healthz_records(port),
+            staging_files(&vault_dir),
             log_tails(root.path())
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -412,7 +427,8 @@ fn vault_and_lanes_killed_at_random_points_lose_and_duplicate_nothing() {
     println!(
         "kill rounds: survived {rounds} vault SIGKILLs ({lane_kills} lane SIGKILLs) in {:.1} s ({:.0} ms a round); \
          {} captures fed and stored exactly once; {mid_stream} rounds stored records since the previous kill, \
-         {in_flight} killed the vault with captures still in a lane's inbox or outbox; \
+         {in_flight} killed the vault with captures still in a lane's inbox or outbox, {cut_writes} staging \
+         files of blob writes a kill cut short found (and swept by the next start); \
          log of {log_size} entries verified {} times; of the time, {:.1} s restarting the vault, {:.1} s \
          waiting for its first store after a restart, {:.1} s for the traffic generator",
         killing.as_secs_f64(),
