@@ -27,6 +27,7 @@
 //! (`custodia witness`), or an auditor's tool (`custodia audit`, built on [`custodia_tlog`]).
 
 pub mod event;
+pub(crate) mod positions;
 pub mod store;
 pub(crate) mod vault;
 pub mod witness;

@@ -14,19 +14,21 @@
 //! never acknowledged, so it is cut off (and the cut is made durable). A bad frame followed by
 //! more data is not a torn write but damage to durable history: the log refuses to open.
 //!
-//! In memory: each frame's position (where its entries and its hash block start), the byte
-//! offset of every [`OFFSET_STRIDE`]-th entry (1/8 byte an entry), and a copy of every stored
-//! hash at tree level [`CACHED_LEVEL`] or above (1/8 of the stored hashes, 40 MB for 10 million
-//! entries), so an inclusion proof reads only its few lowest hashes from the file. An entry
+//! Beside it, rebuilt at every open in unnamed temporary files ([`super::positions`]): each
+//! frame's position (where its entries and its hash block start), the byte offset of every
+//! [`OFFSET_STRIDE`]-th entry, and a copy of every stored hash at tree level [`CACHED_LEVEL`] or
+//! above, so an inclusion proof reads only its few lowest hashes from the log's frames. An entry
 //! between two remembered offsets is found by one read of the run of entries before it and a
-//! walk along their length prefixes. Offsets of every entry (8 bytes each) were kept before; in
-//! a vault taking captures around the clock that was memory growing with every capture.
+//! walk along their length prefixes. These positions were kept in memory before (about 7 bytes
+//! an entry); in a vault taking captures around the clock that was memory growing with every
+//! capture, so memory now holds only a mark every 256 frames.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::positions::{FrameInfo, Positions};
 use custodia_tlog::{
     Appender, HASH_SIZE, Hash, HashReader, MAX_ENTRY_SIZE, ReadError, TILE_HEIGHT, TILE_WIDTH, TilePath,
     format_entry_bundle, read_tile_data, stored_hash_count,
@@ -96,40 +98,20 @@ pub struct TornTail {
     pub dropped_bytes: u64,
 }
 
-struct FrameInfo {
-    first_entry: u64,
-    /// Byte offset of the frame's first entry (its length prefix).
-    entries_offset: u64,
-    first_stored: u64,
-    /// Byte offset of the frame's hash block, which is also where its last entry ends.
-    hash_offset: u64,
-    hashes: u32,
-}
-
-/// The append-only log file with its in-memory offsets and tree frontier.
+/// The append-only log file with its position index and tree frontier.
 pub struct LogFile {
     path: PathBuf,
     file: File,
     len: u64,
-    /// `stride_offsets[k]`: byte offset of entry `k × OFFSET_STRIDE`.
-    stride_offsets: Vec<u64>,
-    frames: Vec<FrameInfo>,
+    positions: Positions,
     appender: Appender,
     torn: Option<TornTail>,
-    /// `upper[l][n]`: stored hash `n` of tree level `CACHED_LEVEL + l`.
-    upper: Vec<Vec<Hash>>,
 }
 
-/// Copies the hashes an append produced for one record (leaf first, then each subtree it
-/// completes, one level up each) into the per-level cache.
-fn cache_upper(upper: &mut Vec<Vec<Hash>>, hashes: &[Hash]) {
-    for (level, h) in hashes.iter().enumerate().skip(CACHED_LEVEL as usize) {
-        let l = level - CACHED_LEVEL as usize;
-        if upper.len() <= l {
-            upper.push(Vec::new());
-        }
-        upper[l].push(*h);
-    }
+/// The upper-level hashes an append produced for one record (leaf first, then each subtree it
+/// completes, one level up each): `(level - CACHED_LEVEL, hash)`.
+fn upper_hashes(hashes: &[Hash]) -> impl Iterator<Item = (usize, &Hash)> {
+    hashes.iter().enumerate().skip(CACHED_LEVEL as usize).map(|(level, h)| (level - CACHED_LEVEL as usize, h))
 }
 
 impl LogFile {
@@ -177,16 +159,8 @@ impl LogFile {
             }
         }
         let file_len = file.metadata().map_err(io)?.len();
-        let mut log = LogFile {
-            path: path.to_path_buf(),
-            file,
-            len: 0,
-            stride_offsets: Vec::new(),
-            frames: Vec::new(),
-            appender: Appender::new(),
-            torn: None,
-            upper: Vec::new(),
-        };
+        let positions = Positions::new(path.parent().unwrap_or(Path::new(".")));
+        let mut log = LogFile { path: path.to_path_buf(), file, len: 0, positions, appender: Appender::new(), torn: None };
         let mut reader = BufReader::with_capacity(1 << 20, log.file.try_clone().map_err(io)?);
         let mut buf = Vec::new();
         let mut hashes_out = Vec::new();
@@ -215,6 +189,8 @@ impl LogFile {
                 }
             }
         }
+        // Records a full temporary folder refuses stay in memory; see `positions`.
+        let _ = log.positions.flush();
         Ok(log)
     }
 
@@ -282,15 +258,13 @@ impl LogFile {
         let first_stored = self.appender.next_stored_index();
         hashes_out.clear();
         let mut appender = self.appender.clone();
-        let mut per_record = Vec::with_capacity(64);
         let mut upper = Vec::new();
         for &off in &offsets {
             let at = (off - self.len) as usize;
             let len = u16::from_be_bytes([buf[at], buf[at + 1]]) as usize;
-            per_record.clear();
-            appender.append(&buf[at + 2..at + 2 + len], &mut per_record);
-            cache_upper(&mut upper, &per_record);
-            hashes_out.extend_from_slice(&per_record);
+            let from = hashes_out.len();
+            appender.append(&buf[at + 2..at + 2 + len], hashes_out);
+            upper.extend(upper_hashes(&hashes_out[from..]).map(|(l, h)| (l, *h)));
         }
         if hashes_out.len() != nhashes
             || hashes_out.iter().zip(buf[hash_at..body_end].chunks_exact(HASH_SIZE)).any(|(h, s)| h.0 != s)
@@ -298,21 +272,32 @@ impl LogFile {
             return Err(("stored hashes differ from the entries", false));
         }
         self.appender = appender;
-        self.merge_upper(upper);
-        self.remember_frame(first, &offsets, first_stored, self.len + hash_at as u64, nhashes);
+        self.remember_frame(first, &offsets, first_stored, self.len + hash_at as u64, nhashes, &upper);
         self.len += buf.len() as u64;
         Ok(())
     }
 
-    /// Records a frame just read or written: its position, and the offsets of its entries whose
-    /// index is a multiple of [`OFFSET_STRIDE`].
-    fn remember_frame(&mut self, first: u64, offsets: &[u64], first_stored: u64, hash_offset: u64, hashes: usize) {
+    /// Records a frame just read or written: its position, the offsets of its entries whose
+    /// index is a multiple of [`OFFSET_STRIDE`], and its stored hashes at [`CACHED_LEVEL`] and
+    /// above (`(level - CACHED_LEVEL, hash)` in order).
+    fn remember_frame(
+        &mut self,
+        first: u64,
+        offsets: &[u64],
+        first_stored: u64,
+        hash_offset: u64,
+        hashes: usize,
+        upper: &[(usize, Hash)],
+    ) {
         for (n, &offset) in offsets.iter().enumerate() {
             if (first + n as u64).is_multiple_of(OFFSET_STRIDE) {
-                self.stride_offsets.push(offset);
+                self.positions.push_stride_offset(offset);
             }
         }
-        self.frames.push(FrameInfo {
+        for (l, h) in upper {
+            self.positions.push_upper(*l, h);
+        }
+        self.positions.push_frame(FrameInfo {
             first_entry: first,
             entries_offset: offsets[0],
             first_stored,
@@ -325,28 +310,20 @@ impl LogFile {
     /// Where entry `index` (which must be below the size) lies: in which frame, and in which
     /// run, the entries from the nearest remembered offset at or before it within that frame up
     /// to the next remembered offset in the frame or the frame's end.
-    fn locate(&self, index: u64) -> Run {
-        let frame = self.frames.partition_point(|f| f.first_entry <= index) - 1;
-        let f = &self.frames[frame];
-        let frame_end_entry = self.frames.get(frame + 1).map_or(self.size(), |g| g.first_entry);
+    fn locate(&self, index: u64) -> Result<Run, LogError> {
+        let io = |source| LogError::Io { path: self.path.display().to_string(), source };
+        let (f, next_frame) = self.positions.frame_of_entry(index).map_err(io)?;
+        let frame_end_entry = next_frame.unwrap_or(self.size());
         let stride = index / OFFSET_STRIDE;
         let (first, start) = if stride * OFFSET_STRIDE >= f.first_entry {
-            (stride * OFFSET_STRIDE, self.stride_offsets[stride as usize])
+            (stride * OFFSET_STRIDE, self.positions.stride_offset(stride).map_err(io)?)
         } else {
             (f.first_entry, f.entries_offset)
         };
         let next = (stride + 1) * OFFSET_STRIDE;
-        let end = if next < frame_end_entry { self.stride_offsets[(stride + 1) as usize] } else { f.hash_offset };
-        Run { frame_end_entry, first, start, end }
-    }
-
-    fn merge_upper(&mut self, upper: Vec<Vec<Hash>>) {
-        for (l, hashes) in upper.into_iter().enumerate() {
-            if self.upper.len() <= l {
-                self.upper.push(Vec::new());
-            }
-            self.upper[l].extend(hashes);
-        }
+        let end =
+            if next < frame_end_entry { self.positions.stride_offset(stride + 1).map_err(io)? } else { f.hash_offset };
+        Ok(Run { frame_end_entry, first, start, end })
     }
 
     /// Appends `entries` as one frame and makes it durable (one `fdatasync`). Returns the index
@@ -372,7 +349,7 @@ impl LogFile {
             size += 2 + e.len();
             let at = hashes.len();
             appender.append(e, &mut hashes);
-            cache_upper(&mut upper, &hashes[at..]);
+            upper.extend(upper_hashes(&hashes[at..]).map(|(l, h)| (l, *h)));
         }
         size += hashes.len() * HASH_SIZE;
         let mut frame = Vec::with_capacity(size);
@@ -401,10 +378,11 @@ impl LogFile {
             let _ = self.file.set_len(self.len);
             return Err(io(e));
         }
-        self.remember_frame(first, &offsets, first_stored, self.len + hash_at as u64, hashes.len());
+        self.remember_frame(first, &offsets, first_stored, self.len + hash_at as u64, hashes.len(), &upper);
         self.len += frame.len() as u64;
         self.appender = appender;
-        self.merge_upper(upper);
+        // Records the temporary files refuse stay in memory and are retried; see `positions`.
+        let _ = self.positions.flush();
         Ok(first)
     }
 
@@ -435,7 +413,7 @@ impl LogFile {
         if index >= self.size() {
             return Err(io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such entry")));
         }
-        let run = self.locate(index);
+        let run = self.locate(index)?;
         let mut entries = self.read_entries(run.start, run.end)?;
         for _ in run.first..index {
             entries.next().ok_or_else(|| self.lengths_disagree())?;
@@ -470,9 +448,9 @@ impl LogFile {
             // One read per frame's share of the range: from the run holding entry i to the end
             // of the run holding the share's last entry (the frame's end when the share runs
             // to it).
-            let run = self.locate(i);
+            let run = self.locate(i)?;
             let end_entry = to.min(run.frame_end_entry);
-            let end = self.locate(end_entry - 1).end;
+            let end = self.locate(end_entry - 1)?.end;
             let mut entries = self.read_entries(run.start, end)?;
             for _ in run.first..i {
                 entries.next().ok_or_else(|| self.lengths_disagree())?;
@@ -517,32 +495,18 @@ impl LogFile {
 
     /// Entries of the last frame (what the last batch appended), with the first's index.
     pub fn last_frame(&self) -> Result<(u64, Vec<Vec<u8>>), LogError> {
-        match self.frames.last() {
+        match self.positions.last_frame() {
             None => Ok((0, Vec::new())),
             Some(f) => Ok((f.first_entry, self.entries(f.first_entry, self.size())?)),
         }
     }
 
-    fn read_hash(&self, index: u64) -> Result<Hash, ReadError> {
-        let (level, n) = custodia_tlog::split_stored_hash_index(index);
-        if level >= CACHED_LEVEL {
-            let l = (level - CACHED_LEVEL) as usize;
-            return usize::try_from(n)
-                .ok()
-                .and_then(|n| self.upper.get(l)?.get(n).copied())
-                .ok_or(ReadError::NotFound { index });
-        }
-        let pos = self.frames.partition_point(|f| f.first_stored <= index);
-        let f = pos.checked_sub(1).map(|p| &self.frames[p]).ok_or(ReadError::NotFound { index })?;
-        let k = index - f.first_stored;
-        if k >= u64::from(f.hashes) {
-            return Err(ReadError::NotFound { index });
-        }
-        let mut h = [0u8; HASH_SIZE];
-        self.file
-            .read_exact_at(&mut h, f.hash_offset + k * HASH_SIZE as u64)
-            .map_err(|_| ReadError::NotFound { index })?;
-        Ok(Hash(h))
+    /// The frame whose hash block holds stored hash `index` (of a level below [`CACHED_LEVEL`]).
+    fn frame_of_low_hash(&self, index: u64) -> Result<FrameInfo, ReadError> {
+        let found = self.positions.frame_of_stored_hash(index).map_err(|e| ReadError::Backend(e.to_string()))?;
+        found
+            .filter(|f| index - f.first_stored < u64::from(f.hashes))
+            .ok_or(ReadError::NotFound { index })
     }
 }
 
@@ -582,10 +546,46 @@ impl RunEntries {
 impl HashReader for LogFile {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, ReadError> {
         let limit = stored_hash_count(self.size());
-        indexes
-            .iter()
-            .map(|&i| if i >= limit { Err(ReadError::NotFound { index: i }) } else { self.read_hash(i) })
-            .collect()
+        let backend = |e: std::io::Error| ReadError::Backend(e.to_string());
+        let mut out = vec![Hash([0; HASH_SIZE]); indexes.len()];
+        // Low-level hashes are read from the frames' hash blocks. Indexes come sorted, and a
+        // proof's low-level hashes lie close together: each run of them in one frame is one
+        // lookup and one read.
+        let mut k = 0;
+        while k < indexes.len() {
+            let index = indexes[k];
+            if index >= limit {
+                return Err(ReadError::NotFound { index });
+            }
+            let (level, n) = custodia_tlog::split_stored_hash_index(index);
+            if level >= CACHED_LEVEL {
+                let found = self.positions.upper_hash((level - CACHED_LEVEL) as usize, n).map_err(backend)?;
+                out[k] = found.ok_or(ReadError::NotFound { index })?;
+                k += 1;
+                continue;
+            }
+            let f = self.frame_of_low_hash(index)?;
+            let frame_end = f.first_stored + u64::from(f.hashes);
+            let mut run_end = k + 1;
+            // At most 8 KB a read: hashes far apart in one large frame are read apart.
+            while run_end < indexes.len()
+                && indexes[run_end] < frame_end.min(index + 256)
+                && custodia_tlog::split_stored_hash_index(indexes[run_end]).0 < CACHED_LEVEL
+            {
+                run_end += 1;
+            }
+            let (first, last) = (index, indexes[run_end - 1]);
+            let mut span = vec![0u8; ((last - first + 1) as usize) * HASH_SIZE];
+            self.file
+                .read_exact_at(&mut span, f.hash_offset + (first - f.first_stored) * HASH_SIZE as u64)
+                .map_err(|_| ReadError::NotFound { index })?;
+            for (slot, &i) in out[k..run_end].iter_mut().zip(&indexes[k..run_end]) {
+                let at = ((i - first) as usize) * HASH_SIZE;
+                slot.0.copy_from_slice(&span[at..at + HASH_SIZE]);
+            }
+            k = run_end;
+        }
+        Ok(out)
     }
 }
 
@@ -629,11 +629,50 @@ mod tests {
                 assert_eq!(log.append(&batch).unwrap(), next);
                 next += n;
             }
-            assert_eq!(log.stride_offsets.len() as u64, total.div_ceil(OFFSET_STRIDE));
+            assert_eq!(log.positions.stride_count(), total.div_ceil(OFFSET_STRIDE));
             check_reads(&log, total);
         }
         let log = LogFile::open_mode(&path, false).unwrap();
         assert_eq!(log.size(), total);
         check_reads(&log, total);
+    }
+
+    /// Hashes, proofs and entries read through the position files, across many more frames
+    /// than one position mark covers, as appended and after reopening.
+    #[test]
+    fn proofs_and_entries_read_through_the_position_files_across_many_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("entries.ctl");
+        let sizes = [1u64, 2, 3, 17];
+        let frames = 3 * super::super::positions::FRAMES_PER_MARK as usize + 40;
+        let check = |log: &LogFile, total: u64| {
+            let root = log.root();
+            assert_eq!(custodia_tlog::tree_hash(total, log).unwrap(), root);
+            for n in (0..total).step_by(41).chain([total - 1]) {
+                let proof = custodia_tlog::prove_record(total, n, log).unwrap();
+                let leaf = custodia_tlog::leaf_hash(&log.entry(n).unwrap());
+                custodia_tlog::check_record(&proof, total, root, n, leaf).unwrap();
+                assert_eq!(log.entry(n).unwrap(), entry_bytes(n));
+            }
+            let old = total / 3;
+            let old_root = custodia_tlog::tree_hash(old, log).unwrap();
+            let proof = custodia_tlog::prove_tree(total, old, log).unwrap();
+            custodia_tlog::check_tree(&proof, total, root, old, old_root).unwrap();
+            let (first, last) = log.last_frame().unwrap();
+            assert_eq!(first + last.len() as u64, total);
+        };
+        let mut next = 0;
+        {
+            let mut log = LogFile::open(&path).unwrap();
+            for k in 0..frames {
+                let n = sizes[k % sizes.len()];
+                let batch: Vec<Vec<u8>> = (next..next + n).map(entry_bytes).collect();
+                log.append(&batch).unwrap();
+                next += n;
+            }
+            check(&log, next);
+        }
+        check(&LogFile::open(&path).unwrap(), next);
+        check(&LogFile::open_read_only(&path).unwrap(), next);
     }
 }
