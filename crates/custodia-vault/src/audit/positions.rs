@@ -6,12 +6,13 @@
 //! every [`OFFSET_STRIDE`](super::store::OFFSET_STRIDE) entries and every stored hash at tree level
 //! [`CACHED_LEVEL`](super::store::CACHED_LEVEL) or above, about 7 bytes an entry in a vault
 //! committing a dozen captures a batch. Here each is an array of fixed-size records in an unnamed
-//! temporary file, written a whole page of [`PAGE_RECORDS`] records at a time. Memory keeps a mark
-//! every [`FRAMES_PER_MARK`] frames (16 bytes per 128 batches), the last frame, each file's
-//! unfinished page, and a cache of at most [`CACHE_SLOTS`] whole pages of the smaller files, which
-//! reads fill (proofs and tiles; nothing on the ingest path reads): bounded, whatever the log's
-//! size. Finding a frame is
-//! one binary search over the marks and one page.
+//! temporary file, written a whole page at a time. The upper hashes are grouped in blocks of
+//! [`BLOCK_LEVELS`] levels, so that an inclusion proof, which needs one hash of every level,
+//! reads one block for four levels. Memory keeps a mark every [`FRAMES_PER_MARK`] frames (16
+//! bytes per 128 batches), the last frame, each file's unfinished page and block, and a cache of
+//! at most [`CACHE_SLOTS`] whole pages of the smaller files, which reads fill (proofs and tiles;
+//! nothing on the ingest path reads): bounded, whatever the log's size. Finding a frame is one
+//! binary search over the marks and one page.
 //!
 //! The files are never synced and vanish with the process: the log rebuilds them from its own
 //! frames at every open. A file that cannot be made, or a write to it that fails (the temporary
@@ -29,19 +30,31 @@ use std::sync::Mutex;
 
 use custodia_tlog::{HASH_SIZE, Hash};
 
-/// Records in one page: the unit of writing, reading and caching.
+/// Records in one page of the frame and offset files: the unit of writing, reading and caching.
 pub const PAGE_RECORDS: u64 = 128;
 
 /// Frames between two in-memory marks: one page of frame records.
 pub const FRAMES_PER_MARK: u64 = PAGE_RECORDS;
 
-/// Pages the read cache holds at most (at most 36 × 128 bytes each: 9.4 MB).
+/// Tree levels one upper block spans. A block holds, for one node at level `L + BLOCK_LEVELS`
+/// (`L` a multiple of it above [`CACHED_LEVEL`](super::store::CACHED_LEVEL)), every hash below it down to level `L`: all of
+/// an inclusion proof's hashes at levels `L..L + BLOCK_LEVELS` lie in one block, so a proof over
+/// a 10M-entry log reads one block where it read one hash from each of four files.
+pub const BLOCK_LEVELS: usize = 4;
+
+/// Hashes in one block: `2^BLOCK_LEVELS + … + 2` (30).
+const BLOCK_HASHES: usize = (1 << (BLOCK_LEVELS + 1)) - 2;
+
+/// Blocks in one page of an upper file (3.75 KB).
+const BLOCK_PAGE_RECORDS: u64 = 4;
+
+/// Pages the read cache holds at most (at most 4.6 KB each: 9.4 MB).
 pub const CACHE_SLOTS: usize = 2048;
 
-/// Only files of at most this many pages are cached: their pages are each read often (the upper
+/// Only files of at most this size are cached: their pages are each read often (the upper
 /// tree levels that every proof touches). In a larger file random reads would only evict each
 /// other, so they read just the records asked for.
-const CACHED_FILE_PAGES: u64 = 256;
+const CACHED_FILE_BYTES: u64 = 4 << 20;
 
 /// Pending record bytes above which a push hands whole pages to the file.
 const FLUSH_AT: usize = 64 * 1024;
@@ -95,6 +108,8 @@ struct RecordFile {
     file: Option<File>,
     dir: std::path::PathBuf,
     record: usize,
+    /// Records in one page: the unit of writing, reading and caching.
+    page_records: u64,
     /// Records in the file: always whole pages.
     written: u64,
     /// Records after those, not yet in the file.
@@ -121,8 +136,8 @@ impl PageCache {
 }
 
 impl RecordFile {
-    fn new(id: u32, dir: &Path, record: usize) -> RecordFile {
-        RecordFile { id, file: None, dir: dir.to_path_buf(), record, written: 0, pending: Vec::new() }
+    fn new(id: u32, dir: &Path, record: usize, page_records: u64) -> RecordFile {
+        RecordFile { id, file: None, dir: dir.to_path_buf(), record, page_records, written: 0, pending: Vec::new() }
     }
 
     fn len(&self) -> u64 {
@@ -140,7 +155,7 @@ impl RecordFile {
 
     /// Writes the whole pages among the pending records.
     fn flush(&mut self) -> io::Result<()> {
-        let page_bytes = PAGE_RECORDS as usize * self.record;
+        let page_bytes = self.page_records as usize * self.record;
         let whole = self.pending.len() / page_bytes * page_bytes;
         if whole == 0 {
             return Ok(());
@@ -160,29 +175,39 @@ impl RecordFile {
     /// Records `first..first + count` (which must exist) as bytes: written pages through the
     /// cache, the rest from memory.
     fn read(&self, first: u64, count: u64, cache: &Mutex<PageCache>) -> io::Result<Vec<u8>> {
-        debug_assert!(first + count <= self.len());
+        let mut out = vec![0u8; count as usize * self.record];
+        self.read_into(first, &mut out, cache)?;
+        Ok(out)
+    }
+
+    /// Fills `out` (a whole number of records) with the records from `first` on.
+    fn read_into(&self, first: u64, out: &mut [u8], cache: &Mutex<PageCache>) -> io::Result<()> {
         let size = self.record as u64;
-        let mut out = vec![0u8; (count * size) as usize];
+        let count = out.len() as u64 / size;
+        debug_assert!(first + count <= self.len());
+        let per_page = self.page_records;
         let from_file = count.min(self.written.saturating_sub(first));
         if let Some(file) = self.file.as_ref().filter(|_| from_file > 0) {
+            let cached = self.written * size <= CACHED_FILE_BYTES;
             let mut at = first;
             while at < first + from_file {
-                let page = at / PAGE_RECORDS;
-                let end = ((page + 1) * PAGE_RECORDS).min(first + from_file);
-                let (from, to) = (((at - page * PAGE_RECORDS) * size) as usize, ((end - page * PAGE_RECORDS) * size) as usize);
+                let page = at / per_page;
+                let end = ((page + 1) * per_page).min(first + from_file);
+                let (from, to) = (((at - page * per_page) * size) as usize, ((end - page * per_page) * size) as usize);
                 let dest = &mut out[((at - first) * size) as usize..((end - first) * size) as usize];
+                if !cached {
+                    file.read_exact_at(dest, at * size)?;
+                    at = end;
+                    continue;
+                }
                 let guard = cache.lock().expect("page cache lock");
                 let slot = guard.slot(self.id, page);
                 match &guard.slots[slot] {
                     Some(hit) if hit.file == self.id && hit.page == page => dest.copy_from_slice(&hit.bytes[from..to]),
-                    _ if self.written / PAGE_RECORDS > CACHED_FILE_PAGES => {
-                        drop(guard);
-                        file.read_exact_at(dest, at * size)?;
-                    }
                     _ => {
                         drop(guard);
-                        let mut bytes = vec![0u8; PAGE_RECORDS as usize * self.record].into_boxed_slice();
-                        file.read_exact_at(&mut bytes, page * PAGE_RECORDS * size)?;
+                        let mut bytes = vec![0u8; per_page as usize * self.record].into_boxed_slice();
+                        file.read_exact_at(&mut bytes, page * per_page * size)?;
                         dest.copy_from_slice(&bytes[from..to]);
                         cache.lock().expect("page cache lock").slots[slot] = Some(CachedPage { file: self.id, page, bytes });
                     }
@@ -196,7 +221,52 @@ impl RecordFile {
             let len = rest.len();
             rest.copy_from_slice(&self.pending[start..start + len]);
         }
-        Ok(out)
+        Ok(())
+    }
+}
+
+/// The stored hashes of levels `CACHED_LEVEL + g × BLOCK_LEVELS` up to `BLOCK_LEVELS` levels
+/// higher, as blocks (see [`BLOCK_LEVELS`]): whole blocks in a record file, the block still
+/// filling in memory.
+struct UpperGroup {
+    blocks: RecordFile,
+    /// Block number `blocks.len()`, filling as its hashes complete.
+    open: Box<[u8; BLOCK_HASHES * HASH_SIZE]>,
+    open_filled: usize,
+    /// Hashes recorded so far at each of the group's levels.
+    counts: [u64; BLOCK_LEVELS],
+}
+
+/// Where hash `n` of the `k`-th level of a group lies: its block, and its place in the block.
+/// A block lists its levels bottom up, each level's hashes in order.
+fn place_in_block(k: usize, n: u64) -> (u64, usize) {
+    let width_shift = BLOCK_LEVELS - k;
+    // Hashes of levels below k in one block: 2^B + … + 2^(B-k+1).
+    let before = (1usize << (BLOCK_LEVELS + 1)) - (1usize << (width_shift + 1));
+    (n >> width_shift, before + (n & ((1 << width_shift) - 1)) as usize)
+}
+
+impl UpperGroup {
+    fn new(id: u32, dir: &Path) -> UpperGroup {
+        UpperGroup {
+            blocks: RecordFile::new(id, dir, BLOCK_HASHES * HASH_SIZE, BLOCK_PAGE_RECORDS),
+            open: Box::new([0; BLOCK_HASHES * HASH_SIZE]),
+            open_filled: 0,
+            counts: [0; BLOCK_LEVELS],
+        }
+    }
+
+    fn push(&mut self, k: usize, hash: &Hash) {
+        let (block, at) = place_in_block(k, self.counts[k]);
+        // Hashes complete in tree order: every hash of a block before any of the next block.
+        debug_assert_eq!(block, self.blocks.len(), "level {k} hash {} out of block order", self.counts[k]);
+        self.open[at * HASH_SIZE..(at + 1) * HASH_SIZE].copy_from_slice(&hash.0);
+        self.counts[k] += 1;
+        self.open_filled += 1;
+        if self.open_filled == BLOCK_HASHES {
+            self.blocks.push(&self.open[..]);
+            self.open_filled = 0;
+        }
     }
 }
 
@@ -208,8 +278,9 @@ pub struct Positions {
     last: Option<FrameInfo>,
     /// Record `k`: byte offset of entry `k × OFFSET_STRIDE`.
     strides: RecordFile,
-    /// `upper[l]` record `n`: stored hash `n` of tree level `CACHED_LEVEL + l`.
-    upper: Vec<RecordFile>,
+    /// `upper[g]`: the stored hashes of levels `CACHED_LEVEL + g × BLOCK_LEVELS` and the
+    /// `BLOCK_LEVELS - 1` above it.
+    upper: Vec<UpperGroup>,
     dir: std::path::PathBuf,
     cache: Mutex<PageCache>,
 }
@@ -218,10 +289,10 @@ impl Positions {
     /// An empty index whose files live in `dir` (or the system temporary folder).
     pub fn new(dir: &Path) -> Positions {
         Positions {
-            frames: RecordFile::new(0, dir, FRAME_RECORD),
+            frames: RecordFile::new(0, dir, FRAME_RECORD, PAGE_RECORDS),
             marks: Vec::new(),
             last: None,
-            strides: RecordFile::new(1, dir, 8),
+            strides: RecordFile::new(1, dir, 8, PAGE_RECORDS),
             upper: Vec::new(),
             dir: dir.to_path_buf(),
             cache: Mutex::new(PageCache { slots: (0..CACHE_SLOTS).map(|_| None).collect() }),
@@ -244,11 +315,12 @@ impl Positions {
 
     /// Records the next stored hash of tree level `CACHED_LEVEL + l`.
     pub fn push_upper(&mut self, l: usize, hash: &Hash) {
-        while self.upper.len() <= l {
+        let (g, k) = (l / BLOCK_LEVELS, l % BLOCK_LEVELS);
+        while self.upper.len() <= g {
             let id = 2 + self.upper.len() as u32;
-            self.upper.push(RecordFile::new(id, &self.dir, HASH_SIZE));
+            self.upper.push(UpperGroup::new(id, &self.dir));
         }
-        self.upper[l].push(&hash.0);
+        self.upper[g].push(k, hash);
     }
 
     /// Hands every whole pending page to its file (the end of an append or of opening). On
@@ -256,7 +328,7 @@ impl Positions {
     pub fn flush(&mut self) -> io::Result<()> {
         self.frames.flush()?;
         self.strides.flush()?;
-        self.upper.iter_mut().try_for_each(RecordFile::flush)
+        self.upper.iter_mut().try_for_each(|g| g.blocks.flush())
     }
 
     /// How many stride offsets are recorded.
@@ -279,11 +351,24 @@ impl Positions {
         let first = block as u64 * FRAMES_PER_MARK;
         let count = FRAMES_PER_MARK.min(self.frames.len() - first);
         let bytes = self.frames.read(first, count, &self.cache)?;
-        let frames: Vec<FrameInfo> = bytes.chunks_exact(FRAME_RECORD).map(FrameInfo::decode).collect();
-        let key_of = |f: &FrameInfo| key(f.first_entry, f.first_stored);
-        let at = frames.partition_point(|f| key_of(f) <= index) - 1;
-        let next = frames.get(at + 1).map(key_of).or_else(|| self.marks.get(block + 1).map(|&(e, s)| key(e, s)));
-        Ok(Some((frames[at], next)))
+        // Search the records where they lie: decoding only the keys, then the one frame.
+        let key_at = |i: usize| {
+            let record = &bytes[i * FRAME_RECORD..];
+            let u64_at = |at: usize| u64::from_le_bytes(record[at..at + 8].try_into().expect("8 bytes"));
+            key(u64_at(0), u64_at(16))
+        };
+        let (mut low, mut high) = (0, count as usize);
+        while low < high {
+            let mid = (low + high) / 2;
+            if key_at(mid) <= index { low = mid + 1 } else { high = mid }
+        }
+        let at = low - 1;
+        let next = if at + 1 < count as usize {
+            Some(key_at(at + 1))
+        } else {
+            self.marks.get(block + 1).map(|&(e, s)| key(e, s))
+        };
+        Ok(Some((FrameInfo::decode(&bytes[at * FRAME_RECORD..(at + 1) * FRAME_RECORD]), next)))
     }
 
     /// The frame holding entry `index` (which must be below the log's size), and the first
@@ -304,15 +389,53 @@ impl Positions {
         Ok(u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")))
     }
 
-    /// Stored hash `n` of tree level `CACHED_LEVEL + l`, if recorded.
-    pub fn upper_hash(&self, l: usize, n: u64) -> io::Result<Option<Hash>> {
-        match self.upper.get(l) {
-            Some(level) if n < level.len() => {
-                let bytes = level.read(n, 1, &self.cache)?;
-                Ok(Some(Hash(bytes[..HASH_SIZE].try_into().expect("32 bytes"))))
+    /// Stored hashes `(l, n)`: hash `n` of tree level `CACHED_LEVEL + l`, each `None` if not
+    /// recorded. Each block the requests fall in is read once, and neighbouring blocks of one
+    /// group in one read: one read a group for a proof, a few for a tile's row.
+    pub fn upper_hashes(&self, wanted: &[(usize, u64)]) -> io::Result<Vec<Option<Hash>>> {
+        let mut out = vec![None; wanted.len()];
+        // (group, block, request) for every recorded hash asked for, in block order.
+        let mut places: Vec<(usize, u64, usize, usize)> = Vec::with_capacity(wanted.len());
+        for (request, &(l, n)) in wanted.iter().enumerate() {
+            let (g, k) = (l / BLOCK_LEVELS, l % BLOCK_LEVELS);
+            if self.upper.get(g).is_some_and(|group| n < group.counts[k]) {
+                let (block, at) = place_in_block(k, n);
+                places.push((g, block, at, request));
             }
-            _ => Ok(None),
         }
+        places.sort_unstable();
+        let block_bytes = BLOCK_HASHES * HASH_SIZE;
+        let mut buf = Vec::new();
+        let mut i = 0;
+        while i < places.len() {
+            let (g, first_block, _, _) = places[i];
+            let group = &self.upper[g];
+            // The run of requests in consecutive blocks of this group, all written or pending
+            // (the open block is read from memory on its own).
+            let mut j = i + 1;
+            while j < places.len()
+                && places[j].0 == g
+                && places[j].1 <= places[j - 1].1 + 1
+                && places[j].1 < group.blocks.len()
+                && first_block < group.blocks.len()
+            {
+                j += 1;
+            }
+            let last_block = places[j - 1].1;
+            let bytes: &[u8] = if first_block == group.blocks.len() {
+                &group.open[..]
+            } else {
+                buf.resize(((last_block - first_block + 1) as usize) * block_bytes, 0);
+                group.blocks.read_into(first_block, &mut buf, &self.cache)?;
+                &buf
+            };
+            for &(_, block, at, request) in &places[i..j] {
+                let from = ((block - first_block) as usize) * block_bytes + at * HASH_SIZE;
+                out[request] = Some(Hash(bytes[from..from + HASH_SIZE].try_into().expect("32 bytes")));
+            }
+            i = j;
+        }
+        Ok(out)
     }
 }
 
@@ -350,12 +473,11 @@ mod tests {
     }
 
     #[test]
-    fn strides_and_upper_hashes_read_back() {
+    fn strides_read_back_from_file_and_memory() {
         let dir = tempfile::tempdir().unwrap();
         let mut p = Positions::new(dir.path());
         for k in 0..10_000u64 {
             p.push_stride_offset(k * 4096 + 1);
-            p.push_upper((k % 3) as usize, &Hash([k as u8; 32]));
         }
         p.flush().unwrap();
         p.push_stride_offset(99);
@@ -363,9 +485,75 @@ mod tests {
         assert_eq!(p.stride_offset(0).unwrap(), 1);
         assert_eq!(p.stride_offset(9_999).unwrap(), 9_999 * 4096 + 1);
         assert_eq!(p.stride_offset(10_000).unwrap(), 99);
-        assert_eq!(p.upper_hash(1, 0).unwrap(), Some(Hash([1; 32])));
-        assert_eq!(p.upper_hash(2, 3).unwrap(), Some(Hash([11; 32])));
-        assert_eq!(p.upper_hash(0, 3_334).unwrap(), None);
-        assert_eq!(p.upper_hash(5, 0).unwrap(), None);
+    }
+
+    /// A distinct hash for stored hash `n` of upper level `l`.
+    fn upper(l: usize, n: u64) -> Hash {
+        let mut h = [0u8; 32];
+        h[..8].copy_from_slice(&n.to_le_bytes());
+        h[8] = l as u8;
+        Hash(h)
+    }
+
+    /// Pushes the upper hashes a tree of `from..to` more entries completes, in the order
+    /// appends complete them, and returns how many each level then holds.
+    fn grow(p: &mut Positions, from: u64, to: u64) -> Vec<u64> {
+        for i in from..to {
+            let mut l = 0;
+            while (i + 1).is_multiple_of(1 << (CACHED_LEVEL_FOR_TEST + l as u32)) {
+                p.push_upper(l, &upper(l, ((i + 1) >> (CACHED_LEVEL_FOR_TEST + l as u32)) - 1));
+                l += 1;
+            }
+        }
+        (0..12).map(|l| to >> (CACHED_LEVEL_FOR_TEST + l as u32)).collect()
+    }
+
+    const CACHED_LEVEL_FOR_TEST: u32 = super::super::store::CACHED_LEVEL;
+
+    #[test]
+    fn upper_hashes_read_back_from_blocks_in_file_pending_and_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Positions::new(dir.path());
+        // Enough entries that level 4's blocks overflow the pending buffer into the file, with a
+        // block of every group still open at the end.
+        let total = (1 << 22) + (1 << 20) + 3 * (1 << 16) + 5 * 16 + 7;
+        let mut counts = grow(&mut p, 0, total / 2);
+        for pass in 0..3 {
+            // Every recorded hash of every level, asked for in one call in an unsorted order
+            // (as a tile's row or proof mixes levels), then each on its own.
+            let mut wanted: Vec<(usize, u64)> =
+                counts.iter().enumerate().flat_map(|(l, &c)| (0..c).step_by(1 + (c / 3000) as usize).map(move |n| (l, n))).collect();
+            wanted.extend(counts.iter().enumerate().filter(|&(_, &c)| c > 0).map(|(l, &c)| (l, c - 1)));
+            wanted.reverse();
+            let got = p.upper_hashes(&wanted).unwrap();
+            for (&(l, n), got) in wanted.iter().zip(&got) {
+                assert_eq!(*got, Some(upper(l, n)), "level {l} hash {n}, pass {pass}");
+            }
+            for &(l, n) in wanted.iter().step_by(97) {
+                assert_eq!(p.upper_hashes(&[(l, n)]).unwrap(), vec![Some(upper(l, n))], "level {l} hash {n}");
+            }
+            // Hashes not yet complete are not recorded.
+            let missing: Vec<(usize, u64)> = counts.iter().enumerate().map(|(l, &c)| (l, c)).collect();
+            assert!(p.upper_hashes(&missing).unwrap().iter().all(Option::is_none), "pass {pass}");
+            match pass {
+                0 => p.flush().unwrap(),
+                _ => counts = grow(&mut p, total / 2, total),
+            }
+        }
+        assert!(p.upper[0].blocks.written > 0 && !p.upper[0].blocks.pending.is_empty() && p.upper[0].open_filled > 0);
+    }
+
+    #[test]
+    fn places_in_a_block_cover_it_once() {
+        let mut seen = [false; BLOCK_HASHES];
+        for k in 0..BLOCK_LEVELS {
+            for n in 0..(1u64 << (BLOCK_LEVELS - k)) {
+                let (block, at) = place_in_block(k, n);
+                assert_eq!(block, 0);
+                assert!(!std::mem::replace(&mut seen[at], true), "level {k} hash {n} at {at} twice");
+            }
+            assert_eq!(place_in_block(k, 1 << (BLOCK_LEVELS - k)).0, 1);
+        }
+        assert!(seen.iter().all(|&s| s));
     }
 }

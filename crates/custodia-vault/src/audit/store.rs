@@ -21,7 +21,7 @@
 //! between two remembered offsets is found by one read of the run of entries before it and a
 //! walk along their length prefixes. These positions were kept in memory before (about 7 bytes
 //! an entry); in a vault taking captures around the clock that was memory growing with every
-//! capture, so memory now holds only a mark every 256 frames.
+//! capture, so memory now holds only a mark every 128 frames.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read};
@@ -548,19 +548,31 @@ impl HashReader for LogFile {
         let limit = stored_hash_count(self.size());
         let backend = |e: std::io::Error| ReadError::Backend(e.to_string());
         let mut out = vec![Hash([0; HASH_SIZE]); indexes.len()];
+        if let Some(&index) = indexes.iter().find(|&&index| index >= limit) {
+            return Err(ReadError::NotFound { index });
+        }
+        // Upper hashes come from the position files, all in one call: a proof's hashes of
+        // neighbouring levels share a block there.
+        let (upper, upper_at): (Vec<(usize, u64)>, Vec<usize>) = indexes
+            .iter()
+            .enumerate()
+            .filter_map(|(k, &index)| {
+                let (level, n) = custodia_tlog::split_stored_hash_index(index);
+                (level >= CACHED_LEVEL).then_some((((level - CACHED_LEVEL) as usize, n), k))
+            })
+            .unzip();
+        let found = self.positions.upper_hashes(&upper).map_err(backend)?;
+        for (found, &k) in found.into_iter().zip(&upper_at) {
+            out[k] = found.ok_or(ReadError::NotFound { index: indexes[k] })?;
+        }
         // Low-level hashes are read from the frames' hash blocks. Indexes come sorted, and a
         // proof's low-level hashes lie close together: each run of them in one frame is one
         // lookup and one read.
         let mut k = 0;
         while k < indexes.len() {
             let index = indexes[k];
-            if index >= limit {
-                return Err(ReadError::NotFound { index });
-            }
-            let (level, n) = custodia_tlog::split_stored_hash_index(index);
+            let (level, _) = custodia_tlog::split_stored_hash_index(index);
             if level >= CACHED_LEVEL {
-                let found = self.positions.upper_hash((level - CACHED_LEVEL) as usize, n).map_err(backend)?;
-                out[k] = found.ok_or(ReadError::NotFound { index })?;
                 k += 1;
                 continue;
             }
