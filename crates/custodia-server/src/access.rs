@@ -224,6 +224,23 @@ fn policy_too_large() -> Problem {
     Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "policy-too-large", "Policy too large", Some(format!("the limit is {MAX_POLICY_BODY} bytes")))
 }
 
+/// A JSON request body: declared as JSON (`application/json` or an `application/…+json` type)
+/// and at most [`MAX_JSON_BODY`] bytes. A body declared as anything else is refused unread, as
+/// a form post or a text body that only happens to parse must not act.
+async fn json_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: Body) -> Result<T, Problem> {
+    let media_type = crate::declared_media_type(headers);
+    let is_json = media_type == "application/json" || (media_type.starts_with("application/") && media_type.ends_with("+json"));
+    if !is_json {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            Some("send this request's body as application/json".to_string()),
+        ));
+    }
+    parse_json(&read_body(body, MAX_JSON_BODY, json_too_large).await?)
+}
+
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| {
         // serde's message names the field and position, never echoes values of ours.
@@ -233,7 +250,7 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Problem> {
 
 async fn search(State(vault): State<Vault>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
-    let query: SearchQuery = parse_json(&read_body(body, MAX_JSON_BODY, json_too_large).await?)?;
+    let query: SearchQuery = json_body(&headers, body).await?;
     let stated = Stated::from(&headers);
     let found = blocking(move || vault.search(&who, &query, &stated.purpose())).await?;
     Ok(Json(serde_json::json!({ "records": found })).into_response())
@@ -278,7 +295,7 @@ struct ExtendBody {
 async fn extend_retention(State(vault): State<Vault>, headers: HeaderMap, Path(id): Path<String>, body: Body) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
     let id = record_id(&id)?;
-    let request: ExtendBody = parse_json(&read_body(body, MAX_JSON_BODY, json_too_large).await?)?;
+    let request: ExtendBody = json_body(&headers, body).await?;
     let class = request.class.parse().map_err(|_| {
         Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some("class is face, plate or overview".into()))
     })?;
@@ -295,7 +312,7 @@ struct BreakGlassBody {
 
 async fn request_break_glass(State(vault): State<Vault>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
-    let request: BreakGlassBody = parse_json(&read_body(body, MAX_JSON_BODY, json_too_large).await?)?;
+    let request: BreakGlassBody = json_body(&headers, body).await?;
     let stated = Stated::from(&headers);
     let id = blocking(move || vault.request_break_glass(&who, &request.scope, &stated.purpose())).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "request": id }))).into_response())
@@ -334,7 +351,7 @@ struct NewPrincipal {
 async fn add_principal(State(vault): State<Vault>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
     let actor = allowed(&vault, who, Permission::ManagePrincipals).await?;
-    let new: NewPrincipal = parse_json(&read_body(body, MAX_JSON_BODY, json_too_large).await?)?;
+    let new: NewPrincipal = json_body(&headers, body).await?;
     let roles = new
         .roles
         .iter()
@@ -364,7 +381,7 @@ struct NewGrant {
 async fn add_grant(State(vault): State<Vault>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
     let actor = allowed(&vault, who, Permission::ManageGrants).await?;
-    let new: NewGrant = parse_json(&read_body(body, MAX_JSON_BODY, json_too_large).await?)?;
+    let new: NewGrant = json_body(&headers, body).await?;
     let bad = |reason: String| Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some(reason));
     let role: Role = new.role.parse().map_err(bad)?;
     let scope: Scope = new.scope.parse().map_err(bad)?;

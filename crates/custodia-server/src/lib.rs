@@ -276,12 +276,18 @@ where
     })
 }
 
+/// The media type a request declares, lower-cased and without parameters ("" when it declares
+/// none or an unreadable one).
+pub(crate) fn declared_media_type(headers: &axum::http::HeaderMap) -> String {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
 async fn post_capture(State(vault): State<Vault>, request: Request) -> Result<Response, Problem> {
     // Which software the lane runs, for maintainers' device health (kept only once the capture
     // verified, so it is tied to a real device).
     let agent = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(64).collect::<String>());
-    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    let media_type = declared_media_type(request.headers());
     if media_type != SEALED_CAPTURE_MEDIA_TYPE && media_type != "application/octet-stream" {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

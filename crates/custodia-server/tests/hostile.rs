@@ -297,12 +297,20 @@ async fn wrong_content_types_on_every_post_route_are_problems() {
         let reply = send(&w.vault, r.body(Body::from(vec![1u8; 64])).unwrap()).await;
         assert_problem(&reply, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type");
     }
-    // JSON routes: a body that is not JSON, under any declared type, is a problem naming the
-    // body; whatever the outcome, an error is problem+json and nothing is done.
+    // JSON routes: a body declared as anything but JSON (or not declared) is refused unread,
+    // even one that would parse; declared JSON that is not is a problem naming the body.
+    // Whatever the outcome, an error is problem+json and nothing is done.
     let principals_before = w.vault.principals().unwrap().len();
-    for (who, method, uri, _) in json_routes(&w) {
+    for (who, method, uri, valid) in json_routes(&w) {
         for ct in wrong.iter().copied().map(Some).chain([None]) {
-            let reply = send(&w.vault, request(&w, who, method, &uri, ct, Body::from("plate=XQA1234&site=anzalduas"))).await;
+            for body in [Body::from("plate=XQA1234&site=anzalduas"), Body::from(valid.to_string())] {
+                let reply = send(&w.vault, request(&w, who, method, &uri, ct, body)).await;
+                assert_problem(&reply, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type");
+                assert!(!String::from_utf8_lossy(&reply.body).contains(PLATE), "{uri}: plate echoed");
+            }
+        }
+        for ct in ["application/json", "Application/JSON; charset=utf-8", "application/merge-patch+json"] {
+            let reply = send(&w.vault, request(&w, who, method, &uri, Some(ct), Body::from("plate=XQA1234&site=anzalduas"))).await;
             assert_problem(&reply, StatusCode::BAD_REQUEST, "invalid-json");
             assert!(!String::from_utf8_lossy(&reply.body).contains(PLATE), "{uri}: plate echoed");
         }
