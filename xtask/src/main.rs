@@ -222,8 +222,11 @@ const BENCHES: &[Bench] = &[
     },
 ];
 
-/// Goals by criterion id prefix: (prefix, goal text, check on the mean time in seconds).
-const GOALS: &[(&str, &str, fn(f64) -> bool)] = &[
+/// A goal by criterion id prefix: (prefix, goal text, check on the mean time in seconds).
+type Goal = (&'static str, &'static str, fn(f64) -> bool);
+
+/// The goals checked from criterion figures.
+const GOALS: &[Goal] = &[
     ("lane/strip+seal+sign", "≤ 2 ms", |s| s <= 0.002),
     ("hash_1080p_jpeg/pdq-fast-v1", "≥ 150 images/s/core (≤ 6.7 ms)", |s| s <= 1.0 / 150.0),
     ("query_r31_10000000/multi_index", "≤ 5 ms", |s| s <= 0.005),

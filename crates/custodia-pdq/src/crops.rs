@@ -22,9 +22,12 @@ const CROPS: [(&str, [u32; 4]); 5] = [
 pub const STANDARD_CROP_NAMES: [&str; 5] =
     [CROPS[0].0, CROPS[1].0, CROPS[2].0, CROPS[3].0, CROPS[4].0];
 
+/// A crop's pixel window `(x0, y0, x1, y1)`, exclusive ends.
+pub type CropWindow = (usize, usize, usize, usize);
+
 /// The standard crops' pixel windows `(name, (x0, y0, x1, y1))` in an image of `w` × `h`
 /// (exclusive ends), the same arithmetic for pixels and for luma planes. Empty under 20 px a side.
-pub fn crop_windows(w: usize, h: usize) -> Vec<(&'static str, (usize, usize, usize, usize))> {
+pub fn crop_windows(w: usize, h: usize) -> Vec<(&'static str, CropWindow)> {
     if w < 20 || h < 20 {
         return Vec::new();
     }

@@ -404,10 +404,10 @@ pub fn decide(
         if principal.blocked && permission == Permission::RequestBreakGlass {
             return Deny(Denial::Blocked);
         }
-        if permission == Permission::RequestBreakGlass {
-            if let Err(denial) = check_purpose(policy, purpose) {
-                return Deny(denial);
-            }
+        if permission == Permission::RequestBreakGlass
+            && let Err(denial) = check_purpose(policy, purpose)
+        {
+            return Deny(denial);
         }
         return match principal.roles.iter().find(|r| policy.role_has(**r, permission)) {
             Some(role) => Allow { acting_role: *role },
@@ -433,12 +433,12 @@ pub fn decide(
         let any_role = Role::ALL.iter().any(|r| policy.role_has(*r, permission));
         return Deny(if any_role { Denial::NoGrant } else { Denial::NotPermitted(permission) });
     };
-    if matches!(request, Request::ReadMetadata(_) | Request::ReadImage(_)) {
-        if let Some(&limit) = policy.limits.records_per_hour.get(&grant.role) {
-            let reads = usage.records_last_hour.saturating_add(1);
-            if reads > limit {
-                return Deny(Denial::BulkLimit { limit, reads });
-            }
+    if matches!(request, Request::ReadMetadata(_) | Request::ReadImage(_))
+        && let Some(&limit) = policy.limits.records_per_hour.get(&grant.role)
+    {
+        let reads = usage.records_last_hour.saturating_add(1);
+        if reads > limit {
+            return Deny(Denial::BulkLimit { limit, reads });
         }
     }
     Allow { acting_role: grant.role }

@@ -663,10 +663,10 @@ impl Vault {
         let policy = self.policy();
         let mut found = Vec::new();
         for row in self.inner.index.search_records(&index_query, limit)? {
-            if let Some(site) = &query.site {
-                if &row.site != site || query.lane.as_ref().is_some_and(|l| l != &row.lane) {
-                    continue;
-                }
+            if let Some(site) = &query.site
+                && (&row.site != site || query.lane.as_ref().is_some_and(|l| l != &row.lane))
+            {
+                continue;
             }
             let id = row.id.to_string();
             if visible(&policy, &principal, &RecordFacts { id: &id, site: &row.site, lane: &row.lane }, now) {

@@ -235,7 +235,7 @@ pub enum Source {
         /// `<vault>/log`.
         dir: PathBuf,
         /// The log file, opened after the checkpoint was read.
-        file: std::sync::Mutex<Option<LogFile>>,
+        file: std::sync::Mutex<Option<Box<LogFile>>>,
     },
     /// A static mirror folder.
     Mirror(PathBuf),
@@ -271,7 +271,7 @@ impl Source {
                 let cp = std::fs::read(dir.join("checkpoint"))
                     .with_context(|| format!("reading {}/checkpoint", dir.display()))?;
                 let log = LogFile::open_read_only(&dir.join(custodia_vault::audit::LOG_FILE))?;
-                *file.lock().expect("lock") = Some(log);
+                *file.lock().expect("lock") = Some(Box::new(log));
                 Ok(cp)
             }
             Source::Mirror(dir) => Ok(std::fs::read(dir.join("checkpoint"))?),
@@ -499,7 +499,7 @@ pub fn export(args: &ExportArgs) -> Result<()> {
     }
     let Source::Vault { file, .. } = &source else { unreachable!("checked above") };
     let guard = file.lock().expect("lock");
-    let log = guard.as_ref().expect("opened by checkpoint()");
+    let log: &LogFile = guard.as_ref().expect("opened by checkpoint()");
     if let Some(index) = args.entry {
         if index >= cp.size() {
             bail!("entry {index} is not in the checkpoint (size {})", cp.size());

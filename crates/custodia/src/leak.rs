@@ -473,7 +473,9 @@ fn scan(vault: &Vault, args: &ScanArgs) -> Result<ScanOutcome> {
     bar.set_message(format!("searching {} images × 8 variants", finds.len()));
 
     // Best hit per (find, stored image part): the closest stored variant, version and dihedral.
-    let mut best: BTreeMap<(usize, String, u8, u8), (usize, &'static str, DihedralVariant, LeakHit)> = BTreeMap::new();
+    /// A hit with the find it was for, the hash version and the dihedral variant that made it.
+    type BestHit = (usize, &'static str, DihedralVariant, LeakHit);
+    let mut best: BTreeMap<(usize, String, u8, u8), BestHit> = BTreeMap::new();
     for (chunk_index, chunk) in finds.chunks(QUERY_CHUNK_IMAGES).enumerate() {
         let mut queries: Vec<PdqHash> = Vec::with_capacity(chunk.len() * 32);
         let mut owners: Vec<(usize, &'static str)> = Vec::with_capacity(chunk.len() * 4);
@@ -664,8 +666,8 @@ fn render_html(r: &Value) -> String {
     for m in r["matches"].as_array().into_iter().flatten() {
         let class = if m["weak"].as_bool() == Some(true) { " class=weak" } else { "" };
         h.push_str(&format!(
-            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{} / {}</td><td>{}</td></tr>",
-            val(&m["file"]), val(&m["record"]), val(&m["role"]), val(&m["stored_variant"]), format!("{} / {}", val(&m["find_version"]), val(&m["dihedral"])), val(&m["distance"]),
+            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{} / {}</td><td>{} / {}</td><td>{}</td></tr>",
+            val(&m["file"]), val(&m["record"]), val(&m["role"]), val(&m["stored_variant"]), val(&m["find_version"]), val(&m["dihedral"]), val(&m["distance"]),
             val(&m["find_quality"]), val(&m["stored_quality"]), val(&m["site"]), val(&m["lane"]), val(&m["captured_on"])
         ));
     }

@@ -110,8 +110,11 @@ fn letterbox(img: &DynamicImage) -> DynamicImage {
     DynamicImage::ImageRgb8(out)
 }
 
+/// Makes a leaked copy's file bytes from a stored image.
+type Transform = fn(&DynamicImage) -> Vec<u8>;
+
 /// The transforms a leaked copy goes through, each with a file name.
-fn transforms() -> Vec<(&'static str, fn(&DynamicImage) -> Vec<u8>)> {
+fn transforms() -> Vec<(&'static str, Transform)> {
     vec![
         ("jpeg-q30.jpg", |i| jpeg(i, 30)),
         ("resize-50.jpg", |i| jpeg(&i.resize(i.width() / 2, i.height() / 2, image::imageops::FilterType::Triangle), 85)),
@@ -226,7 +229,7 @@ async fn a_dump_scan_finds_exactly_the_planted_records_in_a_folder_a_tar_gz_and_
     let mut unrelated: Vec<Vec<u8>> = custodia_synth::generate(&other)
         .flat_map(|c| c.files.into_iter().filter(|f| f.role != FileRole::EngineJson).map(|f| f.bytes))
         .collect();
-    let noise = image::RgbImage::from_fn(640, 360, |x, y| image::Rgb([(x * 7 ^ y * 13) as u8, (x * y) as u8, (x + 3 * y) as u8]));
+    let noise = image::RgbImage::from_fn(640, 360, |x, y| image::Rgb([((x * 7) ^ (y * 13)) as u8, (x * y) as u8, (x + 3 * y) as u8]));
     unrelated.push(jpeg(&DynamicImage::ImageRgb8(noise), 80));
     let (files, planted) = dump(&stored, &unrelated);
     assert!(planted.len() >= 10);
