@@ -558,7 +558,7 @@ impl HashReader for LogFile {
             .enumerate()
             .filter_map(|(k, &index)| {
                 let (level, n) = custodia_tlog::split_stored_hash_index(index);
-                (level >= CACHED_LEVEL).then_some((((level - CACHED_LEVEL) as usize, n), k))
+                (level >= CACHED_LEVEL).then(|| (((level - CACHED_LEVEL) as usize, n), k))
             })
             .unzip();
         let found = self.positions.upper_hashes(&upper).map_err(backend)?;
