@@ -37,9 +37,10 @@ pub const PAGE_RECORDS: u64 = 128;
 pub const FRAMES_PER_MARK: u64 = PAGE_RECORDS;
 
 /// Tree levels one upper block spans. A block holds, for one node at level `L + BLOCK_LEVELS`
-/// (`L` a multiple of it above [`CACHED_LEVEL`](super::store::CACHED_LEVEL)), every hash below it down to level `L`: all of
-/// an inclusion proof's hashes at levels `L..L + BLOCK_LEVELS` lie in one block, so a proof over
-/// a 10M-entry log reads one block where it read one hash from each of four files.
+/// (`L` a multiple of it above [`CACHED_LEVEL`](super::store::CACHED_LEVEL)), every hash below
+/// it down to level `L`: all of an inclusion proof's hashes at levels `L..L + BLOCK_LEVELS` lie
+/// in one block, so a proof over a 10M-entry log reads one block where it read one hash from
+/// each of four files.
 pub const BLOCK_LEVELS: usize = 4;
 
 /// Hashes in one block: `2^BLOCK_LEVELS + … + 2` (30).
@@ -187,19 +188,17 @@ impl RecordFile {
         debug_assert!(first + count <= self.len());
         let per_page = self.page_records;
         let from_file = count.min(self.written.saturating_sub(first));
-        if let Some(file) = self.file.as_ref().filter(|_| from_file > 0) {
-            let cached = self.written * size <= CACHED_FILE_BYTES;
+        let file = self.file.as_ref().filter(|_| from_file > 0);
+        if let Some(file) = file.filter(|_| self.written * size > CACHED_FILE_BYTES) {
+            // Not cached: the written records asked for, in one read.
+            file.read_exact_at(&mut out[..(from_file * size) as usize], first * size)?;
+        } else if let Some(file) = file {
             let mut at = first;
             while at < first + from_file {
                 let page = at / per_page;
                 let end = ((page + 1) * per_page).min(first + from_file);
                 let (from, to) = (((at - page * per_page) * size) as usize, ((end - page * per_page) * size) as usize);
                 let dest = &mut out[((at - first) * size) as usize..((end - first) * size) as usize];
-                if !cached {
-                    file.read_exact_at(dest, at * size)?;
-                    at = end;
-                    continue;
-                }
                 let guard = cache.lock().expect("page cache lock");
                 let slot = guard.slot(self.id, page);
                 match &guard.slots[slot] {
@@ -394,7 +393,7 @@ impl Positions {
     /// group in one read: one read a group for a proof, a few for a tile's row.
     pub fn upper_hashes(&self, wanted: &[(usize, u64)]) -> io::Result<Vec<Option<Hash>>> {
         let mut out = vec![None; wanted.len()];
-        // (group, block, request) for every recorded hash asked for, in block order.
+        // (group, block, place in the block, request) for every recorded hash asked for.
         let mut places: Vec<(usize, u64, usize, usize)> = Vec::with_capacity(wanted.len());
         for (request, &(l, n)) in wanted.iter().enumerate() {
             let (g, k) = (l / BLOCK_LEVELS, l % BLOCK_LEVELS);
@@ -410,19 +409,20 @@ impl Positions {
         while i < places.len() {
             let (g, first_block, _, _) = places[i];
             let group = &self.upper[g];
-            // The run of requests in consecutive blocks of this group, all written or pending
-            // (the open block is read from memory on its own).
+            let in_open_block = first_block == group.blocks.len();
+            // The run of requests in consecutive blocks of this group, all written or pending;
+            // the open block is read from memory on its own.
             let mut j = i + 1;
             while j < places.len()
+                && !in_open_block
                 && places[j].0 == g
                 && places[j].1 <= places[j - 1].1 + 1
                 && places[j].1 < group.blocks.len()
-                && first_block < group.blocks.len()
             {
                 j += 1;
             }
             let last_block = places[j - 1].1;
-            let bytes: &[u8] = if first_block == group.blocks.len() {
+            let bytes: &[u8] = if in_open_block {
                 &group.open[..]
             } else {
                 buf.resize(((last_block - first_block + 1) as usize) * block_bytes, 0);
@@ -442,6 +442,7 @@ impl Positions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::store::CACHED_LEVEL;
 
     fn frame(i: u64) -> FrameInfo {
         FrameInfo { first_entry: i * 3, entries_offset: i * 1000 + 20, first_stored: i * 7, hash_offset: i * 1000 + 900, hashes: 7 }
@@ -500,15 +501,13 @@ mod tests {
     fn grow(p: &mut Positions, from: u64, to: u64) -> Vec<u64> {
         for i in from..to {
             let mut l = 0;
-            while (i + 1).is_multiple_of(1 << (CACHED_LEVEL_FOR_TEST + l as u32)) {
-                p.push_upper(l, &upper(l, ((i + 1) >> (CACHED_LEVEL_FOR_TEST + l as u32)) - 1));
+            while (i + 1).is_multiple_of(1 << (CACHED_LEVEL + l as u32)) {
+                p.push_upper(l, &upper(l, ((i + 1) >> (CACHED_LEVEL + l as u32)) - 1));
                 l += 1;
             }
         }
-        (0..12).map(|l| to >> (CACHED_LEVEL_FOR_TEST + l as u32)).collect()
+        (0..12).map(|l| to >> (CACHED_LEVEL + l as u32)).collect()
     }
-
-    const CACHED_LEVEL_FOR_TEST: u32 = super::super::store::CACHED_LEVEL;
 
     #[test]
     fn upper_hashes_read_back_from_blocks_in_file_pending_and_open() {
