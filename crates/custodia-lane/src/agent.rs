@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 use crate::LaneError;
 use crate::assemble::{self, InputFile, PairingContext, Sealer, SealPlanError, file_role, stem};
 use crate::config::{LaneDir, LaneIdentity};
-use crate::outbox::{Outbox, Staged, pending_in, write_durably};
+use crate::outbox::{Outbox, Staged, delete_inputs, pending_in, write_durably};
 
 /// The media type of a sealed capture upload.
 pub const SEALED_CAPTURE_MEDIA_TYPE: &str = "application/vnd.custodia.sealed-capture";
@@ -49,6 +49,31 @@ pub struct LaneStatus {
     pub last_upload_error: Option<String>,
     /// Recent quarantine entries: reason and file name.
     pub recent_quarantine: Vec<(String, String)>,
+    /// Captures waiting in the inbox, unsealed, because no published epoch covers their time yet
+    /// (a camera clock ahead of the vault's publishing horizon, or the vault unreachable with no
+    /// cached set). Each is looked at again every [`HOLD_RECHECK`].
+    pub held_without_epoch: u64,
+    /// Captures destroyed unsealed since start: dated before every live epoch of the class that
+    /// carries their metadata, so past retention (or older than the vault accepts).
+    pub expired_unsealed: u64,
+    /// Images dropped from captures that were sealed without them since start: their class's
+    /// retention had passed before they reached the lane (a face older than its hours).
+    pub expired_images_dropped: u64,
+}
+
+/// How long a capture held for want of an epoch waits before the lane looks at it again, so held
+/// captures neither starve newer ones of a pass's [`MAX_GROUPS_PER_PASS`] nor cost a fetch of the
+/// epoch set every pass.
+pub const HOLD_RECHECK: Duration = Duration::from_secs(60);
+
+/// What became of one planned capture in a seal pass.
+enum SealOutcome {
+    /// Sealed under this sequence number, after dropping this many expired images.
+    Sealed { sequence: u64, sealed: Vec<u8>, dropped_images: usize },
+    /// No epoch covers it yet, or no epoch set could be had: its inputs stay in the inbox.
+    Held(String),
+    /// No epoch ever will cover its metadata: its inputs are destroyed unsealed.
+    Expired(String),
 }
 
 /// A running lane.
@@ -61,6 +86,8 @@ pub struct Lane {
     rng: rand_core::OsRng,
     /// When each stem was first seen and last changed.
     seen: BTreeMap<String, (Instant, u64)>,
+    /// Stems held for want of an epoch, and when to look at each again.
+    held: BTreeMap<String, Instant>,
     status: LaneStatus,
     backoff: Duration,
     next_upload_at: Instant,
@@ -89,6 +116,7 @@ impl Lane {
             http,
             rng: rand_core::OsRng,
             seen: BTreeMap::new(),
+            held: BTreeMap::new(),
             status: LaneStatus::default(),
             backoff: Duration::ZERO,
             next_upload_at: Instant::now(),
@@ -160,12 +188,19 @@ impl Lane {
         let settle = Duration::from_millis(self.identity.config.settle_ms);
         let grace = Duration::from_millis(self.identity.config.pair_grace_ms);
         self.seen.retain(|stem, _| groups.contains_key(stem));
+        self.held.retain(|stem, _| groups.contains_key(stem));
+        self.status.held_without_epoch = self.held.len() as u64;
         let mut ready = Vec::new();
         for (stem, paths) in groups {
             let fingerprint = fingerprints[&stem];
             let entry = self.seen.entry(stem.clone()).or_insert((now, fingerprint));
             if entry.1 != fingerprint {
                 *entry = (now, fingerprint);
+                // New or rewritten files: the group is judged afresh.
+                self.held.remove(&stem);
+            }
+            if self.held.get(&stem).is_some_and(|&look_again| now < look_again) {
+                continue;
             }
             let quiet = now.duration_since(entry.0);
             let has_json = paths.iter().any(|p| {
@@ -187,11 +222,18 @@ impl Lane {
     }
 
     /// Seals every ready group. Returns how many captures were sealed.
+    ///
+    /// A capture no published epoch covers is held in the inbox and looked at again after
+    /// [`HOLD_RECHECK`]; one that no epoch ever will cover (see [`CapturePlan::expired_classes`])
+    /// is destroyed unsealed, or sealed without the images whose retention has passed.
+    ///
+    /// [`CapturePlan::expired_classes`]: crate::assemble::CapturePlan::expired_classes
     pub async fn seal_pass(&mut self) -> Result<usize, LaneError> {
         let ready = self.ready_groups()?;
         if ready.is_empty() {
             return Ok(0);
         }
+        let mut epochs = PassEpochs::default();
         let mut staged = Vec::new();
         for (group_stem, paths) in ready {
             let mut files = Vec::with_capacity(paths.len());
@@ -216,27 +258,42 @@ impl Lane {
                     && plan.metadata.quarantine.is_none();
                 if nothing_to_seal {
                     // Heartbeats: consumed without a capture.
-                    staged_consume_only(&self.dir.inbox(), &plan.inputs)?;
+                    delete_inputs(&self.dir.inbox(), &plan.inputs)?;
                     continue;
                 }
-                let sealed = match self.seal_with_epochs(&plan).await {
-                    Ok(sealed) => sealed,
-                    Err(LaneError::NoEpoch(reason)) => {
+                let quarantine = plan.quarantine_reason().map(str::to_string);
+                let file = plan.metadata.quarantine.as_ref().map(|q| q.file_name.clone()).unwrap_or_default();
+                let inputs = plan.inputs.clone();
+                let (sequence, sealed) = match self.seal_with_epochs(plan, &mut epochs).await? {
+                    SealOutcome::Sealed { sequence, sealed, dropped_images } => {
+                        if dropped_images > 0 {
+                            tracing::warn!(stem = %group_stem, dropped_images, "images past their retention dropped before sealing");
+                            self.status.expired_images_dropped += dropped_images as u64;
+                        }
+                        (sequence, sealed)
+                    }
+                    SealOutcome::Held(reason) => {
                         tracing::warn!(stem = %group_stem, %reason, "no epoch key yet; holding the capture in the inbox");
+                        self.held.insert(group_stem.clone(), Instant::now() + HOLD_RECHECK);
                         continue;
                     }
-                    Err(other) => return Err(other),
+                    SealOutcome::Expired(reason) => {
+                        tracing::warn!(stem = %group_stem, %reason, "capture past retention; destroyed unsealed");
+                        delete_inputs(&self.dir.inbox(), &inputs)?;
+                        self.status.expired_unsealed += 1;
+                        continue;
+                    }
                 };
-                if let Some(reason) = plan.quarantine_reason() {
+                if let Some(reason) = quarantine {
                     self.status.quarantined += 1;
-                    let file = plan.metadata.quarantine.as_ref().map(|q| q.file_name.clone()).unwrap_or_default();
-                    self.status.recent_quarantine.push((reason.to_string(), file));
+                    self.status.recent_quarantine.push((reason, file));
                     let excess = self.status.recent_quarantine.len().saturating_sub(100);
                     self.status.recent_quarantine.drain(..excess);
                 }
-                staged.push(sealed_to_stage(sealed, plan.inputs));
+                staged.push(Staged { sequence, sealed, inputs });
             }
         }
+        self.status.held_without_epoch = self.held.len() as u64;
         let count = staged.len();
         self.outbox.commit(staged)?;
         self.status.sealed += count as u64;
@@ -244,36 +301,91 @@ impl Lane {
         Ok(count)
     }
 
-    async fn seal_with_epochs(&mut self, plan: &assemble::CapturePlan) -> Result<(u64, Vec<u8>), LaneError> {
-        if self.epochs.is_none() {
-            self.refresh_epochs().await.map_err(|e| LaneError::NoEpoch(format!("cannot fetch epoch keys: {e}")))?;
+    /// Seals one plan with the cached epoch set, fetching a fresh one (at most once a pass) when
+    /// the cached set has no epoch for it, and judging with that fresh set whether the capture is
+    /// only early or past its retention.
+    async fn seal_with_epochs(
+        &mut self,
+        mut plan: assemble::CapturePlan,
+        pass: &mut PassEpochs,
+    ) -> Result<SealOutcome, LaneError> {
+        if self.epochs.is_none()
+            && let Err(reason) = self.refresh_once(pass).await
+        {
+            return Ok(SealOutcome::Held(reason));
+        }
+        let missing = loop {
+            match self.seal_now(&plan)? {
+                Ok(sealed) => return Ok(sealed_with(sealed, 0)),
+                Err(missing) if !pass.refreshed => {
+                    tracing::info!(%missing, "no cached epoch covers this capture; refreshing");
+                    if let Err(reason) = self.refresh_once(pass).await {
+                        return Ok(SealOutcome::Held(format!("{missing}; {reason}")));
+                    }
+                }
+                Err(missing) => break missing,
+            }
+        };
+        // `pass.refreshed`: the set was issued by the vault during this pass.
+        let epochs = self.epochs.as_ref().expect("epochs are loaded");
+        let expired = plan.expired_classes(&self.identity.site, epochs);
+        if expired.is_empty() {
+            return Ok(SealOutcome::Held(missing));
+        }
+        let classes: Vec<&str> = expired.iter().map(|c| c.as_str()).collect();
+        if expired.contains(&plan.metadata_class()) {
+            return Ok(SealOutcome::Expired(format!(
+                "dated {}, before every live {} epoch",
+                plan.capture_time_ms,
+                classes.join(", ")
+            )));
+        }
+        let dropped_images = plan.drop_images_of(&expired);
+        match self.seal_now(&plan)? {
+            Ok(sealed) => Ok(sealed_with(sealed, dropped_images)),
+            Err(missing) => Ok(SealOutcome::Held(missing)),
+        }
+    }
+
+    /// Seals `plan` with the cached epoch set under a newly reserved sequence number; the inner
+    /// error names the class no epoch covers.
+    fn seal_now(&mut self, plan: &assemble::CapturePlan) -> Result<Result<(u64, Vec<u8>), String>, LaneError> {
+        let epochs = self.epochs.as_ref().expect("epochs are loaded");
+        let sealer = Sealer {
+            device_id: self.identity.device_id,
+            site: &self.identity.site,
+            lane: &self.identity.lane,
+            key: &self.identity.signing_key,
+        };
+        // Checked before a sequence number is reserved, so a held capture uses none.
+        for class in plan.classes() {
+            if epochs.find(&self.identity.site, class, plan.capture_time_ms).is_none() {
+                return Ok(Err(format!("no {} epoch published for {}", class.as_str(), plan.capture_time_ms)));
+            }
         }
         // Reserved before sealing because the header carries it; a capture that then cannot be
         // sealed leaves a gap, which is harmless (reuse is what must never happen).
         let sequence = self.outbox.next_sequence()?;
-        for attempt in 0..2 {
-            let epochs = self.epochs.as_ref().expect("epochs are loaded");
-            let sealer = Sealer {
-                device_id: self.identity.device_id,
-                site: &self.identity.site,
-                lane: &self.identity.lane,
-                key: &self.identity.signing_key,
-            };
-            match assemble::seal_plan(plan, sequence, &sealer, epochs, &mut self.rng) {
-                Ok(sealed) => return Ok((sequence, sealed)),
-                Err(SealPlanError::NoEpoch { class, time_ms }) if attempt == 0 => {
-                    tracing::info!(class, time_ms, "no cached epoch covers this capture; refreshing");
-                    self.refresh_epochs()
-                        .await
-                        .map_err(|e| LaneError::NoEpoch(format!("cannot fetch epoch keys: {e}")))?;
-                }
-                Err(SealPlanError::NoEpoch { class, time_ms }) => {
-                    return Err(LaneError::NoEpoch(format!("no {class} epoch published for {time_ms}")));
-                }
-                Err(other) => return Err(LaneError::Seal(other.to_string())),
-            }
+        match assemble::seal_plan(plan, sequence, &sealer, epochs, &mut self.rng) {
+            Ok(sealed) => Ok(Ok((sequence, sealed))),
+            Err(SealPlanError::NoEpoch { class, time_ms }) => Ok(Err(format!("no {class} epoch published for {time_ms}"))),
+            Err(other) => Err(LaneError::Seal(other.to_string())),
         }
-        unreachable!("the loop returns on its second attempt")
+    }
+
+    /// Fetches the epoch set unless this pass already tried; the error says why there is none.
+    async fn refresh_once(&mut self, pass: &mut PassEpochs) -> Result<(), String> {
+        if pass.tried {
+            return if pass.refreshed { Ok(()) } else { Err("the epoch set could not be fetched this pass".into()) };
+        }
+        pass.tried = true;
+        match self.refresh_epochs().await {
+            Ok(()) => {
+                pass.refreshed = true;
+                Ok(())
+            }
+            Err(e) => Err(format!("cannot fetch epoch keys: {e}")),
+        }
     }
 
     /// Uploads pending captures (if the backoff allows). Returns how many were acknowledged.
@@ -364,20 +476,16 @@ impl Lane {
     }
 }
 
-fn sealed_to_stage((sequence, sealed): (u64, Vec<u8>), inputs: Vec<crate::outbox::ConsumedInput>) -> Staged {
-    Staged { sequence, sealed, inputs }
+/// Whether a seal pass has fetched the epoch set: at most one fetch a pass, however many
+/// captures miss an epoch.
+#[derive(Default)]
+struct PassEpochs {
+    tried: bool,
+    refreshed: bool,
 }
 
-fn staged_consume_only(inbox: &Path, inputs: &[crate::outbox::ConsumedInput]) -> Result<(), LaneError> {
-    for input in inputs {
-        let path = inbox.join(&input.name);
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(LaneError::io(&path, e)),
-        }
-    }
-    Ok(())
+fn sealed_with((sequence, sealed): (u64, Vec<u8>), dropped_images: usize) -> SealOutcome {
+    SealOutcome::Sealed { sequence, sealed, dropped_images }
 }
 
 fn read_bounded(path: &Path, limit: usize) -> Result<Zeroizing<Vec<u8>>, LaneError> {

@@ -161,6 +161,72 @@ impl CapturePlan {
     pub fn quarantine_reason(&self) -> Option<&str> {
         self.metadata.quarantine.as_ref().map(|q| q.reason.as_str())
     }
+
+    /// The class whose group carries the metadata part: plate when there is a read or a
+    /// quarantine note (plate text and raw engine output live as long as plate reads), else
+    /// overview when there is an overview image, else face when there is a face, else plate.
+    pub fn metadata_class(&self) -> RetentionClass {
+        let has_class = |class| self.images.iter().any(|i| class_of(i.role) == class);
+        if self.metadata.read.is_some() || self.metadata.quarantine.is_some() {
+            RetentionClass::Plate
+        } else if has_class(RetentionClass::Overview) {
+            RetentionClass::Overview
+        } else if has_class(RetentionClass::Face) {
+            RetentionClass::Face
+        } else {
+            RetentionClass::Plate
+        }
+    }
+
+    /// The classes the sealed capture has a group for, in group order (plate, overview, face).
+    pub fn classes(&self) -> Vec<RetentionClass> {
+        let metadata_class = self.metadata_class();
+        [RetentionClass::Plate, RetentionClass::Overview, RetentionClass::Face]
+            .into_iter()
+            .filter(|&class| class == metadata_class || self.images.iter().any(|i| class_of(i.role) == class))
+            .collect()
+    }
+
+    /// The classes of this capture that no epoch will ever cover, judged against `epochs`, a set
+    /// the vault issued just now. The vault lists every live epoch back to the oldest capture it
+    /// accepts, so a capture dated before the earliest listed epoch of a class (and before the
+    /// set was issued) is past that class's retention, its epoch already shredded, or older than
+    /// the vault takes: holding its plaintext would only wait forever. A class with no epoch at
+    /// all in the set is never judged expired: that is a misconfigured site, whose captures
+    /// must wait for an operator, not be destroyed.
+    pub fn expired_classes(&self, site: &SiteName, epochs: &EpochSet) -> Vec<RetentionClass> {
+        let time = self.capture_time_ms;
+        self.classes()
+            .into_iter()
+            .filter(|&class| {
+                let earliest = epochs
+                    .epochs
+                    .iter()
+                    .filter(|e| &e.site == site && e.class == class)
+                    .map(|e| e.not_before_ms)
+                    .min();
+                time < epochs.issued_at_ms && earliest.is_some_and(|earliest| time < earliest)
+            })
+            .collect()
+    }
+
+    /// Removes the images of `classes` from the plan (their bytes are zeroized as they drop) and
+    /// returns how many there were. The caller keeps the metadata class (see
+    /// [`CapturePlan::expired_classes`]): a plan without it cannot be sealed.
+    pub fn drop_images_of(&mut self, classes: &[RetentionClass]) -> usize {
+        let before = self.images.len();
+        self.images.retain(|image| !classes.contains(&class_of(image.role)));
+        before - self.images.len()
+    }
+}
+
+/// The retention class an image of `role` is sealed under.
+fn class_of(role: ImageRole) -> RetentionClass {
+    match role {
+        ImageRole::PlateCrop => RetentionClass::Plate,
+        ImageRole::Overview | ImageRole::VehicleCrop => RetentionClass::Overview,
+        ImageRole::Face => RetentionClass::Face,
+    }
 }
 
 /// What the pass knows about pairing.
@@ -372,9 +438,7 @@ pub struct Sealer<'a> {
 }
 
 /// Seals a plan. Groups come in a fixed order (plate, overview, face); the metadata part is the
-/// first part of the plate group when there is a read or a quarantine note (it holds plate text or
-/// raw engine output, which live as long as plate reads), else of the overview group, else of the
-/// face group.
+/// first part of the group of [`CapturePlan::metadata_class`].
 pub fn seal_plan(
     plan: &CapturePlan,
     sequence: u64,
@@ -382,25 +446,8 @@ pub fn seal_plan(
     epochs: &EpochSet,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<Vec<u8>, SealPlanError> {
-    let class_of = |role: ImageRole| match role {
-        ImageRole::PlateCrop => RetentionClass::Plate,
-        ImageRole::Overview | ImageRole::VehicleCrop => RetentionClass::Overview,
-        ImageRole::Face => RetentionClass::Face,
-    };
-    let has_class = |class| plan.images.iter().any(|i| class_of(i.role) == class);
-    let metadata_class = if plan.metadata.read.is_some() || plan.metadata.quarantine.is_some() {
-        RetentionClass::Plate
-    } else if has_class(RetentionClass::Overview) {
-        RetentionClass::Overview
-    } else if has_class(RetentionClass::Face) {
-        RetentionClass::Face
-    } else {
-        RetentionClass::Plate
-    };
-    let classes: Vec<RetentionClass> = [RetentionClass::Plate, RetentionClass::Overview, RetentionClass::Face]
-        .into_iter()
-        .filter(|&class| class == metadata_class || has_class(class))
-        .collect();
+    let metadata_class = plan.metadata_class();
+    let classes = plan.classes();
 
     // Lay out parts and fill in where each image lands.
     let mut metadata = plan.metadata.clone();

@@ -184,11 +184,14 @@ pub fn pending_in(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LaneError> {
     Ok(found)
 }
 
-fn delete_inputs(inbox: &Path, inputs: &[ConsumedInput]) -> Result<(), LaneError> {
+/// Deletes each input whose content is still what was consumed (a file since replaced under the
+/// same name is new input and stays).
+pub(crate) fn delete_inputs(inbox: &Path, inputs: &[ConsumedInput]) -> Result<(), LaneError> {
     for input in inputs {
         let path = inbox.join(&input.name);
-        match fs::read(&path) {
-            Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == input.sha256 => {
+        // Zeroizing: the input may be a plaintext image.
+        match fs::read(&path).map(zeroize::Zeroizing::new) {
+            Ok(bytes) if hex::encode(Sha256::digest(&bytes[..])) == input.sha256 => {
                 fs::remove_file(&path).map_err(|e| LaneError::io(&path, e))?;
             }
             // Replaced by a new file of the same name since it was sealed: that one is new input.

@@ -140,3 +140,54 @@ fn a_sealed_plan_opens_only_with_the_vault_keys_to_what_was_planned() {
     let partial = EpochSet { issued_at_ms: 0, epochs: epochs.epochs.iter().filter(|e| e.class != RetentionClass::Face).cloned().collect() };
     assert!(seal_plan(&plan, 43, &sealer, &partial, &mut rng).is_err());
 }
+
+#[test]
+fn only_classes_dated_before_their_earliest_live_epoch_are_judged_expired() {
+    let mut plan = plan_group(&complete_group(), WITH_ENGINE).remove(0);
+    const T: i64 = 1_780_000_000_000;
+    const HOUR: i64 = 3_600_000;
+    plan.capture_time_ms = T;
+    let site = SiteName::new("anzalduas").unwrap();
+    let other_site = SiteName::new("pharr").unwrap();
+    let key = EpochSecretKey::generate(&mut ChaCha20Rng::seed_from_u64(9)).public_key();
+    let epoch = |site: &SiteName, class, from: i64, to: i64| EpochAnnouncement::new(site.clone(), class, from, to, key.clone());
+    let set = |issued_at_ms, epochs| EpochSet { issued_at_ms, epochs };
+    let day = |class| epoch(&site, class, T - 24 * HOUR, T + 24 * HOUR);
+    let later_faces = epoch(&site, RetentionClass::Face, T + HOUR, T + 2 * HOUR);
+
+    // Faces of the capture's hour are shredded; plates and overviews are live.
+    let shredded_face = set(T + 10 * HOUR, vec![day(RetentionClass::Plate), day(RetentionClass::Overview), later_faces.clone()]);
+    assert_eq!(plan.expired_classes(&site, &shredded_face), [RetentionClass::Face]);
+    // Issued before the capture time: the vault has not reached it, nothing is judged.
+    let issued_before = set(T - 1, shredded_face.epochs.clone());
+    assert!(plan.expired_classes(&site, &issued_before).is_empty());
+    // No face epoch at all for this site (only another site's): a misconfiguration, held.
+    let other_sites_faces = set(
+        T + 10 * HOUR,
+        vec![day(RetentionClass::Plate), day(RetentionClass::Overview), epoch(&other_site, RetentionClass::Face, T + HOUR, T + 2 * HOUR)],
+    );
+    assert!(plan.expired_classes(&site, &other_sites_faces).is_empty());
+    // A gap between live face epochs is not retention: held.
+    let gap = set(
+        T + 10 * HOUR,
+        vec![day(RetentionClass::Plate), day(RetentionClass::Overview), epoch(&site, RetentionClass::Face, T - 2 * HOUR, T - HOUR), later_faces.clone()],
+    );
+    assert!(plan.expired_classes(&site, &gap).is_empty());
+    // Plates gone too: the class carrying the metadata (a read) is among the expired.
+    let all_gone = set(
+        T + 10 * HOUR,
+        vec![epoch(&site, RetentionClass::Plate, T + HOUR, T + 2 * HOUR), day(RetentionClass::Overview), later_faces],
+    );
+    assert_eq!(plan.expired_classes(&site, &all_gone), [RetentionClass::Plate, RetentionClass::Face]);
+    assert_eq!(plan.metadata_class(), RetentionClass::Plate);
+
+    // Dropping the expired faces leaves a plan that seals without a face group.
+    assert_eq!(plan.drop_images_of(&[RetentionClass::Face]), 1);
+    assert_eq!(plan.classes(), [RetentionClass::Plate, RetentionClass::Overview]);
+    let device = DeviceSigningKey::generate(&mut ChaCha20Rng::seed_from_u64(10));
+    let lane = LaneName::new("lane-1").unwrap();
+    let sealer = Sealer { device_id: DeviceId([4; 16]), site: &site, lane: &lane, key: &device };
+    let sealed = seal_plan(&plan, 7, &sealer, &shredded_face, &mut ChaCha20Rng::seed_from_u64(11)).unwrap();
+    let classes: Vec<RetentionClass> = SealedCapture::parse(&sealed).unwrap().groups().iter().map(|g| g.class()).collect();
+    assert_eq!(classes, [RetentionClass::Plate, RetentionClass::Overview]);
+}

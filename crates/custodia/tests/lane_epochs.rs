@@ -1,0 +1,153 @@
+//! A lane's plaintext never waits for an epoch that cannot come, and waiting captures never starve
+//! new ones.
+//!
+//! Against a vault (in process, on loopback) whose faces older than about 13 hours have been
+//! shredded by a retention run, one lane's inbox receives:
+//! - captures from the last 30 hours: sealed, each without the faces whose epoch is gone;
+//! - captures from ten days ago, older than every live epoch: destroyed unsealed;
+//! - over 64 captures dated four days ahead (a camera clock wrong by days), named to come first in
+//!   the inbox: held, unsealed, and looked at again only after `HOLD_RECHECK`, so they cannot
+//!   fill the passes' 64-group budget and stall the others.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use custodia_lane::{Lane, LaneConfig, LaneDir};
+use custodia_seal::epochs::SignedEpochSet;
+use custodia_seal::{DeviceSigningKey, RetentionClass, SealedCapture, SiteName, VaultVerifyingKey};
+use custodia_synth::{FileRole, LaneSpec, TrafficConfig, Vendor};
+use custodia_vault::audit::Actor;
+use custodia_vault::clock::{Clock, SystemClock};
+use custodia_vault::config::DAY_MS;
+use custodia_vault::retention::RetentionRules;
+use custodia_vault::{MasterKey, Vault, VaultConfig};
+
+const SITE: &str = "anzalduas";
+const HOUR_MS: i64 = DAY_MS / 24;
+
+/// Synthetic captures for one lane from `start_ms`, only those with engine output (an image
+/// alone is a quarantine capture dated by its file's time, not the engine's).
+fn traffic(seed: u64, start_ms: i64, captures: u32) -> Vec<custodia_synth::SyntheticCapture> {
+    custodia_synth::generate(&TrafficConfig {
+        seed,
+        site: SITE.into(),
+        lanes: vec![LaneSpec { lane: "lane-1".into(), camera_id: 1, vendor: Vendor::OpenAlprV2 }],
+        start_ms,
+        days: 1,
+        captures,
+    })
+    .filter(|c| c.files.iter().any(|f| f.role == FileRole::EngineJson))
+    .collect()
+}
+
+fn drop_into(inbox: &std::path::Path, capture: &custodia_synth::SyntheticCapture, prefix: &str, roles: &[FileRole]) {
+    for file in capture.files.iter().filter(|f| roles.contains(&f.role)) {
+        let name = format!("{prefix}{}", file.name);
+        std::fs::write(inbox.join(format!(".{name}.tmp")), &file.bytes).unwrap();
+        std::fs::rename(inbox.join(format!(".{name}.tmp")), inbox.join(name)).unwrap();
+    }
+}
+
+fn faces(capture: &custodia_synth::SyntheticCapture) -> usize {
+    capture.files.iter().filter(|f| f.role == FileRole::Face).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_captures_are_destroyed_and_held_ones_do_not_starve_the_rest() {
+    let root = tempfile::tempdir().unwrap();
+    let vault_dir = root.path().join("vault");
+    let now = SystemClock.now_ms();
+    let config = VaultConfig { sites: vec![SITE.into()], ..VaultConfig::default() };
+    Vault::init(&vault_dir, &config, MasterKey::KeyFile, &mut rand_core::OsRng).unwrap();
+    let vault = Vault::open(&vault_dir, Arc::new(SystemClock), Box::new(rand_core::OsRng), None).unwrap();
+    vault.ensure_epochs(now - 3 * DAY_MS, now + 2 * DAY_MS).unwrap();
+    // Faces are kept 12 hours after their hourly epoch ends: those older than ~13 h go now.
+    let report = vault.run_retention(&RetentionRules::default(), &Actor::system()).await.unwrap();
+    assert!(report.epochs_shredded() > 0, "the retention run shredded no face epoch");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let vault_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(custodia_server::run(listener, vault.clone(), std::future::pending()));
+
+    let key = DeviceSigningKey::generate(&mut rand_core::OsRng);
+    let device = vault.enroll_device(SITE, "lane-1", &key.verifying_key()).unwrap();
+    let lane_dir = LaneDir::new(root.path().join("lane-1"));
+    lane_dir
+        .create(
+            &LaneConfig {
+                device_id: device.id.to_string(),
+                site: SITE.into(),
+                lane: "lane-1".into(),
+                vault_url,
+                vault_epoch_key: hex::encode(vault.epoch_signing_public_key().unwrap()),
+                settle_ms: 0,
+                pair_grace_ms: 0,
+                upload_concurrency: 4,
+            },
+            &key,
+        )
+        .unwrap();
+
+    let recent = traffic(1, now - 30 * HOUR_MS, 12);
+    let ancient = traffic(2, now - 10 * DAY_MS, 3);
+    let early = traffic(3, now + 4 * DAY_MS, 80);
+    assert!(early.len() > 64, "more held captures than one pass takes");
+    let inbox = lane_dir.inbox();
+    let all = [FileRole::EngineJson, FileRole::Overview, FileRole::PlateCrop, FileRole::Face];
+    for capture in &early {
+        // Sorted before every other stem: the passes meet these first. Their engine output
+        // alone is enough to be held (and keeps the test quick).
+        drop_into(&inbox, capture, "0-", &[FileRole::EngineJson]);
+    }
+    for capture in recent.iter().chain(&ancient) {
+        drop_into(&inbox, capture, "", &all);
+    }
+
+    let mut lane = Lane::open(lane_dir.clone()).unwrap();
+    lane.expects_engine_output = true;
+    for _ in 0..3 {
+        lane.seal_pass().await.unwrap();
+    }
+    let status = lane.status().clone();
+    assert_eq!(status.sealed, recent.len() as u64, "{status:?}");
+    assert_eq!(status.expired_unsealed, ancient.len() as u64, "{status:?}");
+    assert_eq!(status.held_without_epoch, early.len() as u64, "{status:?}");
+
+    // Only the early captures' files are left, untouched; nothing of the ancient ones remains.
+    let mut left: Vec<String> =
+        std::fs::read_dir(&inbox).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    let mut expected_left: Vec<String> =
+        early.iter().flat_map(|c| c.files.iter().filter(|f| f.role == FileRole::EngineJson).map(|f| format!("0-{}", f.name))).collect();
+    expected_left.sort();
+    assert_eq!(left, expected_left);
+
+    // Which faces should have been dropped, by the set the lane judged with (its cache).
+    let cached = std::fs::read(lane_dir.state().join("epochs.json")).unwrap();
+    let set = SignedEpochSet::from_json(&cached)
+        .unwrap()
+        .verify(&VaultVerifyingKey::from_bytes(&vault.epoch_signing_public_key().unwrap()).unwrap())
+        .unwrap();
+    let site = SiteName::new(SITE).unwrap();
+    let face_live = |time_ms| set.find(&site, RetentionClass::Face, time_ms).is_some();
+    let dropped: usize = recent.iter().filter(|c| !face_live(c.time_ms)).map(faces).sum();
+    let kept: usize = recent.iter().filter(|c| face_live(c.time_ms)).map(faces).sum();
+    assert!(dropped > 0 && kept > 0, "the traffic must have faces on both sides of the shredded line: {dropped} / {kept}");
+    assert_eq!(status.expired_images_dropped, dropped as u64, "{status:?}");
+
+    // Upload, and check each stored capture has a face group exactly when its faces were live.
+    while !custodia_lane::outbox::pending_in(&lane_dir.outbox()).unwrap().is_empty() {
+        assert!(lane.upload_pass().await.unwrap() > 0, "{:?}", lane.status());
+    }
+    assert_eq!(lane.status().rejected, 0, "{:?}", lane.status());
+    assert_eq!(vault.record_count().unwrap(), recent.len() as u64);
+    let by_time: BTreeMap<i64, &custodia_synth::SyntheticCapture> = recent.iter().map(|c| (c.time_ms, c)).collect();
+    for (_, blob_key) in vault.record_blob_keys().unwrap() {
+        let blob = vault.sealed_blob(&blob_key).await.unwrap();
+        let capture = SealedCapture::parse(&blob).unwrap();
+        let time = capture.header().capture_time_ms;
+        let truth = by_time[&time];
+        let has_face_group = capture.groups().iter().any(|g| g.class() == RetentionClass::Face);
+        assert_eq!(has_face_group, faces(truth) > 0 && face_live(time), "capture at {time}");
+    }
+}
