@@ -111,18 +111,12 @@ pub type TreeProof = Vec<Hash>;
 ///
 /// Level `L`'s `n`th hash is written right after level `L+1`'s `2n+1`th hash.
 pub fn stored_hash_index(level: u32, n: u64) -> u64 {
-    let mut n = n;
-    for _ in 0..level {
-        n = 2 * n + 1;
-    }
-    // Level 0's n'th hash is written at n + n/2 + n/4 + ...
-    let mut i = 0u64;
-    let mut m = n;
-    while m > 0 {
-        i += m;
-        m >>= 1;
-    }
-    i + u64::from(level)
+    // The hash is written when the subtree's last record, (n+1)·2^level − 1, is appended: right
+    // after that record's leaf hash, `level` places on. Record m's leaf hash is written at
+    // m + m/2 + m/4 + … = 2m − popcount(m) (each completed level adds m/2^k hashes before it).
+    // Closed form rather than a loop per bit: proofs and appends call this for every hash.
+    let last = ((n + 1) << level) - 1;
+    2 * last - u64::from(last.count_ones()) + u64::from(level)
 }
 
 /// Inverse of [`stored_hash_index`]: the `(level, n)` stored at `index`.
@@ -453,6 +447,35 @@ fn run_tree_proof(p: &[Hash], lo: u64, hi: u64, n: u64, old: Hash) -> Option<(Ha
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_hash_index_matches_its_definition() {
+        // The definition the closed form must equal: level L's n'th hash follows level L-1's
+        // (2n+1)'th, and record m's leaf hash sits at m + m/2 + m/4 + ….
+        fn by_definition(level: u32, n: u64) -> u64 {
+            let mut m = n;
+            for _ in 0..level {
+                m = 2 * m + 1;
+            }
+            let (mut i, mut rest) = (0u64, m);
+            while rest > 0 {
+                i += rest;
+                rest >>= 1;
+            }
+            i + u64::from(level)
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for level in 0..40 {
+            for n in (0..300).chain((0..300).map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % (1 << (44 - level))
+            })) {
+                assert_eq!(stored_hash_index(level, n), by_definition(level, n), "level {level} n {n}");
+            }
+        }
+    }
 
     #[test]
     fn stored_hash_index_round_trips() {

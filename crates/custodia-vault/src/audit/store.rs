@@ -551,15 +551,15 @@ impl HashReader for LogFile {
         if let Some(&index) = indexes.iter().find(|&&index| index >= limit) {
             return Err(ReadError::NotFound { index });
         }
+        // Each index's (level, n), worked out once: the level decides where the hash is read from.
+        let split: Vec<(u32, u64)> = indexes.iter().map(|&index| custodia_tlog::split_stored_hash_index(index)).collect();
         // Upper hashes come from the position files, all in one call: a proof's hashes of
         // neighbouring levels share a block there.
-        let (upper, upper_at): (Vec<(usize, u64)>, Vec<usize>) = indexes
+        let (upper, upper_at): (Vec<(usize, u64)>, Vec<usize>) = split
             .iter()
             .enumerate()
-            .filter_map(|(k, &index)| {
-                let (level, n) = custodia_tlog::split_stored_hash_index(index);
-                (level >= CACHED_LEVEL).then(|| (((level - CACHED_LEVEL) as usize, n), k))
-            })
+            .filter(|(_, (level, _))| *level >= CACHED_LEVEL)
+            .map(|(k, &(level, n))| (((level - CACHED_LEVEL) as usize, n), k))
             .unzip();
         let found = self.positions.upper_hashes(&upper).map_err(backend)?;
         for (found, &k) in found.into_iter().zip(&upper_at) {
@@ -567,29 +567,39 @@ impl HashReader for LogFile {
         }
         // Low-level hashes are read from the frames' hash blocks. Indexes come sorted, and a
         // proof's low-level hashes lie close together: each run of them in one frame is one
-        // lookup and one read.
+        // lookup and one read, of at most 8 KB (hashes far apart in one large frame are read
+        // apart). A proof's runs are short: they go through a small buffer on the stack, and
+        // only a longer run takes one from the heap.
+        const MAX_RUN: u64 = 256;
+        const SHORT_RUN: usize = 32;
+        let mut short_buf = [0u8; SHORT_RUN * HASH_SIZE];
+        let mut long_buf = Vec::new();
         let mut k = 0;
         while k < indexes.len() {
             let index = indexes[k];
-            let (level, _) = custodia_tlog::split_stored_hash_index(index);
-            if level >= CACHED_LEVEL {
+            if split[k].0 >= CACHED_LEVEL {
                 k += 1;
                 continue;
             }
             let f = self.frame_of_low_hash(index)?;
             let frame_end = f.first_stored + u64::from(f.hashes);
             let mut run_end = k + 1;
-            // At most 8 KB a read: hashes far apart in one large frame are read apart.
             while run_end < indexes.len()
-                && indexes[run_end] < frame_end.min(index + 256)
-                && custodia_tlog::split_stored_hash_index(indexes[run_end]).0 < CACHED_LEVEL
+                && indexes[run_end] < frame_end.min(index + MAX_RUN)
+                && split[run_end].0 < CACHED_LEVEL
             {
                 run_end += 1;
             }
             let (first, last) = (index, indexes[run_end - 1]);
-            let mut span = vec![0u8; ((last - first + 1) as usize) * HASH_SIZE];
+            let span_len = ((last - first + 1) as usize) * HASH_SIZE;
+            let span = if span_len <= short_buf.len() {
+                &mut short_buf[..span_len]
+            } else {
+                long_buf.resize(span_len, 0);
+                &mut long_buf[..]
+            };
             self.file
-                .read_exact_at(&mut span, f.hash_offset + (first - f.first_stored) * HASH_SIZE as u64)
+                .read_exact_at(span, f.hash_offset + (first - f.first_stored) * HASH_SIZE as u64)
                 .map_err(|_| ReadError::NotFound { index })?;
             for (slot, &i) in out[k..run_end].iter_mut().zip(&indexes[k..run_end]) {
                 let at = ((i - first) as usize) * HASH_SIZE;
