@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use custodia_lane::{Lane, LaneConfig, LaneDir};
-use custodia_seal::{DeviceSigningKey, SealedCapture};
+use custodia_lane::{Lane, LaneDir};
+use custodia_seal::SealedCapture;
 use custodia_store::blobs::{BlobStore, Fault, Faults};
 use custodia_store::file_keystore::FileKeystore;
 use custodia_synth::{LaneSpec, TrafficConfig, Vendor};
@@ -22,6 +22,8 @@ use custodia_vault::audit::event::{Action, Event};
 use custodia_vault::clock::{Clock, SystemClock};
 use custodia_vault::config::DAY_MS;
 use custodia_vault::{MasterKey, Vault, VaultConfig};
+
+mod common;
 
 const SITE: &str = "anzalduas";
 /// Few: rendering the synthetic images and the lane's perceptual hashing dominate in a debug build.
@@ -90,23 +92,7 @@ async fn a_full_disk_holds_captures_in_the_lane_outbox_and_the_backlog_drains_on
     }));
 
     let lane_dir = LaneDir::new(root.path().join("lane-1"));
-    let key = DeviceSigningKey::generate(&mut rand_core::OsRng);
-    let device = vault.enroll_device(SITE, "lane-1", &key.verifying_key()).unwrap();
-    lane_dir
-        .create(
-            &LaneConfig {
-                device_id: device.id.to_string(),
-                site: SITE.into(),
-                lane: "lane-1".into(),
-                vault_url: url.clone(),
-                vault_epoch_key: hex::encode(vault.epoch_signing_public_key().unwrap()),
-                settle_ms: 20,
-                pair_grace_ms: 300,
-                upload_concurrency: 4,
-            },
-            &key,
-        )
-        .unwrap();
+    common::enrol_lane(&vault, SITE, "lane-1", &lane_dir, url.clone(), (20, 300, 4));
 
     // The disk fills before the traffic arrives.
     faults.set(Fault::DiskFull);

@@ -12,15 +12,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use custodia_lane::{Lane, LaneConfig, LaneDir};
+use custodia_lane::{Lane, LaneDir};
 use custodia_seal::epochs::SignedEpochSet;
-use custodia_seal::{DeviceSigningKey, RetentionClass, SealedCapture, SiteName, VaultVerifyingKey};
+use custodia_seal::{RetentionClass, SealedCapture, SiteName, VaultVerifyingKey};
 use custodia_synth::{FileRole, LaneSpec, TrafficConfig, Vendor};
 use custodia_vault::audit::Actor;
 use custodia_vault::clock::{Clock, SystemClock};
 use custodia_vault::config::DAY_MS;
 use custodia_vault::retention::RetentionRules;
 use custodia_vault::{MasterKey, Vault, VaultConfig};
+
+mod common;
 
 const SITE: &str = "anzalduas";
 const HOUR_MS: i64 = DAY_MS / 24;
@@ -69,24 +71,8 @@ async fn expired_captures_are_destroyed_and_held_ones_do_not_starve_the_rest() {
     let vault_url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(custodia_server::run(listener, vault.clone(), std::future::pending()));
 
-    let key = DeviceSigningKey::generate(&mut rand_core::OsRng);
-    let device = vault.enroll_device(SITE, "lane-1", &key.verifying_key()).unwrap();
     let lane_dir = LaneDir::new(root.path().join("lane-1"));
-    lane_dir
-        .create(
-            &LaneConfig {
-                device_id: device.id.to_string(),
-                site: SITE.into(),
-                lane: "lane-1".into(),
-                vault_url,
-                vault_epoch_key: hex::encode(vault.epoch_signing_public_key().unwrap()),
-                settle_ms: 0,
-                pair_grace_ms: 0,
-                upload_concurrency: 4,
-            },
-            &key,
-        )
-        .unwrap();
+    common::enrol_lane(&vault, SITE, "lane-1", &lane_dir, vault_url, (0, 0, 4));
 
     let recent = traffic(1, now - 30 * HOUR_MS, 12);
     let ancient = traffic(2, now - 10 * DAY_MS, 3);

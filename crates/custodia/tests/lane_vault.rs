@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use custodia_lane::{Lane, LaneConfig, LaneDir};
-use custodia_seal::{DeviceSigningKey, SealedCapture};
+use custodia_lane::{Lane, LaneDir};
+use custodia_seal::SealedCapture;
 use custodia_synth::{LaneSpec, TrafficConfig, Vendor};
 use custodia_vault::clock::{Clock, SystemClock};
 use custodia_vault::config::DAY_MS;
 use custodia_vault::{MasterKey, Vault, VaultConfig};
+
+mod common;
 
 const SITE: &str = "anzalduas";
 const CAPTURES: u64 = 60;
@@ -75,23 +77,7 @@ async fn every_capture_is_stored_exactly_once_across_a_vault_crash() {
     {
         let vault = Vault::open(&vault_dir, Arc::new(SystemClock), Box::new(rand_core::OsRng), None).unwrap();
         vault.ensure_epochs(now - 2 * DAY_MS, now + 2 * DAY_MS).unwrap();
-        let key = DeviceSigningKey::generate(&mut rand_core::OsRng);
-        let device = vault.enroll_device(SITE, "lane-1", &key.verifying_key()).unwrap();
-        lane_dir
-            .create(
-                &LaneConfig {
-                    device_id: device.id.to_string(),
-                    site: SITE.into(),
-                    lane: "lane-1".into(),
-                    vault_url: format!("http://127.0.0.1:{port}"),
-                    vault_epoch_key: hex::encode(vault.epoch_signing_public_key().unwrap()),
-                    settle_ms: 20,
-                    pair_grace_ms: 300,
-                    upload_concurrency: 2,
-                },
-                &key,
-            )
-            .unwrap();
+        common::enrol_lane(&vault, SITE, "lane-1", &lane_dir, format!("http://127.0.0.1:{port}"), (20, 300, 2));
     }
 
     // Camera traffic for one lane over the last day, dropped all at once.
