@@ -50,8 +50,9 @@ pub struct LaneStatus {
     /// Recent quarantine entries: reason and file name.
     pub recent_quarantine: Vec<(String, String)>,
     /// Captures waiting in the inbox, unsealed, because no published epoch covers their time yet
-    /// (a camera clock ahead of the vault's publishing horizon, or the vault unreachable with no
-    /// cached set). Each is looked at again every [`HOLD_RECHECK`].
+    /// (a camera clock ahead of the vault's publishing horizon or far behind, or the vault
+    /// unreachable with no cached set). Each is looked at again after [`HOLD_RECHECK`], then
+    /// less often.
     pub held_without_epoch: u64,
     /// Captures destroyed unsealed since start: dated before every live epoch of the class that
     /// carries their metadata, so past retention (or older than the vault accepts).
@@ -61,10 +62,13 @@ pub struct LaneStatus {
     pub expired_images_dropped: u64,
 }
 
-/// How long a capture held for want of an epoch waits before the lane looks at it again, so held
-/// captures neither starve newer ones of a pass's [`MAX_GROUPS_PER_PASS`] nor cost a fetch of the
-/// epoch set every pass.
+/// How long a capture held for want of an epoch waits before the lane first looks at it again,
+/// so held captures neither starve newer ones of a pass's [`MAX_GROUPS_PER_PASS`] nor cost a
+/// fetch of the epoch set every pass. The wait doubles at each look, up to [`HOLD_RECHECK_MAX`].
 pub const HOLD_RECHECK: Duration = Duration::from_secs(60);
+
+/// The longest wait between looks at a held capture.
+pub const HOLD_RECHECK_MAX: Duration = Duration::from_secs(30 * 60);
 
 /// What became of one planned capture in a seal pass.
 enum SealOutcome {
@@ -86,8 +90,10 @@ pub struct Lane {
     rng: rand_core::OsRng,
     /// When each stem was first seen and last changed.
     seen: BTreeMap<String, (Instant, u64)>,
-    /// Stems held for want of an epoch, and when to look at each again.
-    held: BTreeMap<String, Instant>,
+    /// Stems held for want of an epoch: when to look at each again, and the wait before that.
+    held: BTreeMap<String, (Instant, Duration)>,
+    /// When the lane was enrolled: no credible capture predates it.
+    enrolled_ms: i64,
     status: LaneStatus,
     backoff: Duration,
     next_upload_at: Instant,
@@ -99,6 +105,7 @@ impl Lane {
     /// Opens the lane folder, recovering any interrupted pass.
     pub fn open(dir: LaneDir) -> Result<Self, LaneError> {
         let identity = dir.load()?;
+        let enrolled_ms = dir.enrolled_ms()?;
         let outbox = Outbox::open(&dir.outbox(), &dir.inbox(), &dir.state())?;
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -117,6 +124,7 @@ impl Lane {
             rng: rand_core::OsRng,
             seen: BTreeMap::new(),
             held: BTreeMap::new(),
+            enrolled_ms,
             status: LaneStatus::default(),
             backoff: Duration::ZERO,
             next_upload_at: Instant::now(),
@@ -199,7 +207,7 @@ impl Lane {
                 // New or rewritten files: the group is judged afresh.
                 self.held.remove(&stem);
             }
-            if self.held.get(&stem).is_some_and(|&look_again| now < look_again) {
+            if self.held.get(&stem).is_some_and(|&(look_again, _)| now < look_again) {
                 continue;
             }
             let quiet = now.duration_since(entry.0);
@@ -273,8 +281,11 @@ impl Lane {
                         (sequence, sealed)
                     }
                     SealOutcome::Held(reason) => {
-                        tracing::warn!(stem = %group_stem, %reason, "no epoch key yet; holding the capture in the inbox");
-                        self.held.insert(group_stem.clone(), Instant::now() + HOLD_RECHECK);
+                        // Each look re-plans the group (perceptual hashes included): a capture
+                        // held again waits twice as long, up to HOLD_RECHECK_MAX.
+                        let wait = self.held.get(&group_stem).map_or(HOLD_RECHECK, |&(_, w)| (w * 2).min(HOLD_RECHECK_MAX));
+                        tracing::warn!(stem = %group_stem, %reason, wait_s = wait.as_secs(), "no epoch key; holding the capture in the inbox");
+                        self.held.insert(group_stem.clone(), (Instant::now() + wait, wait));
                         continue;
                     }
                     SealOutcome::Expired(reason) => {
@@ -328,8 +339,15 @@ impl Lane {
         };
         // `pass.refreshed`: the set was issued by the vault during this pass.
         let epochs = self.epochs.as_ref().expect("epochs are loaded");
-        let expired = plan.expired_classes(&self.identity.site, epochs);
+        let expired = plan.expired_classes(&self.identity.site, epochs, self.enrolled_ms);
         if expired.is_empty() {
+            if !plan.time_is_credible(self.enrolled_ms) {
+                return Ok(SealOutcome::Held(format!(
+                    "{missing}; its time {} is over an hour from its arrival {} or before the lane's enrolment: \
+                     a camera or engine clock is wrong",
+                    plan.capture_time_ms, plan.arrived_ms
+                )));
+            }
             return Ok(SealOutcome::Held(missing));
         }
         let classes: Vec<&str> = expired.iter().map(|c| c.as_str()).collect();

@@ -35,6 +35,11 @@ use crate::strip;
 /// format allows 8 MiB per part.
 pub const MAX_IMAGE_FILE_BYTES: usize = custodia_seal::MAX_PART_PLAINTEXT_BYTES;
 
+/// How far a capture's time may lie from its inputs' arrival for the lane to trust it when
+/// judging retention (see [`CapturePlan::time_is_credible`]): an hour covers an engine working
+/// through a backlog; a camera clock wrong by more is a fault for an operator.
+pub const CLOCK_AGREEMENT_MS: i64 = 60 * 60 * 1000;
+
 /// Largest engine JSON accepted (Rekor groups carry base64 JPEGs).
 pub const MAX_JSON_FILE_BYTES: usize = input::MAX_ENGINE_JSON_BYTES;
 
@@ -148,6 +153,8 @@ pub struct PlannedImage {
 pub struct CapturePlan {
     /// When it was captured (unix ms).
     pub capture_time_ms: i64,
+    /// When its inputs reached the inbox: the earliest modification time among them (unix ms).
+    pub arrived_ms: i64,
     /// The metadata part, before image positions are filled in.
     pub metadata: CaptureMetadata,
     /// The images.
@@ -187,14 +194,28 @@ impl CapturePlan {
             .collect()
     }
 
+    /// Whether the capture time can be trusted enough to destroy by: it agrees with when the
+    /// inputs arrived within [`CLOCK_AGREEMENT_MS`], and is not before the lane was enrolled
+    /// (`enrolled_ms`). A camera or engine whose clock reset (to 1970, say) or drifted by days
+    /// produces captures that look past retention; they are held for an operator, never
+    /// destroyed.
+    pub fn time_is_credible(&self, enrolled_ms: i64) -> bool {
+        self.capture_time_ms.abs_diff(self.arrived_ms) <= CLOCK_AGREEMENT_MS.unsigned_abs()
+            && self.capture_time_ms >= enrolled_ms.saturating_sub(CLOCK_AGREEMENT_MS)
+    }
+
     /// The classes of this capture that no epoch will ever cover, judged against `epochs`, a set
     /// the vault issued just now. The vault lists every live epoch back to the oldest capture it
     /// accepts, so a capture dated before the earliest listed epoch of a class (and before the
     /// set was issued) is past that class's retention, its epoch already shredded, or older than
     /// the vault takes: holding its plaintext would only wait forever. A class with no epoch at
     /// all in the set is never judged expired: that is a misconfigured site, whose captures
-    /// must wait for an operator, not be destroyed.
-    pub fn expired_classes(&self, site: &SiteName, epochs: &EpochSet) -> Vec<RetentionClass> {
+    /// must wait for an operator, not be destroyed. Nor is any class of a capture whose time is
+    /// not credible ([`CapturePlan::time_is_credible`]).
+    pub fn expired_classes(&self, site: &SiteName, epochs: &EpochSet, enrolled_ms: i64) -> Vec<RetentionClass> {
+        if !self.time_is_credible(enrolled_ms) {
+            return Vec::new();
+        }
         let time = self.capture_time_ms;
         self.classes()
             .into_iter()
@@ -331,10 +352,10 @@ pub fn plan_group(files: &[InputFile], context: PairingContext) -> Vec<CapturePl
     }
 
     if engine.is_some() || !images.is_empty() {
-        plans.push(CapturePlan { capture_time_ms, metadata, images, inputs: consumed });
+        plans.push(CapturePlan { capture_time_ms, arrived_ms: earliest, metadata, images, inputs: consumed });
     } else if !consumed.is_empty() {
         // Only heartbeats: consumed, nothing to seal.
-        plans.push(CapturePlan { capture_time_ms, metadata: empty_metadata(), images: Vec::new(), inputs: consumed });
+        plans.push(CapturePlan { capture_time_ms, arrived_ms: earliest, metadata: empty_metadata(), images: Vec::new(), inputs: consumed });
     }
     plans
 }
@@ -405,7 +426,7 @@ fn quarantine(file: &InputFile, reason: &str, capture_time_ms: i64) -> CapturePl
         raw_bytes: file.bytes.len() as u64,
         raw_base64,
     });
-    CapturePlan { capture_time_ms, metadata, images: Vec::new(), inputs: vec![file.consumed()] }
+    CapturePlan { capture_time_ms, arrived_ms: capture_time_ms, metadata, images: Vec::new(), inputs: vec![file.consumed()] }
 }
 
 /// Why a plan could not be sealed now.

@@ -106,6 +106,14 @@ impl LaneDir {
         self.root.join("state")
     }
 
+    /// When the lane was enrolled (unix ms): the time `device.key` was written, which happens
+    /// once, at enrolment ([`LaneDir::create`] never overwrites it).
+    pub fn enrolled_ms(&self) -> Result<i64, LaneError> {
+        let key_path = self.root.join("device.key");
+        let modified = fs::metadata(&key_path).and_then(|m| m.modified()).map_err(|e| LaneError::io(&key_path, e))?;
+        Ok(modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
+    }
+
     /// Creates a lane folder with a new identity. Refuses a folder that already has one.
     pub fn create(&self, config: &LaneConfig, signing_key: &DeviceSigningKey) -> Result<(), LaneError> {
         let settings = self.root.join("lane.json");

@@ -157,29 +157,37 @@ fn only_classes_dated_before_their_earliest_live_epoch_are_judged_expired() {
 
     // Faces of the capture's hour are shredded; plates and overviews are live.
     let shredded_face = set(T + 10 * HOUR, vec![day(RetentionClass::Plate), day(RetentionClass::Overview), later_faces.clone()]);
-    assert_eq!(plan.expired_classes(&site, &shredded_face), [RetentionClass::Face]);
+    assert_eq!(plan.expired_classes(&site, &shredded_face, 0), [RetentionClass::Face]);
     // Issued before the capture time: the vault has not reached it, nothing is judged.
     let issued_before = set(T - 1, shredded_face.epochs.clone());
-    assert!(plan.expired_classes(&site, &issued_before).is_empty());
+    assert!(plan.expired_classes(&site, &issued_before, 0).is_empty());
     // No face epoch at all for this site (only another site's): a misconfiguration, held.
     let other_sites_faces = set(
         T + 10 * HOUR,
         vec![day(RetentionClass::Plate), day(RetentionClass::Overview), epoch(&other_site, RetentionClass::Face, T + HOUR, T + 2 * HOUR)],
     );
-    assert!(plan.expired_classes(&site, &other_sites_faces).is_empty());
+    assert!(plan.expired_classes(&site, &other_sites_faces, 0).is_empty());
     // A gap between live face epochs is not retention: held.
     let gap = set(
         T + 10 * HOUR,
         vec![day(RetentionClass::Plate), day(RetentionClass::Overview), epoch(&site, RetentionClass::Face, T - 2 * HOUR, T - HOUR), later_faces.clone()],
     );
-    assert!(plan.expired_classes(&site, &gap).is_empty());
+    assert!(plan.expired_classes(&site, &gap, 0).is_empty());
     // Plates gone too: the class carrying the metadata (a read) is among the expired.
     let all_gone = set(
         T + 10 * HOUR,
         vec![epoch(&site, RetentionClass::Plate, T + HOUR, T + 2 * HOUR), day(RetentionClass::Overview), later_faces],
     );
-    assert_eq!(plan.expired_classes(&site, &all_gone), [RetentionClass::Plate, RetentionClass::Face]);
+    assert_eq!(plan.expired_classes(&site, &all_gone, 0), [RetentionClass::Plate, RetentionClass::Face]);
     assert_eq!(plan.metadata_class(), RetentionClass::Plate);
+    // A time that cannot be trusted is never judged: before the lane's enrolment, or over an
+    // hour from when the inputs arrived (a camera clock reset or days off).
+    assert!(plan.expired_classes(&site, &all_gone, T + HOUR + 1).is_empty());
+    assert_eq!(plan.expired_classes(&site, &all_gone, T + HOUR).len(), 2);
+    plan.arrived_ms = T + HOUR + 1;
+    assert!(plan.expired_classes(&site, &all_gone, 0).is_empty());
+    plan.arrived_ms = T - HOUR;
+    assert_eq!(plan.expired_classes(&site, &all_gone, 0).len(), 2);
 
     // Dropping the expired faces leaves a plan that seals without a face group.
     assert_eq!(plan.drop_images_of(&[RetentionClass::Face]), 1);

@@ -4,7 +4,10 @@
 //! Against a vault (in process, on loopback) whose faces older than about 13 hours have been
 //! shredded by a retention run, one lane's inbox receives:
 //! - captures from the last 30 hours: sealed, each without the faces whose epoch is gone;
-//! - captures from ten days ago, older than every live epoch: destroyed unsealed;
+//! - captures from ten days ago that have waited in the inbox since (the agent was down), older
+//!   than every live epoch: destroyed unsealed;
+//! - captures dated ten days ago that arrive now (a camera clock ten days behind): held, never
+//!   destroyed, since their time disagrees with their arrival;
 //! - over 64 captures dated four days ahead (a camera clock wrong by days), named to come first in
 //!   the inbox: held, unsealed, and looked at again only after `HOLD_RECHECK`, so they cannot
 //!   fill the passes' 64-group budget and stall the others.
@@ -42,12 +45,30 @@ fn traffic(seed: u64, start_ms: i64, captures: u32) -> Vec<custodia_synth::Synth
     .collect()
 }
 
-fn drop_into(inbox: &std::path::Path, capture: &custodia_synth::SyntheticCapture, prefix: &str, roles: &[FileRole]) {
+/// Writes a capture's files of `roles` into the inbox as a camera does. With `arrived_ms`, their
+/// modification times are set to it: files that have waited in the inbox since then (a lane
+/// agent that was down), rather than files that just arrived.
+fn drop_into(
+    inbox: &std::path::Path,
+    capture: &custodia_synth::SyntheticCapture,
+    prefix: &str,
+    roles: &[FileRole],
+    arrived_ms: Option<i64>,
+) {
     for file in capture.files.iter().filter(|f| roles.contains(&f.role)) {
         let name = format!("{prefix}{}", file.name);
-        std::fs::write(inbox.join(format!(".{name}.tmp")), &file.bytes).unwrap();
-        std::fs::rename(inbox.join(format!(".{name}.tmp")), inbox.join(name)).unwrap();
+        let tmp = inbox.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, &file.bytes).unwrap();
+        if let Some(ms) = arrived_ms {
+            set_modified(&tmp, ms);
+        }
+        std::fs::rename(&tmp, inbox.join(name)).unwrap();
     }
+}
+
+fn set_modified(path: &std::path::Path, ms: i64) {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+    std::fs::OpenOptions::new().write(true).open(path).unwrap().set_modified(time).unwrap();
 }
 
 fn faces(capture: &custodia_synth::SyntheticCapture) -> usize {
@@ -74,8 +95,12 @@ async fn expired_captures_are_destroyed_and_held_ones_do_not_starve_the_rest() {
     let lane_dir = LaneDir::new(root.path().join("lane-1"));
     common::enrol_lane(&vault, SITE, "lane-1", &lane_dir, vault_url, (0, 0, 4));
 
+    // The lane was enrolled a month ago; its agent was down while the camera kept writing.
+    set_modified(&root.path().join("lane-1").join("device.key"), now - 30 * DAY_MS);
     let recent = traffic(1, now - 30 * HOUR_MS, 12);
     let ancient = traffic(2, now - 10 * DAY_MS, 3);
+    // Dated ten days back but arriving now: the camera's clock is wrong, not the data old.
+    let misdated = traffic(4, now - 10 * DAY_MS, 3);
     let early = traffic(3, now + 4 * DAY_MS, 80);
     assert!(early.len() > 64, "more held captures than one pass takes");
     let inbox = lane_dir.inbox();
@@ -83,10 +108,13 @@ async fn expired_captures_are_destroyed_and_held_ones_do_not_starve_the_rest() {
     for capture in &early {
         // Sorted before every other stem: the passes meet these first. Their engine output
         // alone is enough to be held (and keeps the test quick).
-        drop_into(&inbox, capture, "0-", &[FileRole::EngineJson]);
+        drop_into(&inbox, capture, "0-", &[FileRole::EngineJson], None);
     }
     for capture in recent.iter().chain(&ancient) {
-        drop_into(&inbox, capture, "", &all);
+        drop_into(&inbox, capture, "", &all, Some(capture.time_ms + 2_000));
+    }
+    for capture in &misdated {
+        drop_into(&inbox, capture, "m-", &all, None);
     }
 
     let mut lane = Lane::open(lane_dir.clone()).unwrap();
@@ -97,14 +125,18 @@ async fn expired_captures_are_destroyed_and_held_ones_do_not_starve_the_rest() {
     let status = lane.status().clone();
     assert_eq!(status.sealed, recent.len() as u64, "{status:?}");
     assert_eq!(status.expired_unsealed, ancient.len() as u64, "{status:?}");
-    assert_eq!(status.held_without_epoch, early.len() as u64, "{status:?}");
+    assert_eq!(status.held_without_epoch, (early.len() + misdated.len()) as u64, "{status:?}");
 
-    // Only the early captures' files are left, untouched; nothing of the ancient ones remains.
+    // Only the early and misdated captures' files are left, untouched; nothing of the ancient
+    // ones remains.
     let mut left: Vec<String> =
         std::fs::read_dir(&inbox).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     left.sort();
-    let mut expected_left: Vec<String> =
-        early.iter().flat_map(|c| c.files.iter().filter(|f| f.role == FileRole::EngineJson).map(|f| format!("0-{}", f.name))).collect();
+    let mut expected_left: Vec<String> = early
+        .iter()
+        .flat_map(|c| c.files.iter().filter(|f| f.role == FileRole::EngineJson).map(|f| format!("0-{}", f.name)))
+        .chain(misdated.iter().flat_map(|c| c.files.iter().map(|f| format!("m-{}", f.name))))
+        .collect();
     expected_left.sort();
     assert_eq!(left, expected_left);
 
