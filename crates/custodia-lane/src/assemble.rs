@@ -173,12 +173,11 @@ impl CapturePlan {
     /// quarantine note (plate text and raw engine output live as long as plate reads), else
     /// overview when there is an overview image, else face when there is a face, else plate.
     pub fn metadata_class(&self) -> RetentionClass {
-        let has_class = |class| self.images.iter().any(|i| class_of(i.role) == class);
         if self.metadata.read.is_some() || self.metadata.quarantine.is_some() {
             RetentionClass::Plate
-        } else if has_class(RetentionClass::Overview) {
+        } else if self.has_images_of(RetentionClass::Overview) {
             RetentionClass::Overview
-        } else if has_class(RetentionClass::Face) {
+        } else if self.has_images_of(RetentionClass::Face) {
             RetentionClass::Face
         } else {
             RetentionClass::Plate
@@ -190,8 +189,12 @@ impl CapturePlan {
         let metadata_class = self.metadata_class();
         [RetentionClass::Plate, RetentionClass::Overview, RetentionClass::Face]
             .into_iter()
-            .filter(|&class| class == metadata_class || self.images.iter().any(|i| class_of(i.role) == class))
+            .filter(|&class| class == metadata_class || self.has_images_of(class))
             .collect()
+    }
+
+    fn has_images_of(&self, class: RetentionClass) -> bool {
+        self.images.iter().any(|i| class_of(i.role) == class)
     }
 
     /// Whether the capture time can be trusted enough to destroy by: it agrees with when the
