@@ -52,7 +52,8 @@ pub struct LaneStatus {
     /// Captures waiting in the inbox, unsealed, because no published epoch covers their time yet
     /// (a camera clock ahead of the vault's publishing horizon or far behind, or the vault
     /// unreachable with no cached set). Each is looked at again after [`HOLD_RECHECK`], then
-    /// less often.
+    /// less often; one held only because no set could be fetched is looked at every
+    /// [`HOLD_RECHECK`], and at once after the next successful fetch.
     pub held_without_epoch: u64,
     /// Captures destroyed unsealed since start: dated before every live epoch of the class that
     /// carries their metadata, so past retention (or older than the vault accepts).
@@ -74,8 +75,12 @@ pub const HOLD_RECHECK_MAX: Duration = Duration::from_secs(30 * 60);
 enum SealOutcome {
     /// Sealed under this sequence number, after dropping this many expired images.
     Sealed { sequence: u64, sealed: Vec<u8>, dropped_images: usize },
-    /// No epoch covers it yet, or no epoch set could be had: its inputs stay in the inbox.
+    /// No epoch in a set the vault issued this pass covers it (it is early, or its clock is
+    /// wrong): its inputs stay in the inbox.
     Held(String),
+    /// No epoch set could be had to judge it by (the vault unreachable): its inputs stay in the
+    /// inbox until a set can be fetched.
+    Unjudged(String),
     /// No epoch ever will cover its metadata: its inputs are destroyed unsealed.
     Expired(String),
 }
@@ -90,8 +95,8 @@ pub struct Lane {
     rng: rand_core::OsRng,
     /// When each stem was first seen and last changed.
     seen: BTreeMap<String, (Instant, u64)>,
-    /// Stems held for want of an epoch: when to look at each again, and the wait before that.
-    held: BTreeMap<String, (Instant, Duration)>,
+    /// Stems held for want of an epoch, and when to look at each again.
+    held: BTreeMap<String, Hold>,
     /// When the lane was enrolled: no credible capture predates it.
     enrolled_ms: i64,
     status: LaneStatus,
@@ -207,7 +212,7 @@ impl Lane {
                 // New or rewritten files: the group is judged afresh.
                 self.held.remove(&stem);
             }
-            if self.held.get(&stem).is_some_and(|&(look_again, _)| now < look_again) {
+            if self.held.get(&stem).is_some_and(|hold| now < hold.look_again) {
                 continue;
             }
             let quiet = now.duration_since(entry.0);
@@ -281,11 +286,15 @@ impl Lane {
                         (sequence, sealed)
                     }
                     SealOutcome::Held(reason) => {
-                        // Each look re-plans the group (perceptual hashes included): a capture
-                        // held again waits twice as long, up to HOLD_RECHECK_MAX.
-                        let wait = self.held.get(&group_stem).map_or(HOLD_RECHECK, |&(_, w)| (w * 2).min(HOLD_RECHECK_MAX));
-                        tracing::warn!(stem = %group_stem, %reason, wait_s = wait.as_secs(), "no epoch key; holding the capture in the inbox");
-                        self.held.insert(group_stem.clone(), (Instant::now() + wait, wait));
+                        let hold = Hold::judged(self.held.get(&group_stem));
+                        tracing::warn!(stem = %group_stem, %reason, wait_s = hold.wait.as_secs(), "no epoch key; holding the capture in the inbox");
+                        self.held.insert(group_stem.clone(), hold);
+                        continue;
+                    }
+                    SealOutcome::Unjudged(reason) => {
+                        let hold = Hold::unjudged();
+                        tracing::warn!(stem = %group_stem, %reason, wait_s = hold.wait.as_secs(), "no epoch set; holding the capture in the inbox");
+                        self.held.insert(group_stem.clone(), hold);
                         continue;
                     }
                     SealOutcome::Expired(reason) => {
@@ -323,7 +332,7 @@ impl Lane {
         if self.epochs.is_none()
             && let Err(reason) = self.refresh_once(pass).await
         {
-            return Ok(SealOutcome::Held(reason));
+            return Ok(SealOutcome::Unjudged(reason));
         }
         let missing = loop {
             match self.seal_now(&plan)? {
@@ -331,7 +340,7 @@ impl Lane {
                 Err(missing) if !pass.refreshed => {
                     tracing::info!(%missing, "no cached epoch covers this capture; refreshing");
                     if let Err(reason) = self.refresh_once(pass).await {
-                        return Ok(SealOutcome::Held(format!("{missing}; {reason}")));
+                        return Ok(SealOutcome::Unjudged(format!("{missing}; {reason}")));
                     }
                 }
                 Err(missing) => break missing,
@@ -400,6 +409,9 @@ impl Lane {
         match self.refresh_epochs().await {
             Ok(()) => {
                 pass.refreshed = true;
+                // The vault answers again: captures held only for want of a set are looked at
+                // next pass, not after their wait.
+                self.held.retain(|_, hold| hold.judged);
                 Ok(())
             }
             Err(e) => Err(format!("cannot fetch epoch keys: {e}")),
@@ -494,6 +506,34 @@ impl Lane {
     }
 }
 
+/// A capture held in the inbox for want of an epoch.
+#[derive(Clone, Copy, Debug)]
+struct Hold {
+    /// Passes skip the capture until then, unless its files change.
+    look_again: Instant,
+    /// The wait that ended at `look_again`.
+    wait: Duration,
+    /// Judged against a set the vault issued (the capture is early, or its clock is wrong),
+    /// rather than held because no set could be fetched.
+    judged: bool,
+}
+
+impl Hold {
+    /// A hold after judging against a fresh set. Each look re-plans the group (perceptual hashes
+    /// included), so a capture judged early again waits twice as long, up to
+    /// [`HOLD_RECHECK_MAX`].
+    fn judged(previous: Option<&Hold>) -> Self {
+        let wait = previous.filter(|p| p.judged).map_or(HOLD_RECHECK, |p| (p.wait * 2).min(HOLD_RECHECK_MAX));
+        Self { look_again: Instant::now() + wait, wait, judged: true }
+    }
+
+    /// A hold for want of a set: the wait does not grow, since nothing was learnt about the
+    /// capture, and a later successful fetch releases it at once.
+    fn unjudged() -> Self {
+        Self { look_again: Instant::now() + HOLD_RECHECK, wait: HOLD_RECHECK, judged: false }
+    }
+}
+
 /// Whether a seal pass has fetched the epoch set: at most one fetch a pass, however many
 /// captures miss an epoch.
 #[derive(Default)]
@@ -549,4 +589,33 @@ async fn upload_one(http: &reqwest::Client, url: &str, path: PathBuf) -> UploadO
 /// Milliseconds since the Unix epoch, for log lines.
 pub fn unix_ms_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judged_holds_back_off_and_unjudged_ones_do_not() {
+        let first = Hold::judged(None);
+        assert_eq!(first.wait, HOLD_RECHECK);
+        let second = Hold::judged(Some(&first));
+        assert_eq!(second.wait, HOLD_RECHECK * 2);
+        let mut wait = second;
+        for _ in 0..20 {
+            wait = Hold::judged(Some(&wait));
+        }
+        assert_eq!(wait.wait, HOLD_RECHECK_MAX);
+
+        // The vault unreachable for a long time: the wait stays flat however often it is held.
+        let mut unjudged = Hold::unjudged();
+        for _ in 0..20 {
+            unjudged = Hold::unjudged();
+        }
+        assert_eq!(unjudged.wait, HOLD_RECHECK);
+        assert!(!unjudged.judged);
+        // Judged after holds that taught nothing: the back-off starts from the beginning.
+        assert_eq!(Hold::judged(Some(&unjudged)).wait, HOLD_RECHECK);
+        assert_eq!(Hold::judged(Some(&wait)).wait, HOLD_RECHECK_MAX);
+    }
 }

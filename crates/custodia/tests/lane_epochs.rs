@@ -11,6 +11,10 @@
 //! - over 64 captures dated four days ahead (a camera clock wrong by days), named to come first in
 //!   the inbox: held, unsealed, and looked at again only after `HOLD_RECHECK`, so they cannot
 //!   fill the passes' 64-group budget and stall the others.
+//!
+//! A second test starts a lane while its vault is down and nothing is cached: its captures are
+//! held without being judged, and the first pass that reaches the vault again releases them, so
+//! they are sealed at once rather than after a back-off grown through the outage.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -168,4 +172,45 @@ async fn expired_captures_are_destroyed_and_held_ones_do_not_starve_the_rest() {
         let has_face_group = capture.groups().iter().any(|g| g.class() == RetentionClass::Face);
         assert_eq!(has_face_group, faces(truth) > 0 && face_live(time), "capture at {time}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captures_held_through_a_vault_outage_are_sealed_once_it_answers() {
+    let root = tempfile::tempdir().unwrap();
+    let vault_dir = root.path().join("vault");
+    let now = SystemClock.now_ms();
+    let config = VaultConfig { sites: vec![SITE.into()], ..VaultConfig::default() };
+    Vault::init(&vault_dir, &config, MasterKey::KeyFile, &mut rand_core::OsRng).unwrap();
+    let vault = Vault::open(&vault_dir, Arc::new(SystemClock), Box::new(rand_core::OsRng), None).unwrap();
+    vault.ensure_epochs(now - DAY_MS, now + 2 * DAY_MS).unwrap();
+
+    // The vault's address, not yet listening: the lane starts during an outage.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let lane_dir = LaneDir::new(root.path().join("lane-1"));
+    common::enrol_lane(&vault, SITE, "lane-1", &lane_dir, format!("http://127.0.0.1:{port}"), (0, 0, 4));
+    let captures = traffic(5, now - HOUR_MS, 4);
+    let (during, after) = captures.split_at(captures.len() - 1);
+    let inbox = lane_dir.inbox();
+    for capture in during {
+        // Engine output alone is a capture, and keeps the test quick.
+        drop_into(&inbox, capture, "", &[FileRole::EngineJson], None);
+    }
+
+    let mut lane = Lane::open(lane_dir.clone()).unwrap();
+    for _ in 0..3 {
+        assert_eq!(lane.seal_pass().await.unwrap(), 0);
+    }
+    assert_eq!(lane.status().held_without_epoch, during.len() as u64, "{:?}", lane.status());
+
+    // The vault comes back. Passes skip the held captures until their wait ends (60 s); the
+    // next capture to arrive makes a pass fetch the set, which releases them.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(custodia_server::run(listener, vault.clone(), std::future::pending()));
+    assert_eq!(lane.seal_pass().await.unwrap(), 0, "held captures wait out their hold");
+    drop_into(&inbox, &after[0], "", &[FileRole::EngineJson], None);
+    assert_eq!(lane.seal_pass().await.unwrap(), 1);
+    assert_eq!(lane.seal_pass().await.unwrap(), during.len());
+    assert_eq!(lane.status().held_without_epoch, 0, "{:?}", lane.status());
+    assert_eq!(lane.status().sealed, captures.len() as u64);
+    assert!(std::fs::read_dir(&inbox).unwrap().next().is_none(), "the inbox is empty");
 }
