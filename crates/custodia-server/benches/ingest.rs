@@ -10,6 +10,9 @@
 //!    their mean (this disk's speed drifts within a run).
 //! 4. Latency: an open-loop load of 500 captures/s for 4 s, p50/p99 acknowledgement latency
 //!    (run before the ceilings, after the disk has settled, so their write-back does not count).
+//! 5. CPU: the process's user and system time over the throughput phase, per capture, and the
+//!    rate that would give if the run were CPU-bound: on a day the disk is the limit, what the
+//!    software would reach on a faster one.
 //!
 //! `cargo bench -p custodia-server --bench ingest` (set `INGEST_BENCH_CAPTURES` to change N; the
 //! `--quick` argument uses a small N for CI smoke runs).
@@ -154,6 +157,7 @@ async fn run(n: usize, quick: bool) {
 
     // Throughput, closed loop.
     let queue = Arc::new(std::sync::Mutex::new(throughput_set.into_iter()));
+    let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..connections {
@@ -178,6 +182,10 @@ async fn run(n: usize, quick: bool) {
     }
     let ingest_secs = started.elapsed().as_secs_f64();
     let ingest_rate = n as f64 / ingest_secs;
+    let cpu_after = process_cpu_seconds();
+    let (user_per_capture, system_per_capture) =
+        ((cpu_after.0 - cpu_before.0) / n as f64, (cpu_after.1 - cpu_before.1) / n as f64);
+    let cpu_per_capture = user_per_capture + system_per_capture;
     assert_eq!(vault.record_count().unwrap(), n as u64);
 
     // Let the disk finish writing back before the next phase is timed.
@@ -243,6 +251,14 @@ async fn run(n: usize, quick: bool) {
     println!("ingest-bench: throughput          {ingest_rate:.0} captures/s ({:.0} MB/s), durable acknowledgement (goal >= 2000/s)", mb / ingest_secs);
     println!("ingest-bench: disk ceiling        {ceiling_rate:.0} captures/s ({ceiling_before:.0} before, {ceiling_after:.0} after), same bytes as files, one syncfs per 64");
     println!("ingest-bench: raw disk ceiling    {raw_rate:.0} captures/s ({:.0} MB/s), same bytes appended to one file, fdatasync per 64", raw_rate * bytes_per_capture / 1e6);
+    println!(
+        "ingest-bench: cpu per capture     {:.0} µs (user {:.0} + system {:.0}; server and client), so {:.0} captures/s if CPU-bound on {} cores",
+        cpu_per_capture * 1e6,
+        user_per_capture * 1e6,
+        system_per_capture * 1e6,
+        available_cores() as f64 / cpu_per_capture,
+        available_cores()
+    );
     println!("ingest-bench: ratio to file ceiling {:.2}, to raw ceiling {:.2} (goal >= 0.60)", ingest_rate / ceiling_rate, ingest_rate / raw_rate);
     println!(
         "ingest-bench: latency at {target_rate:.0}/s     p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {count} captures (goal p99 <= 50 ms)",
@@ -273,6 +289,23 @@ fn file_ceiling(dir: &std::path::Path, n: usize, size: usize) -> f64 {
         }
     }
     n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// User and system CPU time of this process so far (all threads: the vault, its server and the
+/// load-generating client), from `/proc/self/stat`. It tells what the run would reach if the disk
+/// kept up, on a day this disk does not. System time includes this VM's page faults on memory the
+/// host reclaimed, which vary from run to run; user time is the steadier figure.
+fn process_cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let seconds = |field: &str| field.parse::<u64>().unwrap() as f64 / clock_ticks_per_second() as f64;
+    (seconds(fields[11]), seconds(fields[12]))
+}
+
+fn clock_ticks_per_second() -> u64 {
+    rustix::param::clock_ticks_per_second()
 }
 
 fn ms(d: Duration) -> f64 {
