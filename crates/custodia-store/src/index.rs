@@ -289,6 +289,17 @@ CREATE INDEX IF NOT EXISTS record_plates_by_record ON record_plates (device, seq
 CREATE INDEX IF NOT EXISTS record_plates_by_month ON record_plates (month);
 ";
 
+/// The rows [`Index::capture_context`] reads: `None` where there is none.
+#[derive(Debug, Clone)]
+pub struct CaptureContext {
+    /// The enrolled device.
+    pub device: Option<DeviceRow>,
+    /// A record already stored under the capture's id.
+    pub record: Option<RecordRow>,
+    /// Each named epoch, in the order asked.
+    pub epochs: Vec<Option<EpochRow>>,
+}
+
 /// The SQLite index. One writer connection and one reader connection (WAL lets reads proceed
 /// while a batch commits).
 pub struct Index {
@@ -329,9 +340,50 @@ impl Index {
         params: P,
         from_row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<Result<T, IndexError>>,
     ) -> Result<Option<T>, IndexError> {
+        optional_row(&self.read(), sql, params, from_row)
+    }
+
+    /// What ingest checks a capture against (its device, a record already stored under its id,
+    /// the epochs its groups name), read in one read transaction. Separate lookups each take and
+    /// release the database's shared-memory read lock, and with every committed batch the reader's
+    /// page cache starts cold; together those were most of ingest's SQLite time.
+    pub fn capture_context(
+        &self,
+        device: &DeviceId,
+        record: &RecordId,
+        epochs: &[EpochId],
+    ) -> Result<CaptureContext, IndexError> {
         let conn = self.read();
-        let mut statement = conn.prepare_cached(sql)?;
-        statement.query_row(params, from_row).optional()?.transpose()
+        let snapshot = conn.unchecked_transaction()?;
+        let device = optional_row(&snapshot, DEVICE_BY_ID, [device.0.as_slice()], device_from_row)?;
+        let record = optional_row(
+            &snapshot,
+            RECORD_BY_ID,
+            params![record.device.0.as_slice(), sequence_to_sql(record.sequence)],
+            record_from_row,
+        )?;
+        let epochs = epochs
+            .iter()
+            .map(|id| optional_row(&snapshot, EPOCH_BY_ID, [id.0.as_slice()], epoch_from_row))
+            .collect::<Result<_, _>>()?;
+        snapshot.commit()?;
+        Ok(CaptureContext { device, record, epochs })
+    }
+
+    /// Which of `ids` have a stored record, read on the writer's connection in one transaction:
+    /// the committer asks this of each batch just before inserting it, and the writer's page
+    /// cache, unlike the reader's, is not emptied by the commit before.
+    pub fn stored_records(&self, ids: &[RecordId]) -> Result<Vec<bool>, IndexError> {
+        let conn = self.write();
+        let snapshot = conn.unchecked_transaction()?;
+        let mut exists = snapshot.prepare_cached("SELECT 1 FROM records WHERE device = ?1 AND sequence = ?2")?;
+        let stored = ids
+            .iter()
+            .map(|id| exists.exists(params![id.device.0.as_slice(), sequence_to_sql(id.sequence)]))
+            .collect::<Result<_, _>>()?;
+        drop(exists);
+        snapshot.commit()?;
+        Ok(stored)
     }
 
     /// Enrols a device.
@@ -362,12 +414,7 @@ impl Index {
 
     /// Looks a device up.
     pub fn device(&self, id: &DeviceId) -> Result<Option<DeviceRow>, IndexError> {
-        self.read_optional(
-            "SELECT id, site, lane, public_key, status, enrolled_at_ms, revoked_at_ms
-             FROM devices WHERE id = ?1",
-            [id.0.as_slice()],
-            device_from_row,
-        )
+        self.read_optional(DEVICE_BY_ID, [id.0.as_slice()], device_from_row)
     }
 
     /// All devices, by site, lane and id.
@@ -413,11 +460,7 @@ impl Index {
 
     /// Looks an epoch up by id.
     pub fn epoch(&self, id: &EpochId) -> Result<Option<EpochRow>, IndexError> {
-        self.read_optional(
-            &format!("SELECT {EPOCH_COLUMNS} FROM epochs WHERE id = ?1"),
-            [id.0.as_slice()],
-            epoch_from_row,
-        )
+        self.read_optional(EPOCH_BY_ID, [id.0.as_slice()], epoch_from_row)
     }
 
     /// Whether an epoch exists for this site and class starting at `not_before_ms` (extension
@@ -457,9 +500,7 @@ impl Index {
     /// The stored record with this id, if any.
     pub fn record(&self, id: &RecordId) -> Result<Option<RecordRow>, IndexError> {
         self.read_optional(
-            "SELECT device, sequence, content_digest, site, lane, capture_time_ms, blob_key,
-                    size, ingested_at_ms, quarantine_reason
-             FROM records WHERE device = ?1 AND sequence = ?2",
+            RECORD_BY_ID,
             params![id.device.0.as_slice(), sequence_to_sql(id.sequence)],
             record_from_row,
         )
@@ -698,8 +739,30 @@ impl Index {
 /// hand-off), never a lane's seal target.
 pub const EXTENSION_PREFIX: &str = "extend/";
 
-const EPOCH_COLUMNS: &str =
-    "id, site, class, not_before_ms, not_after_ms, public_key, key_name, destroyed_at_ms";
+/// The columns `epoch_from_row` reads (a macro so that `concat!` can build constant queries).
+macro_rules! epoch_columns {
+    () => {
+        "id, site, class, not_before_ms, not_after_ms, public_key, key_name, destroyed_at_ms"
+    };
+}
+const EPOCH_COLUMNS: &str = epoch_columns!();
+const EPOCH_BY_ID: &str = concat!("SELECT ", epoch_columns!(), " FROM epochs WHERE id = ?1");
+const DEVICE_BY_ID: &str = "SELECT id, site, lane, public_key, status, enrolled_at_ms, revoked_at_ms
+                            FROM devices WHERE id = ?1";
+const RECORD_BY_ID: &str = "SELECT device, sequence, content_digest, site, lane, capture_time_ms, blob_key,
+                                   size, ingested_at_ms, quarantine_reason
+                            FROM records WHERE device = ?1 AND sequence = ?2";
+
+/// At most one row of `sql`, through `conn`'s statement cache.
+fn optional_row<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    from_row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<Result<T, IndexError>>,
+) -> Result<Option<T>, IndexError> {
+    let mut statement = conn.prepare_cached(sql)?;
+    statement.query_row(params, from_row).optional()?.transpose()
+}
 
 /// SQLite integers are signed; sequence numbers are stored as their two's-complement bit
 /// pattern so the whole u64 range round-trips.

@@ -254,11 +254,13 @@ impl Vault {
         }
         // The committer is the only writer of records and holds the log lock, so what the index
         // says now is what the insert will find. Within the batch, the first of an id wins.
+        let ids: Vec<_> = records.iter().map(|r| r.id).collect();
+        let stored = self.inner.index.stored_records(&ids)?;
         let mut seen = std::collections::HashSet::new();
         let mut events = Vec::new();
         let mut expect_new = Vec::with_capacity(records.len());
-        for r in records {
-            let new = seen.insert(r.id) && self.inner.index.record(&r.id)?.is_none();
+        for (r, stored) in records.iter().zip(stored) {
+            let new = seen.insert(r.id) && !stored;
             if new {
                 events.push(ingested_event(r)?);
             }
