@@ -7,8 +7,7 @@
 #![no_main]
 
 use custodia_lane::input::{
-    MAX_CANDIDATES, MAX_EMBEDDED_IMAGE_BYTES, MAX_PLATE_LEN, MAX_READS_PER_OUTPUT, normalise_plate,
-    parse_engine_output,
+    MAX_CANDIDATES, MAX_EMBEDDED_IMAGE_BYTES, MAX_PLATE_LEN, MAX_READS_PER_OUTPUT, normalise_plate, parse_engine_output,
 };
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};

@@ -37,7 +37,8 @@ fn inclusion(data: &[u8]) {
     let verifier = signer.verifier();
     let known: Verifiers = [verifier.clone()].into_iter().collect();
 
-    let opened = SignedCheckpoint::open(signed.as_bytes(), cp.origin(), &verifier, &known).expect("own signature opens");
+    let opened =
+        SignedCheckpoint::open(signed.as_bytes(), cp.origin(), &verifier, &known).expect("own signature opens");
     assert_eq!(opened.checkpoint, cp);
     assert_eq!(opened.checkpoint.to_text(), p.checkpoint);
 
@@ -69,7 +70,8 @@ fn consistency(data: &[u8]) {
     let known: Verifiers = [verifier.clone()].into_iter().collect();
     for cp in [&old, &new] {
         let signed = signer.sign(&cp.to_text()).expect("a parsed checkpoint is signable");
-        let opened = SignedCheckpoint::open(signed.as_bytes(), cp.origin(), &verifier, &known).expect("own signature opens");
+        let opened =
+            SignedCheckpoint::open(signed.as_bytes(), cp.origin(), &verifier, &known).expect("own signature opens");
         assert_eq!(&opened.checkpoint, cp);
     }
 

@@ -5,7 +5,7 @@
 
 #![no_main]
 
-use custodia_pdq::{hash_bytes, hash_bytes_dihedral, Pipeline};
+use custodia_pdq::{Pipeline, hash_bytes, hash_bytes_dihedral};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

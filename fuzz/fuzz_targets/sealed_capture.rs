@@ -20,10 +20,7 @@ fuzz_target!(|data: &[u8]| {
         for (pi, p) in g.parts().iter().enumerate() {
             assert_eq!(p.ciphertext_range().start, pos);
             pos = p.ciphertext_range().end;
-            assert_eq!(
-                c.part_ciphertext(gi, pi).unwrap(),
-                &data[p.ciphertext_range()]
-            );
+            assert_eq!(c.part_ciphertext(gi, pi).unwrap(), &data[p.ciphertext_range()]);
         }
     }
     assert_eq!(pos + SIGNATURE_LEN, data.len());

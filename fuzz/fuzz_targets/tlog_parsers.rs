@@ -5,8 +5,8 @@
 #![no_main]
 
 use custodia_tlog::{
-    Checkpoint, NoteVerifier, TilePath, TlogProof, Verifiers, format_entry_bundle, open_note, parse_entry_bundle,
-    parse_tile_path, stored_hashes_from_tile, Tile,
+    Checkpoint, NoteVerifier, Tile, TilePath, TlogProof, Verifiers, format_entry_bundle, open_note, parse_entry_bundle,
+    parse_tile_path, stored_hashes_from_tile,
 };
 use libfuzzer_sys::fuzz_target;
 

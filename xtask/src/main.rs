@@ -252,7 +252,9 @@ fn main() -> std::process::ExitCode {
         },
         _ => {
             eprintln!("usage: cargo xtask bench [--quick] [--only NAME[,NAME]] [--out FILE]");
-            eprintln!("       cargo xtask soak [--minutes M (default 10)] [--lanes N (default 32)] [--hashes-per-image H (default 6)] [--out FILE] [--no-build]");
+            eprintln!(
+                "       cargo xtask soak [--minutes M (default 10)] [--lanes N (default 32)] [--hashes-per-image H (default 6)] [--out FILE] [--no-build]"
+            );
             eprintln!("benches: {}", BENCHES.iter().map(|b| b.name).collect::<Vec<_>>().join(", "));
             std::process::ExitCode::from(2)
         }
@@ -264,9 +266,9 @@ fn bench(args: &[String]) -> Result<(), String> {
     let value_of = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     let only: Option<Vec<String>> = value_of("--only").map(|v| v.split(',').map(str::to_string).collect());
     let root = workspace_root();
-    let out = value_of("--out").map(PathBuf::from).unwrap_or_else(|| {
-        if quick { root.join("target/BENCHMARKS.quick.md") } else { root.join("BENCHMARKS.md") }
-    });
+    let out = value_of("--out")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| if quick { root.join("target/BENCHMARKS.quick.md") } else { root.join("BENCHMARKS.md") });
     if let Some(names) = &only {
         for name in names {
             if !BENCHES.iter().any(|b| b.name == name) {
@@ -280,7 +282,8 @@ fn bench(args: &[String]) -> Result<(), String> {
         if only.as_ref().is_some_and(|names| !names.iter().any(|n| n == bench.name)) {
             continue;
         }
-        let mut command = vec!["bench".to_string(), "-p".into(), bench.package.into(), "--bench".into(), bench.target.into()];
+        let mut command =
+            vec!["bench".to_string(), "-p".into(), bench.package.into(), "--bench".into(), bench.target.into()];
         if quick {
             command.push("--".into());
             command.push("--quick".into());
@@ -290,9 +293,19 @@ fn bench(args: &[String]) -> Result<(), String> {
         }
         let shown = format!("cargo {}", command.join(" "));
         let mut section = String::new();
-        let _ = writeln!(section, "\n### {} ({}) — {}\n\n`{}`\n", bench.name, bench.issue, bench.what, full_command(bench, quick));
+        let _ = writeln!(
+            section,
+            "\n### {} ({}) — {}\n\n`{}`\n",
+            bench.name,
+            bench.issue,
+            bench.what,
+            full_command(bench, quick)
+        );
         if quick && bench.heavy {
-            let _ = writeln!(section, "Not run in quick mode (its set-up builds a 10-million-entry store); compiled by `cargo bench --no-run`.");
+            let _ = writeln!(
+                section,
+                "Not run in quick mode (its set-up builds a 10-million-entry store); compiled by `cargo bench --no-run`."
+            );
             eprintln!("xtask bench: skipping {} in quick mode", bench.name);
             blocks.push((bench.name, section));
             continue;
@@ -317,7 +330,10 @@ fn bench(args: &[String]) -> Result<(), String> {
         }
         let seconds = clock.elapsed().as_secs_f64();
         if bench.prints_figures {
-            let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("running") && !l.starts_with("test result")).collect();
+            let lines: Vec<&str> = stdout
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with("running") && !l.starts_with("test result"))
+                .collect();
             let _ = writeln!(section, "```text\n{}\n```", lines.join("\n"));
         } else {
             let results = criterion_results(&root.join("target/criterion"), started)?;
@@ -328,10 +344,19 @@ fn bench(args: &[String]) -> Result<(), String> {
             for result in results {
                 let goal = GOALS.iter().find(|(prefix, _, _)| result.id.starts_with(prefix));
                 let goal_text = match goal {
-                    Some((_, text, check)) => format!("{text}: {}", if check(result.mean_s) { "met" } else { "**not met**" }),
+                    Some((_, text, check)) => {
+                        format!("{text}: {}", if check(result.mean_s) { "met" } else { "**not met**" })
+                    }
                     None => String::new(),
                 };
-                let _ = writeln!(section, "| {} | {} | {} | {} |", result.id, format_time(result.mean_s), result.rate.unwrap_or_default(), goal_text);
+                let _ = writeln!(
+                    section,
+                    "| {} | {} | {} | {} |",
+                    result.id,
+                    format_time(result.mean_s),
+                    result.rate.unwrap_or_default(),
+                    goal_text
+                );
             }
         }
         let _ = writeln!(section, "\nMeasured {}.", today());
@@ -348,7 +373,11 @@ fn bench(args: &[String]) -> Result<(), String> {
         }
         doc = replace_goal_summary(&doc);
         std::fs::write(&out, doc).map_err(|e| format!("writing {}: {e}", out.display()))?;
-        eprintln!("xtask bench: updated {} in {}", blocks.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "), out.display());
+        eprintln!(
+            "xtask bench: updated {} in {}",
+            blocks.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+            out.display()
+        );
         return Ok(());
     }
     let sections: String = blocks.iter().map(|(_, b)| b.as_str()).collect();
@@ -423,7 +452,11 @@ fn replace_goal_summary(doc: &str) -> String {
 fn replace_section(doc: &str, name: &str, block: &str) -> String {
     let heading = format!("\n### {name} (");
     let boundary = |from: usize| -> usize {
-        [doc[from..].find("\n### "), doc[from..].find("\n<!-- section ")].into_iter().flatten().min().map_or(doc.len(), |i| from + i)
+        [doc[from..].find("\n### "), doc[from..].find("\n<!-- section ")]
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(doc.len(), |i| from + i)
     };
     match doc.find(&heading) {
         Some(start) => {
@@ -439,7 +472,10 @@ fn replace_section(doc: &str, name: &str, block: &str) -> String {
 
 /// Marks around a section that a command other than `bench` writes (`cargo xtask soak`).
 fn section_marks(name: &str) -> (String, String) {
-    (format!("<!-- section {name}: written by cargo xtask soak, kept by cargo xtask bench -->"), format!("<!-- end section {name} -->"))
+    (
+        format!("<!-- section {name}: written by cargo xtask soak, kept by cargo xtask bench -->"),
+        format!("<!-- end section {name} -->"),
+    )
 }
 
 /// Every marked section of the file at `path`, in order, marks included.
@@ -481,11 +517,15 @@ pub(crate) fn write_section(path: &Path, name: &str, body: &str) -> Result<(), S
 fn python_peers(root: &Path) -> Result<PathBuf, String> {
     let venv = root.join("target/bench-venv");
     let python = venv.join("bin/python");
-    let ready = Command::new(&python).args(["-c", "import faiss, pdqhash, PIL, numpy"]).output().is_ok_and(|o| o.status.success());
+    let ready = Command::new(&python)
+        .args(["-c", "import faiss, pdqhash, PIL, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ready {
         eprintln!("xtask bench: making {} with faiss-cpu, pdqhash, pillow, numpy from PyPI", venv.display());
         let run = |program: &Path, args: &[&str]| -> Result<(), String> {
-            let status = Command::new(program).args(args).status().map_err(|e| format!("{}: {e}", program.display()))?;
+            let status =
+                Command::new(program).args(args).status().map_err(|e| format!("{}: {e}", program.display()))?;
             if status.success() { Ok(()) } else { Err(format!("{} {} failed", program.display(), args.join(" "))) }
         };
         run(Path::new("python3"), &["-m", "venv", venv.to_str().ok_or("venv path is not UTF-8")?])?;
@@ -533,8 +573,12 @@ fn criterion_results(dir: &Path, since: SystemTime) -> Result<Vec<CriterionResul
             let mean_ns = estimates["mean"]["point_estimate"].as_f64().ok_or("estimates.json without a mean")?;
             let id = benchmark["full_id"].as_str().unwrap_or("?").to_string();
             let rate = match (&benchmark["throughput"]["Elements"], &benchmark["throughput"]["Bytes"]) {
-                (serde_json::Value::Number(n), _) => n.as_f64().map(|n| format!("{:.0} elements/s", n / (mean_ns * 1e-9))),
-                (_, serde_json::Value::Number(n)) => n.as_f64().map(|n| format!("{:.1} MB/s", n / (mean_ns * 1e-9) / 1e6)),
+                (serde_json::Value::Number(n), _) => {
+                    n.as_f64().map(|n| format!("{:.0} elements/s", n / (mean_ns * 1e-9)))
+                }
+                (_, serde_json::Value::Number(n)) => {
+                    n.as_f64().map(|n| format!("{:.1} MB/s", n / (mean_ns * 1e-9) / 1e6))
+                }
                 _ => Some(format!("{:.0}/s", 1.0 / (mean_ns * 1e-9))),
             };
             found.push(CriterionResult { id, mean_s: mean_ns * 1e-9, rate });
@@ -578,7 +622,11 @@ fn machine() -> String {
         .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_string())))
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let rustc = Command::new("rustc").arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     format!(
         "{cores} cores, {model} ({}), {memory} memory, {rustc}, load average at start {}",
@@ -614,7 +662,10 @@ mod tests {
     fn only_the_named_section_is_replaced() {
         let doc = "# B\n\nintro\n\n### a (#1) — x\n\nold a\n\n### b (#2) — y\n\nold b\n\n<!-- section soak: w -->\nsoak\n<!-- end section soak -->\n";
         let new = replace_section(doc, "a", "\n### a (#1) — x\n\nnew a\n");
-        assert_eq!(new, "# B\n\nintro\n\n### a (#1) — x\n\nnew a\n\n### b (#2) — y\n\nold b\n\n<!-- section soak: w -->\nsoak\n<!-- end section soak -->\n");
+        assert_eq!(
+            new,
+            "# B\n\nintro\n\n### a (#1) — x\n\nnew a\n\n### b (#2) — y\n\nold b\n\n<!-- section soak: w -->\nsoak\n<!-- end section soak -->\n"
+        );
         let new = replace_section(doc, "b", "\n### b (#2) — y\n\nnew b\n");
         assert!(new.contains("new b\n\n<!-- section soak") && new.contains("old a") && !new.contains("old b"), "{new}");
         let added = replace_section(doc, "c", "\n### c (#3) — z\n\nc\n");

@@ -66,9 +66,9 @@ pub fn soak(args: &[String]) -> Result<(), String> {
     let section = if hashes == 6 { "soak".to_string() } else { format!("soak-hashes-{hashes}") };
     let root = crate::workspace_root();
     let full = minutes >= 10.0;
-    let out = value_of("--out").map(PathBuf::from).unwrap_or_else(|| {
-        if full { root.join("BENCHMARKS.md") } else { root.join("target/BENCHMARKS.quick.md") }
-    });
+    let out = value_of("--out")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| if full { root.join("BENCHMARKS.md") } else { root.join("target/BENCHMARKS.quick.md") });
 
     // `--no-build` runs the binary as last built (while others' work in progress breaks the build).
     if !args.iter().any(|a| a == "--no-build") {
@@ -158,7 +158,9 @@ pub fn soak(args: &[String]) -> Result<(), String> {
         ));
     }
     if end_backlog as f64 > rate * 5.0 {
-        failures.push(format!("the backlog grew: {end_backlog} captures waiting when the load ended (over 5 s of captures)"));
+        failures.push(format!(
+            "the backlog grew: {end_backlog} captures waiting when the load ended (over 5 s of captures)"
+        ));
     }
     if growth > MAX_SECOND_HALF_GROWTH {
         failures.push(format!(
@@ -183,8 +185,16 @@ pub fn soak(args: &[String]) -> Result<(), String> {
         md,
         "Written by `cargo xtask soak --minutes {minutes} --hashes-per-image {hashes}` on {date} (not run by `cargo xtask bench`). Machine: {machine}.\n"
     );
-    let _ = writeln!(md, "- maximum sustained: **{max_rate:.0} captures/s** (`{probe_command}`, mean after {warm_up} s of warm-up)");
-    let _ = writeln!(md, "- soak: `{soak_command}` — {rate:.0} captures/s offered, {throughput:.0}/s acknowledged, {} captures of {:.1} KB", s["acknowledged"], number("capture_bytes") / 1e3);
+    let _ = writeln!(
+        md,
+        "- maximum sustained: **{max_rate:.0} captures/s** (`{probe_command}`, mean after {warm_up} s of warm-up)"
+    );
+    let _ = writeln!(
+        md,
+        "- soak: `{soak_command}` — {rate:.0} captures/s offered, {throughput:.0}/s acknowledged, {} captures of {:.1} KB",
+        s["acknowledged"],
+        number("capture_bytes") / 1e3
+    );
     let lat = &s["latency"];
     let rt = &s["round_trip"];
     let _ = writeln!(
@@ -214,8 +224,15 @@ pub fn soak(args: &[String]) -> Result<(), String> {
         growth * 100.0,
         MAX_SECOND_HALF_GROWTH * 100.0
     );
-    let _ = writeln!(md, "- verdict: {}\n", if failures.is_empty() { "**held**".to_string() } else { format!("**failed** — {}", failures.join("; ")) });
-    let _ = writeln!(md, "| t | acknowledged/s (mean over the interval) | p99 ms (worst second) | backlog | RSS MB |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "- verdict: {}\n",
+        if failures.is_empty() { "**held**".to_string() } else { format!("**failed** — {}", failures.join("; ")) }
+    );
+    let _ = writeln!(
+        md,
+        "| t | acknowledged/s (mean over the interval) | p99 ms (worst second) | backlog | RSS MB |\n|---|---|---|---|---|"
+    );
     let mut from = 0;
     let sample_every = if minutes < 5.0 { 5 } else { SAMPLE_EVERY_S };
     for (i, second) in load.iter().enumerate() {
@@ -224,7 +241,8 @@ pub fn soak(args: &[String]) -> Result<(), String> {
         if crossed || i == 0 || last {
             let window = &load[from..=i];
             let mean = window.iter().map(|w| w.acked).sum::<u64>() as f64 / window.len() as f64;
-            let p99 = window.iter().filter_map(|w| w.p99_ms).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+            let p99 =
+                window.iter().filter_map(|w| w.p99_ms).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
             let _ = writeln!(
                 md,
                 "| {}:{:02} | {mean:.0} | {} | {} | {:.1} |",
@@ -240,11 +258,7 @@ pub fn soak(args: &[String]) -> Result<(), String> {
     crate::write_section(&out, &section, &md)?;
     eprintln!("xtask soak: wrote the {section} section of {}", out.display());
     eprint!("{md}");
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("the soak failed: {}", failures.join("; ")))
-    }
+    if failures.is_empty() { Ok(()) } else { Err(format!("the soak failed: {}", failures.join("; "))) }
 }
 
 fn fmt(value: &serde_json::Value) -> String {
@@ -253,9 +267,22 @@ fn fmt(value: &serde_json::Value) -> String {
 
 fn simulate_args(lanes: u32, rate: f64, duration: &str, drain: &str, hashes: usize) -> Vec<String> {
     let (lanes, rate, hashes) = (lanes.to_string(), format!("{rate:.0}"), hashes.to_string());
-    ["simulate", "--lanes", &lanes, "--rate", &rate, "--duration", duration, "--drain", drain, "--hashes-per-image", &hashes, "--json"]
-        .map(String::from)
-        .to_vec()
+    [
+        "simulate",
+        "--lanes",
+        &lanes,
+        "--rate",
+        &rate,
+        "--duration",
+        duration,
+        "--drain",
+        drain,
+        "--hashes-per-image",
+        &hashes,
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Runs `custodia simulate --json`, echoing a progress line every 30 s.
@@ -273,8 +300,8 @@ fn run_simulate(binary: &Path, args: &[String], label: &str) -> Result<Run, Stri
     let mut summary = None;
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| format!("reading custodia simulate: {e}"))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&line).map_err(|e| format!("custodia simulate printed a line that is not JSON ({e}): {line}"))?;
+        let value: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| format!("custodia simulate printed a line that is not JSON ({e}): {line}"))?;
         if let Some(s) = value.get("summary") {
             summary = Some(s.clone());
             continue;
@@ -301,7 +328,10 @@ fn run_simulate(binary: &Path, args: &[String], label: &str) -> Result<Run, Stri
     }
     let status = child.wait().map_err(|e| format!("custodia simulate: {e}"))?;
     if !status.success() && summary.is_none() {
-        return Err(format!("custodia simulate ({label}) failed ({status}) after {:.0} s", started.elapsed().as_secs_f64()));
+        return Err(format!(
+            "custodia simulate ({label}) failed ({status}) after {:.0} s",
+            started.elapsed().as_secs_f64()
+        ));
     }
     // A failed exactly-once check exits non-zero but still prints its summary: judged above.
     Ok(Run { seconds, summary: summary.ok_or("custodia simulate printed no summary")? })

@@ -58,7 +58,11 @@ fn lane_cost(c: &mut Criterion) {
         let files: Vec<InputFile> = capture
             .files
             .iter()
-            .map(|f| InputFile { name: f.name.clone(), bytes: Zeroizing::new(f.bytes.clone()), modified_ms: capture.time_ms })
+            .map(|f| InputFile {
+                name: f.name.clone(),
+                bytes: Zeroizing::new(f.bytes.clone()),
+                modified_ms: capture.time_ms,
+            })
             .collect();
         plan_group(&files, context).remove(0)
     };
@@ -75,20 +79,27 @@ fn lane_cost(c: &mut Criterion) {
             (stripped, seal_plan(&planned, sequence, &sealer, &epochs, &mut rng).unwrap())
         })
     });
-    group.bench_function(format!("whole capture pair+parse+strip+pdq+seal+sign one {} KB capture", total / 1000), |b| {
-        let mut sequence = 0;
-        b.iter(|| {
-            let files: Vec<InputFile> = capture
-                .files
-                .iter()
-                .map(|f| InputFile { name: f.name.clone(), bytes: Zeroizing::new(f.bytes.clone()), modified_ms: capture.time_ms })
-                .collect();
-            let plans = plan_group(&files, context);
-            assert_eq!(plans.len(), 1);
-            sequence += 1;
-            seal_plan(&plans[0], sequence, &sealer, &epochs, &mut rng).unwrap()
-        })
-    });
+    group.bench_function(
+        format!("whole capture pair+parse+strip+pdq+seal+sign one {} KB capture", total / 1000),
+        |b| {
+            let mut sequence = 0;
+            b.iter(|| {
+                let files: Vec<InputFile> = capture
+                    .files
+                    .iter()
+                    .map(|f| InputFile {
+                        name: f.name.clone(),
+                        bytes: Zeroizing::new(f.bytes.clone()),
+                        modified_ms: capture.time_ms,
+                    })
+                    .collect();
+                let plans = plan_group(&files, context);
+                assert_eq!(plans.len(), 1);
+                sequence += 1;
+                seal_plan(&plans[0], sequence, &sealer, &epochs, &mut rng).unwrap()
+            })
+        },
+    );
     group.bench_function("pdq of the capture's images (full + 5 crops each)", |b| {
         b.iter(|| {
             capture

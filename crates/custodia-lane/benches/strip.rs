@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo bench -p custodia-lane --bench strip`
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use custodia_lane::strip::strip_metadata;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;

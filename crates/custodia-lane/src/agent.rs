@@ -20,7 +20,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::LaneError;
-use crate::assemble::{self, InputFile, PairingContext, Sealer, SealPlanError, file_role, stem};
+use crate::assemble::{self, InputFile, PairingContext, SealPlanError, Sealer, file_role, stem};
 use crate::config::{LaneDir, LaneIdentity};
 use crate::outbox::{Outbox, Staged, delete_inputs, pending_in, write_durably};
 
@@ -191,7 +191,8 @@ impl Lane {
             if !meta.is_file() {
                 continue;
             }
-            let changed = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64);
+            let changed =
+                meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64);
             let key = stem(&name).to_string();
             let fingerprint = fingerprints.entry(key.clone()).or_default();
             *fingerprint = fingerprint.wrapping_mul(31).wrapping_add(changed ^ meta.len());
@@ -217,7 +218,10 @@ impl Lane {
             }
             let quiet = now.duration_since(entry.0);
             let has_json = paths.iter().any(|p| {
-                matches!(file_role(&p.file_name().unwrap_or_default().to_string_lossy()), assemble::FileRole::EngineJson)
+                matches!(
+                    file_role(&p.file_name().unwrap_or_default().to_string_lossy()),
+                    assemble::FileRole::EngineJson
+                )
             });
             let has_image = paths.iter().any(|p| {
                 matches!(file_role(&p.file_name().unwrap_or_default().to_string_lossy()), assemble::FileRole::Image(_))
@@ -395,7 +399,9 @@ impl Lane {
         let sequence = self.outbox.next_sequence()?;
         match assemble::seal_plan(plan, sequence, &sealer, epochs, &mut self.rng) {
             Ok(sealed) => Ok(Ok((sequence, sealed))),
-            Err(SealPlanError::NoEpoch { class, time_ms }) => Ok(Err(format!("no {class} epoch published for {time_ms}"))),
+            Err(SealPlanError::NoEpoch { class, time_ms }) => {
+                Ok(Err(format!("no {class} epoch published for {time_ms}")))
+            }
             Err(other) => Err(LaneError::Seal(other.to_string())),
         }
     }
@@ -501,7 +507,8 @@ impl Lane {
 
     /// Whether nothing is waiting: inbox empty and outbox empty.
     pub fn is_idle(&self) -> Result<bool, LaneError> {
-        let inbox_empty = fs::read_dir(self.dir.inbox()).map_err(|e| LaneError::io(&self.dir.inbox(), e))?.next().is_none();
+        let inbox_empty =
+            fs::read_dir(self.dir.inbox()).map_err(|e| LaneError::io(&self.dir.inbox(), e))?.next().is_none();
         Ok(inbox_empty && pending_in(&self.dir.outbox())?.is_empty())
     }
 }
@@ -565,12 +572,8 @@ async fn upload_one(http: &reqwest::Client, url: &str, path: PathBuf) -> UploadO
         Ok(body) => body,
         Err(e) => return UploadOutcome::Transient(format!("reading {}: {e}", path.display())),
     };
-    let response = http
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, SEALED_CAPTURE_MEDIA_TYPE)
-        .body(body)
-        .send()
-        .await;
+    let response =
+        http.post(url).header(reqwest::header::CONTENT_TYPE, SEALED_CAPTURE_MEDIA_TYPE).body(body).send().await;
     let response = match response {
         Ok(response) => response,
         Err(e) => return UploadOutcome::Transient(format!("POST {url}: {e}")),

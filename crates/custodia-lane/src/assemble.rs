@@ -16,12 +16,12 @@
 
 use base64::Engine as _;
 use custodia_seal::metadata::{
-    CandidateRecord, CaptureMetadata, EngineRecord, ImageRecord, ImageRole, METADATA_VERSION,
-    MAX_QUARANTINE_RAW_BYTES, PdqRecord, PlateReadRecord, QuarantineRecord,
+    CandidateRecord, CaptureMetadata, EngineRecord, ImageRecord, ImageRole, MAX_QUARANTINE_RAW_BYTES, METADATA_VERSION,
+    PdqRecord, PlateReadRecord, QuarantineRecord,
 };
 use custodia_seal::{
-    CaptureHeader, DeviceId, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal,
-    RetentionClass, SiteName, epochs::EpochSet,
+    CaptureHeader, DeviceId, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass, SiteName,
+    epochs::EpochSet,
 };
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
@@ -122,8 +122,16 @@ mod naming_tests {
             ("site-cam1-1700000000000.plate.jpg", "site-cam1-1700000000000", FileRole::Image(ImageRole::PlateCrop)),
             ("site-cam1-1700000000000.face12.JPG", "site-cam1-1700000000000", FileRole::Image(ImageRole::Face)),
             ("camera-4_26-11-01_17-56-54.018000.json", "camera-4_26-11-01_17-56-54.018000", FileRole::EngineJson),
-            ("camera-4_26-11-01_17-56-54.018000.vehicle.png", "camera-4_26-11-01_17-56-54.018000", FileRole::Image(ImageRole::VehicleCrop)),
-            ("camera-4_26-11-01_17-56-54.018000.jpg", "camera-4_26-11-01_17-56-54.018000", FileRole::Image(ImageRole::Overview)),
+            (
+                "camera-4_26-11-01_17-56-54.018000.vehicle.png",
+                "camera-4_26-11-01_17-56-54.018000",
+                FileRole::Image(ImageRole::VehicleCrop),
+            ),
+            (
+                "camera-4_26-11-01_17-56-54.018000.jpg",
+                "camera-4_26-11-01_17-56-54.018000",
+                FileRole::Image(ImageRole::Overview),
+            ),
             ("notes.txt", "notes", FileRole::Unknown),
             ("README", "README", FileRole::Unknown),
             (".plate.jpg", ".plate", FileRole::Image(ImageRole::Overview)),
@@ -223,12 +231,8 @@ impl CapturePlan {
         self.classes()
             .into_iter()
             .filter(|&class| {
-                let earliest = epochs
-                    .epochs
-                    .iter()
-                    .filter(|e| &e.site == site && e.class == class)
-                    .map(|e| e.not_before_ms)
-                    .min();
+                let earliest =
+                    epochs.epochs.iter().filter(|e| &e.site == site && e.class == class).map(|e| e.not_before_ms).min();
                 time < epochs.issued_at_ms && earliest.is_some_and(|earliest| time < earliest)
             })
             .collect()
@@ -358,7 +362,13 @@ pub fn plan_group(files: &[InputFile], context: PairingContext) -> Vec<CapturePl
         plans.push(CapturePlan { capture_time_ms, arrived_ms: earliest, metadata, images, inputs: consumed });
     } else if !consumed.is_empty() {
         // Only heartbeats: consumed, nothing to seal.
-        plans.push(CapturePlan { capture_time_ms, arrived_ms: earliest, metadata: empty_metadata(), images: Vec::new(), inputs: consumed });
+        plans.push(CapturePlan {
+            capture_time_ms,
+            arrived_ms: earliest,
+            metadata: empty_metadata(),
+            images: Vec::new(),
+            inputs: consumed,
+        });
     }
     plans
 }
@@ -429,7 +439,13 @@ fn quarantine(file: &InputFile, reason: &str, capture_time_ms: i64) -> CapturePl
         raw_bytes: file.bytes.len() as u64,
         raw_base64,
     });
-    CapturePlan { capture_time_ms, arrived_ms: capture_time_ms, metadata, images: Vec::new(), inputs: vec![file.consumed()] }
+    CapturePlan {
+        capture_time_ms,
+        arrived_ms: capture_time_ms,
+        metadata,
+        images: Vec::new(),
+        inputs: vec![file.consumed()],
+    }
 }
 
 /// Why a plan could not be sealed now.

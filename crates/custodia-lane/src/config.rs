@@ -144,8 +144,8 @@ impl LaneDir {
         let json = fs::read(&settings).map_err(|e| {
             LaneError::Config(format!("{}: {e} (enrol the device first: `custodia device enroll`)", settings.display()))
         })?;
-        let config: LaneConfig = serde_json::from_slice(&json)
-            .map_err(|e| LaneError::Config(format!("{}: {e}", settings.display())))?;
+        let config: LaneConfig =
+            serde_json::from_slice(&json).map_err(|e| LaneError::Config(format!("{}: {e}", settings.display())))?;
         let bad = |what: &str| LaneError::Config(format!("{}: {what} is invalid", settings.display()));
         let device_id: DeviceId = config.device_id.parse().map_err(|_| bad("device_id"))?;
         let site = SiteName::new(config.site.clone()).map_err(|_| bad("site"))?;

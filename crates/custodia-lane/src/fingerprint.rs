@@ -29,7 +29,10 @@ pub fn image_hashes(bytes: &[u8]) -> Vec<PdqRecord> {
     // One full decode and one luma plane for all five crops; the whole-image hash keeps the
     // pipeline's DCT-domain shortcut.
     match custodia_pdq::hash_bytes_with_crops(bytes, LANE_PIPELINE) {
-        Ok(hashes) => hashes.into_iter().map(|(variant, r)| record(if variant == "full" { FULL_VARIANT } else { variant }, r)).collect(),
+        Ok(hashes) => hashes
+            .into_iter()
+            .map(|(variant, r)| record(if variant == "full" { FULL_VARIANT } else { variant }, r))
+            .collect(),
         Err(_) => Vec::new(),
     }
 }

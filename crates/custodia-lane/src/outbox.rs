@@ -207,12 +207,8 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LaneError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(|e| LaneError::io(&tmp, e))?;
+    let mut file =
+        OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(|e| LaneError::io(&tmp, e))?;
     file.write_all(bytes).map_err(|e| LaneError::io(&tmp, e))?;
     file.sync_data().map_err(|e| LaneError::io(&tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| LaneError::io(path, e))

@@ -479,8 +479,7 @@ fn scan_end(input: &[u8], from: usize) -> usize {
 
 /// Ancillary chunks we keep: they change how samples are interpreted and carry no free text.
 /// The animation chunks carry image data.
-const PNG_KEEP_ANCILLARY: [&[u8; 4]; 8] =
-    [b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"cICP", b"acTL", b"fcTL", b"fdAT"];
+const PNG_KEEP_ANCILLARY: [&[u8; 4]; 8] = [b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"cICP", b"acTL", b"fcTL", b"fdAT"];
 
 /// Names for removed chunks; `removed` holds `&'static str`, so known types map to literals.
 fn png_removed_name(t: &[u8; 4]) -> &'static str {

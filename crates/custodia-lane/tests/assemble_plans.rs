@@ -47,7 +47,11 @@ fn a_complete_group_becomes_one_capture_with_its_read_and_stripped_images() {
     let roles: Vec<ImageRole> = plan.images.iter().map(|i| i.role).collect();
     assert_eq!(roles, [ImageRole::Overview, ImageRole::PlateCrop, ImageRole::Face]);
     for image in &plan.images {
-        assert!(image.stripped.iter().any(|s| s.starts_with("APP1")), "camera EXIF was not stripped: {:?}", image.stripped);
+        assert!(
+            image.stripped.iter().any(|s| s.starts_with("APP1")),
+            "camera EXIF was not stripped: {:?}",
+            image.stripped
+        );
         assert!(!image.bytes.windows(4).any(|w| w == b"Exif"));
     }
 }
@@ -56,7 +60,11 @@ fn a_complete_group_becomes_one_capture_with_its_read_and_stripped_images() {
 fn unusable_inputs_are_quarantined_each_with_its_reason() {
     let (overview, _, _) = sample_images();
     let cases: [(&str, Vec<u8>, &str); 4] = [
-        ("bad.json", b"{\"version\": 2, \"data_type\": \"alpr_results\", \"results\": [".to_vec(), "engine output refused"),
+        (
+            "bad.json",
+            b"{\"version\": 2, \"data_type\": \"alpr_results\", \"results\": [".to_vec(),
+            "engine output refused",
+        ),
         ("junk.jpg", b"not an image at all".to_vec(), "not a usable image"),
         ("huge.jpg", vec![0xFF; custodia_lane::assemble::MAX_IMAGE_FILE_BYTES + 1], "image over the size limit"),
         ("notes.txt", b"x".to_vec(), "file name does not follow the pairing rule"),
@@ -137,7 +145,10 @@ fn a_sealed_plan_opens_only_with_the_vault_keys_to_what_was_planned() {
     assert!(capture.open_data_key(face_group, key_for(RetentionClass::Plate)).is_err());
 
     // Without the epoch for a class, nothing is sealed.
-    let partial = EpochSet { issued_at_ms: 0, epochs: epochs.epochs.iter().filter(|e| e.class != RetentionClass::Face).cloned().collect() };
+    let partial = EpochSet {
+        issued_at_ms: 0,
+        epochs: epochs.epochs.iter().filter(|e| e.class != RetentionClass::Face).cloned().collect(),
+    };
     assert!(seal_plan(&plan, 43, &sealer, &partial, &mut rng).is_err());
 }
 
@@ -150,13 +161,15 @@ fn only_classes_dated_before_their_earliest_live_epoch_are_judged_expired() {
     let site = SiteName::new("anzalduas").unwrap();
     let other_site = SiteName::new("pharr").unwrap();
     let key = EpochSecretKey::generate(&mut ChaCha20Rng::seed_from_u64(9)).public_key();
-    let epoch = |site: &SiteName, class, from: i64, to: i64| EpochAnnouncement::new(site.clone(), class, from, to, key.clone());
+    let epoch =
+        |site: &SiteName, class, from: i64, to: i64| EpochAnnouncement::new(site.clone(), class, from, to, key.clone());
     let set = |issued_at_ms, epochs| EpochSet { issued_at_ms, epochs };
     let day = |class| epoch(&site, class, T - 24 * HOUR, T + 24 * HOUR);
     let later_faces = epoch(&site, RetentionClass::Face, T + HOUR, T + 2 * HOUR);
 
     // Faces of the capture's hour are shredded; plates and overviews are live.
-    let shredded_face = set(T + 10 * HOUR, vec![day(RetentionClass::Plate), day(RetentionClass::Overview), later_faces.clone()]);
+    let shredded_face =
+        set(T + 10 * HOUR, vec![day(RetentionClass::Plate), day(RetentionClass::Overview), later_faces.clone()]);
     assert_eq!(plan.expired_classes(&site, &shredded_face, 0), [RetentionClass::Face]);
     // Issued before the capture time: the vault has not reached it, nothing is judged.
     let issued_before = set(T - 1, shredded_face.epochs.clone());
@@ -164,13 +177,22 @@ fn only_classes_dated_before_their_earliest_live_epoch_are_judged_expired() {
     // No face epoch at all for this site (only another site's): a misconfiguration, held.
     let other_sites_faces = set(
         T + 10 * HOUR,
-        vec![day(RetentionClass::Plate), day(RetentionClass::Overview), epoch(&other_site, RetentionClass::Face, T + HOUR, T + 2 * HOUR)],
+        vec![
+            day(RetentionClass::Plate),
+            day(RetentionClass::Overview),
+            epoch(&other_site, RetentionClass::Face, T + HOUR, T + 2 * HOUR),
+        ],
     );
     assert!(plan.expired_classes(&site, &other_sites_faces, 0).is_empty());
     // A gap between live face epochs is not retention: held.
     let gap = set(
         T + 10 * HOUR,
-        vec![day(RetentionClass::Plate), day(RetentionClass::Overview), epoch(&site, RetentionClass::Face, T - 2 * HOUR, T - HOUR), later_faces.clone()],
+        vec![
+            day(RetentionClass::Plate),
+            day(RetentionClass::Overview),
+            epoch(&site, RetentionClass::Face, T - 2 * HOUR, T - HOUR),
+            later_faces.clone(),
+        ],
     );
     assert!(plan.expired_classes(&site, &gap, 0).is_empty());
     // Plates gone too: the class carrying the metadata (a read) is among the expired.
@@ -196,6 +218,7 @@ fn only_classes_dated_before_their_earliest_live_epoch_are_judged_expired() {
     let lane = LaneName::new("lane-1").unwrap();
     let sealer = Sealer { device_id: DeviceId([4; 16]), site: &site, lane: &lane, key: &device };
     let sealed = seal_plan(&plan, 7, &sealer, &shredded_face, &mut ChaCha20Rng::seed_from_u64(11)).unwrap();
-    let classes: Vec<RetentionClass> = SealedCapture::parse(&sealed).unwrap().groups().iter().map(|g| g.class()).collect();
+    let classes: Vec<RetentionClass> =
+        SealedCapture::parse(&sealed).unwrap().groups().iter().map(|g| g.class()).collect();
     assert_eq!(classes, [RetentionClass::Plate, RetentionClass::Overview]);
 }

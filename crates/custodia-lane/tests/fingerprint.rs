@@ -19,7 +19,8 @@ fn file(name: &str, bytes: &[u8]) -> InputFile {
 fn sealed_metadata_carries_full_and_crop_hashes_of_each_stripped_image() {
     let (overview, plate, face) = custodia_synth::sample_capture_bytes(7);
     let json = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/alpr/openalpr_v2_alprd.json")).unwrap();
-    let files = [file("s1.jpg", &overview), file("s1.plate.jpg", &plate), file("s1.face0.jpg", &face), file("s1.json", &json)];
+    let files =
+        [file("s1.jpg", &overview), file("s1.plate.jpg", &plate), file("s1.face0.jpg", &face), file("s1.json", &json)];
     let plan = plan_group(&files, PairingContext { expects_engine_output: true }).remove(0);
 
     let mut rng = ChaCha20Rng::seed_from_u64(9);
@@ -28,7 +29,10 @@ fn sealed_metadata_carries_full_and_crop_hashes_of_each_stripped_image() {
         RetentionClass::ALL.iter().map(|&class| (class, EpochSecretKey::generate(&mut rng))).collect();
     let epochs = EpochSet {
         issued_at_ms: 0,
-        epochs: secrets.iter().map(|(c, k)| EpochAnnouncement::new(site.clone(), *c, 0, i64::MAX, k.public_key())).collect(),
+        epochs: secrets
+            .iter()
+            .map(|(c, k)| EpochAnnouncement::new(site.clone(), *c, 0, i64::MAX, k.public_key()))
+            .collect(),
     };
     let device = DeviceSigningKey::generate(&mut rng);
     let lane = LaneName::new("lane-1").unwrap();
@@ -66,7 +70,10 @@ fn sealed_metadata_carries_full_and_crop_hashes_of_each_stripped_image() {
         // The crops come from one decode and one luma plane ...
         let planned = custodia_pdq::hash_bytes_with_crops(&bytes, Pipeline::FastV1).unwrap();
         for ((name, r), stored) in planned[1..].iter().zip(&record.pdq[1..]) {
-            assert_eq!((stored.variant.as_str(), stored.hash.clone(), stored.quality), (*name, r.hash.to_string(), r.quality));
+            assert_eq!(
+                (stored.variant.as_str(), stored.hash.clone(), stored.quality),
+                (*name, r.hash.to_string(), r.quality)
+            );
         }
         // ... and are exactly what cropping the pixels and hashing gives.
         let img = custodia_pdq::decode_image(&bytes).unwrap();

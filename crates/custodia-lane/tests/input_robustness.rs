@@ -1,8 +1,8 @@
 //! Refusals, bounds, normalisation, and never panicking on hostile input.
 
 use custodia_lane::input::{
-    normalise_plate, parse_engine_output, InputError, Vendor, MAX_CANDIDATES, MAX_EMBEDDED_IMAGE_BYTES,
-    MAX_ENGINE_JSON_BYTES, MAX_PLATE_LEN, MAX_READS_PER_OUTPUT,
+    InputError, MAX_CANDIDATES, MAX_EMBEDDED_IMAGE_BYTES, MAX_ENGINE_JSON_BYTES, MAX_PLATE_LEN, MAX_READS_PER_OUTPUT,
+    Vendor, normalise_plate, parse_engine_output,
 };
 use proptest::prelude::*;
 
@@ -75,15 +75,22 @@ fn too_many_reads() {
     let item = r#"{"plate":"AB1","confidence":90}"#;
     let n = MAX_READS_PER_OUTPUT + 1;
     let json = format!(r#"{{"data_type":"alpr_results","results":[{}]}}"#, vec![item; n].join(","));
-    assert_eq!(parse_engine_output(json.as_bytes()), Err(InputError::TooManyReads { count: n, max: MAX_READS_PER_OUTPUT }));
+    assert_eq!(
+        parse_engine_output(json.as_bytes()),
+        Err(InputError::TooManyReads { count: n, max: MAX_READS_PER_OUTPUT })
+    );
     let ok = format!(r#"{{"data_type":"alpr_results","results":[{}]}}"#, vec![item; n - 1].join(","));
     assert_eq!(parse_engine_output(ok.as_bytes()).unwrap().reads.len(), MAX_READS_PER_OUTPUT);
 }
 
 #[test]
 fn candidates_are_capped_not_refused() {
-    let cands: Vec<String> = (0..MAX_CANDIDATES + 20).map(|i| format!(r#"{{"plate":"AB{i}","confidence":50}}"#)).collect();
-    let json = format!(r#"{{"data_type":"alpr_results","results":[{{"plate":"AB1","confidence":90,"candidates":[{}]}}]}}"#, cands.join(","));
+    let cands: Vec<String> =
+        (0..MAX_CANDIDATES + 20).map(|i| format!(r#"{{"plate":"AB{i}","confidence":50}}"#)).collect();
+    let json = format!(
+        r#"{{"data_type":"alpr_results","results":[{{"plate":"AB1","confidence":90,"candidates":[{}]}}]}}"#,
+        cands.join(",")
+    );
     let out = parse_engine_output(json.as_bytes()).unwrap();
     assert_eq!(out.reads[0].candidates.len(), MAX_CANDIDATES);
     assert_eq!(out.reads[0].candidates[0].plate, "AB0");

@@ -1,9 +1,7 @@
 //! Every supported engine format, from the files in `testdata/alpr/` (see its README for where
 //! each came from). Expected values are read off the files by hand, not produced by the parser.
 
-use custodia_lane::input::{
-    parse_engine_output, BoundingBox, EngineOutput, ImageRole, InputError, Vendor, MAX_ID_LEN,
-};
+use custodia_lane::input::{BoundingBox, EngineOutput, ImageRole, InputError, MAX_ID_LEN, Vendor, parse_engine_output};
 use sha2::{Digest, Sha256};
 
 fn load(name: &str) -> Vec<u8> {
@@ -136,7 +134,10 @@ fn rekor_group_real_payload() {
         assert!(img.jpeg.ends_with(&[0xFF, 0xD9]), "{:?} decoded whole", img.role);
     }
     // Base64 length / 4 * 3 minus padding: 11624 and 43396 base64 characters.
-    assert_eq!(out.images[1].jpeg.len(), 11624 / 4 * 3 - padding(&load("rekor_group_mibs510.json"), "vehicle_crop_jpeg"));
+    assert_eq!(
+        out.images[1].jpeg.len(),
+        11624 / 4 * 3 - padding(&load("rekor_group_mibs510.json"), "vehicle_crop_jpeg")
+    );
 }
 
 fn padding(json: &[u8], field: &str) -> usize {

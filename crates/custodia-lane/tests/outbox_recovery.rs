@@ -60,7 +60,10 @@ fn a_crash_after_staging_is_finished_on_open_without_sealing_twice() {
     let pending = pending_in(&outbox_dir).unwrap();
     assert_eq!(pending.iter().map(|p| p.0).collect::<Vec<_>>(), [7]);
     assert!(std::fs::read_dir(&inbox).unwrap().next().is_none(), "the input must be gone");
-    let names: Vec<String> = std::fs::read_dir(&outbox_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(&outbox_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(names.iter().all(|n| n.ends_with(".cap")), "{names:?}");
 }
 

@@ -2,7 +2,7 @@
 //! is spliced in, and after stripping the metadata bytes are gone while `image` decodes the same
 //! pixels as before.
 
-use custodia_lane::strip::{sniff, strip_metadata, ImageKind, MarkerName, StripError, MAX_IMAGE_BYTES};
+use custodia_lane::strip::{ImageKind, MAX_IMAGE_BYTES, MarkerName, StripError, sniff, strip_metadata};
 use image::codecs::jpeg::JpegEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 use proptest::prelude::*;
@@ -21,9 +21,7 @@ fn picture(w: u32, h: u32) -> Vec<u8> {
 
 fn encode_jpeg(w: u32, h: u32) -> Vec<u8> {
     let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, 85)
-        .write_image(&picture(w, h), w, h, ExtendedColorType::Rgb8)
-        .unwrap();
+    JpegEncoder::new_with_quality(&mut out, 85).write_image(&picture(w, h), w, h, ExtendedColorType::Rgb8).unwrap();
     out
 }
 
@@ -70,7 +68,8 @@ fn exif_with_gps() -> Vec<u8> {
     p
 }
 
-const XMP: &[u8] = b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta><rdf:Description dc:creator='operator-xmp-secret'/></x:xmpmeta>";
+const XMP: &[u8] =
+    b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta><rdf:Description dc:creator='operator-xmp-secret'/></x:xmpmeta>";
 const COMMENT: &[u8] = b"maintenance laptop comment 2018-08-31";
 const IPTC: &[u8] = b"Photoshop 3.0\08BIM\x04\x04\0\0\0\0\0\x10iptc-byline-secret";
 
@@ -90,7 +89,16 @@ fn spliced_metadata_is_removed_and_pixels_are_unchanged() {
 
     let out = strip_metadata(&dirty).unwrap();
     assert_eq!(out.kind, ImageKind::Jpeg);
-    for needle in [&b"GPSLatitude"[..], b"Serial", b"operator-xmp-secret", COMMENT, b"iptc-byline-secret", b"device-profile-text", b"HIDDEN-PAYLOAD", b"Exif\0"] {
+    for needle in [
+        &b"GPSLatitude"[..],
+        b"Serial",
+        b"operator-xmp-secret",
+        COMMENT,
+        b"iptc-byline-secret",
+        b"device-profile-text",
+        b"HIDDEN-PAYLOAD",
+        b"Exif\0",
+    ] {
         assert!(!contains(&out.bytes, needle), "{:?} survived", String::from_utf8_lossy(needle));
     }
     // Outside a scan 0xFF is always a marker and inside one it is followed by 0x00 or RSTn, so a
@@ -171,10 +179,7 @@ fn malformed_structure_is_refused_precisely() {
     // A segment length past the end.
     let mut past = clean[..at[1]].to_vec();
     past.extend_from_slice(&[0xFF, 0xE1, 0xFF, 0xF0, 1, 2, 3]);
-    assert_eq!(
-        strip_metadata(&past),
-        Err(StripError::BadSegment { marker: MarkerName(0xE1), offset: at[1] })
-    );
+    assert_eq!(strip_metadata(&past), Err(StripError::BadSegment { marker: MarkerName(0xE1), offset: at[1] }));
     // A length below 2.
     let short = splice(&clean, at[1], &[0xFF, 0xFE, 0x00, 0x01]);
     assert_eq!(strip_metadata(&short), Err(StripError::BadSegment { marker: MarkerName(0xFE), offset: at[1] }));
@@ -186,10 +191,7 @@ fn malformed_structure_is_refused_precisely() {
     assert_eq!(strip_metadata(&no_sos), Err(StripError::MissingSos));
 
     // No EOI.
-    assert_eq!(
-        strip_metadata(&clean[..clean.len() - 2]),
-        Err(StripError::MissingEoi { offset: clean.len() - 2 })
-    );
+    assert_eq!(strip_metadata(&clean[..clean.len() - 2]), Err(StripError::MissingEoi { offset: clean.len() - 2 }));
 
     // Garbage where a marker must be.
     let garbage = splice(&clean, at[1], b"XY");
@@ -197,7 +199,10 @@ fn malformed_structure_is_refused_precisely() {
 
     // A reserved marker and RST outside a scan.
     let reserved = splice(&clean, at[1], &segment(0xF7, b"jpeg-ls"));
-    assert_eq!(strip_metadata(&reserved), Err(StripError::UnexpectedMarker { marker: MarkerName(0xF7), offset: at[1] }));
+    assert_eq!(
+        strip_metadata(&reserved),
+        Err(StripError::UnexpectedMarker { marker: MarkerName(0xF7), offset: at[1] })
+    );
     let rst = splice(&clean, at[1], &[0xFF, 0xD0]);
     assert_eq!(strip_metadata(&rst), Err(StripError::UnexpectedMarker { marker: MarkerName(0xD0), offset: at[1] }));
 

@@ -2,7 +2,7 @@
 //! chunks are spliced in with correct CRCs, and after stripping they are gone while `image`
 //! decodes the same pixels.
 
-use custodia_lane::strip::{strip_metadata, ChunkName, ImageKind, StripError};
+use custodia_lane::strip::{ChunkName, ImageKind, StripError, strip_metadata};
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 use proptest::prelude::*;
@@ -88,7 +88,21 @@ fn text_exif_and_private_chunks_are_removed_and_pixels_unchanged() {
 
     let out = strip_metadata(&dirty).unwrap();
     assert_eq!(out.kind, ImageKind::Png);
-    for needle in [&b"tEXt"[..], b"iTXt", b"eXIf", b"zTXt", b"tIME", b"pHYs", b"prVt", b"iCCP", b"GPS", b"itxt-secret", b"SN0042", b"LaneCam", b"HIDDEN"] {
+    for needle in [
+        &b"tEXt"[..],
+        b"iTXt",
+        b"eXIf",
+        b"zTXt",
+        b"tIME",
+        b"pHYs",
+        b"prVt",
+        b"iCCP",
+        b"GPS",
+        b"itxt-secret",
+        b"SN0042",
+        b"LaneCam",
+        b"HIDDEN",
+    ] {
         assert!(!contains(&out.bytes, needle), "{:?} survived", String::from_utf8_lossy(needle));
     }
     assert!(contains(&out.bytes, b"gAMA"), "colour-relevant chunk kept");

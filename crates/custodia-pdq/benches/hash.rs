@@ -15,17 +15,11 @@ use image::codecs::jpeg::JpegEncoder;
 use image::imageops::FilterType;
 
 fn frame_1080p() -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/testdata/pdq/bridge-mods/aaa-orig.jpg"
-    );
-    let src =
-        custodia_pdq::decode_image(&std::fs::read(path).expect("test photo")).expect("decode");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/pdq/bridge-mods/aaa-orig.jpg");
+    let src = custodia_pdq::decode_image(&std::fs::read(path).expect("test photo")).expect("decode");
     let frame = src.resize_exact(1920, 1080, FilterType::Triangle).to_rgb8();
     let mut out = Cursor::new(Vec::new());
-    JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(&frame)
-        .expect("encode");
+    JpegEncoder::new_with_quality(&mut out, 90).encode_image(&frame).expect("encode");
     out.into_inner()
 }
 
@@ -35,9 +29,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.sample_size(20);
     for p in Pipeline::ALL {
-        g.bench_function(p.name(), |b| {
-            b.iter(|| hash_bytes(black_box(&jpeg), p).unwrap())
-        });
+        g.bench_function(p.name(), |b| b.iter(|| hash_bytes(black_box(&jpeg), p).unwrap()));
         g.bench_function(format!("{}/dihedral", p.name()), |b| {
             b.iter(|| hash_bytes_dihedral(black_box(&jpeg), p).unwrap())
         });

@@ -46,13 +46,7 @@ fn bench_queries(c: &mut Criterion) {
         let mut r = Rng(42);
         // Half the queries have a planted neighbour at distance 20, half match nothing.
         let queries: Vec<PdqHash> = (0..256)
-            .map(|i| {
-                if i % 2 == 0 {
-                    near(&entries[(r.next() % n as u64) as usize].1, 20, &mut r)
-                } else {
-                    r.hash()
-                }
-            })
+            .map(|i| if i % 2 == 0 { near(&entries[(r.next() % n as u64) as usize].1, 20, &mut r) } else { r.hash() })
             .collect();
         let mut g = c.benchmark_group(format!("query_r31_{n}"));
         g.throughput(Throughput::Elements(1));
@@ -69,12 +63,8 @@ fn bench_queries(c: &mut Criterion) {
                 bf.insert(*id, h);
             }
             g.sample_size(20);
-            g.bench_function("brute_force_dispatch", |b| {
-                b.iter(|| bf.query(black_box(&queries[1]), 31))
-            });
-            g.bench_function("brute_force_portable", |b| {
-                b.iter(|| bf.query_portable(black_box(&queries[1]), 31))
-            });
+            g.bench_function("brute_force_dispatch", |b| b.iter(|| bf.query(black_box(&queries[1]), 31)));
+            g.bench_function("brute_force_portable", |b| b.iter(|| bf.query_portable(black_box(&queries[1]), 31)));
         }
         g.finish();
     }
@@ -88,34 +78,20 @@ fn bench_join(c: &mut Criterion) {
     // 10,000 dump images × 8 variants; 1 in 10 images is a near copy of a stored record.
     let queries: Vec<PdqHash> = (0..10_000)
         .flat_map(|i| {
-            let base = if i % 10 == 0 {
-                near(&entries[(r.next() % n as u64) as usize].1, 12, &mut r)
-            } else {
-                r.hash()
-            };
+            let base =
+                if i % 10 == 0 { near(&entries[(r.next() % n as u64) as usize].1, 12, &mut r) } else { r.hash() };
             let mut rr = Rng(r.next());
-            (0..8)
-                .map(move |v| if v == 0 { base } else { rr.hash() })
-                .collect::<Vec<_>>()
+            (0..8).map(move |v| if v == 0 { base } else { rr.hash() }).collect::<Vec<_>>()
         })
         .collect();
     let mut g = c.benchmark_group("batch_join_10k_x8_vs_1M");
     g.sample_size(10);
     g.throughput(Throughput::Elements(queries.len() as u64));
     g.bench_function("batch_join", |b| {
-        b.iter_batched(
-            || (),
-            |_| index.batch_join(black_box(&queries), 31),
-            BatchSize::PerIteration,
-        )
+        b.iter_batched(|| (), |_| index.batch_join(black_box(&queries), 31), BatchSize::PerIteration)
     });
     g.bench_function("per_query", |b| {
-        b.iter(|| {
-            queries
-                .iter()
-                .map(|q| index.query(black_box(q), 31).len())
-                .sum::<usize>()
-        })
+        b.iter(|| queries.iter().map(|q| index.query(black_box(q), 31).len()).sum::<usize>())
     });
     g.finish();
 }

@@ -57,12 +57,7 @@ impl Phases {
         // The window never exceeds the vector: jarosz_window(n, 64) <= n for n >= 1.
         debug_assert!(window >= 1 && window <= len);
         let half = (window + 2) / 2;
-        Phases {
-            p1: half - 1,
-            p2: window - half + 1,
-            p3: len - window,
-            p4: half - 1,
-        }
+        Phases { p1: half - 1, p2: window - half + 1, p3: len - window, p4: half - 1 }
     }
 }
 
@@ -104,14 +99,7 @@ fn box_row(input: &[f32], out: &mut [f32], window: usize) {
 /// `boxAlongColsFloat`, with every column's running sum advanced one row at a time so the
 /// inner loop runs across a contiguous row (vectorisable) while each column sees exactly the
 /// reference's sequence of adds, subtracts and divides.
-fn box_cols(
-    input: &[f32],
-    out: &mut [f32],
-    rows: usize,
-    cols: usize,
-    window: usize,
-    sums: &mut [f32],
-) {
+fn box_cols(input: &[f32], out: &mut [f32], rows: usize, cols: usize, window: usize, sums: &mut [f32]) {
     let ph = Phases::new(rows, window);
     let sums = &mut sums[..cols];
     sums.fill(0.0);
@@ -163,12 +151,7 @@ fn box_cols(
 
 /// `jaroszFilterFloat` + `decimateFloat` to 64×64. `buf1` holds the luma on entry and is
 /// overwritten (as in the reference); `buf2` is scratch of the same size.
-fn blur_and_decimate(
-    buf1: &mut [f32],
-    buf2: &mut [f32],
-    rows: usize,
-    cols: usize,
-) -> Box<[[f32; 64]; 64]> {
+fn blur_and_decimate(buf1: &mut [f32], buf2: &mut [f32], rows: usize, cols: usize) -> Box<[[f32; 64]; 64]> {
     let mut out = Box::new([[0.0f32; 64]; 64]);
     if rows == 64 && cols == 64 {
         // The reference copies a 64×64 input straight through (pdqFloat256FromFloatLuma).
@@ -226,8 +209,7 @@ fn dct_matrix() -> &'static [[f32; 64]; 16] {
         let mut m = [[0.0f32; 64]; 16];
         for (i, row) in m.iter_mut().enumerate() {
             for (j, v) in row.iter_mut().enumerate() {
-                let angle =
-                    (std::f64::consts::PI / 2.0 / 64.0) * (i + 1) as f64 * (2 * j + 1) as f64;
+                let angle = (std::f64::consts::PI / 2.0 / 64.0) * (i + 1) as f64 * (2 * j + 1) as f64;
                 *v = (f64::from(scale) * angle.cos()) as f32;
             }
         }
@@ -353,11 +335,7 @@ fn dihedral_dcts(a: &[[f32; 16]; 16]) -> [[[f32; 16]; 16]; 8] {
 
 /// The 16×16 DCT block and quality of a luma plane; `None` below the minimum size.
 /// `luma` is consumed as the reference's `fullBuffer1` (it is blurred in place).
-pub(crate) fn dct_and_quality(
-    luma: &mut [f32],
-    rows: usize,
-    cols: usize,
-) -> Option<([[f32; 16]; 16], u32)> {
+pub(crate) fn dct_and_quality(luma: &mut [f32], rows: usize, cols: usize) -> Option<([[f32; 16]; 16], u32)> {
     if rows < MIN_HASHABLE_DIM || cols < MIN_HASHABLE_DIM {
         return None;
     }
@@ -395,9 +373,7 @@ mod tests {
         let input: Vec<f32> = (0..16).map(|x| x as f32).collect();
         let mut out = vec![0.0; 16];
         box_row(&input, &mut out, 7);
-        let sums = [
-            6, 10, 15, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 75, 65, 54,
-        ];
+        let sums = [6, 10, 15, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 75, 65, 54];
         let counts = [4, 5, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 5, 4];
         for k in 0..16 {
             assert_eq!(out[k], sums[k] as f32 / counts[k] as f32, "k={k}");

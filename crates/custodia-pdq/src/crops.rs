@@ -19,8 +19,7 @@ const CROPS: [(&str, [u32; 4]); 5] = [
 ];
 
 /// The crop names [`standard_crops`] returns, in order.
-pub const STANDARD_CROP_NAMES: [&str; 5] =
-    [CROPS[0].0, CROPS[1].0, CROPS[2].0, CROPS[3].0, CROPS[4].0];
+pub const STANDARD_CROP_NAMES: [&str; 5] = [CROPS[0].0, CROPS[1].0, CROPS[2].0, CROPS[3].0, CROPS[4].0];
 
 /// A crop's pixel window `(x0, y0, x1, y1)`, exclusive ends.
 pub type CropWindow = (usize, usize, usize, usize);

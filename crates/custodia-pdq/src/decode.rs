@@ -35,10 +35,7 @@ pub(crate) struct Luma {
 }
 
 fn check_dimensions(width: u32, height: u32) -> Result<(), PdqError> {
-    if width > MAX_DIMENSION
-        || height > MAX_DIMENSION
-        || u64::from(width) * u64::from(height) > MAX_PIXELS
-    {
+    if width > MAX_DIMENSION || height > MAX_DIMENSION || u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(PdqError::TooLarge { width, height });
     }
     Ok(())
@@ -68,9 +65,7 @@ fn sniff(bytes: &[u8]) -> Result<ImageFormat, PdqError> {
         Ok(ImageFormat::Png) => {
             // IHDR is always first: refuse from its dimensions before any decoder runs.
             if bytes.len() >= 24 && &bytes[12..16] == b"IHDR" {
-                let be = |i: usize| {
-                    u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]])
-                };
+                let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
                 check_dimensions(be(16), be(20))?;
             }
             Ok(ImageFormat::Png)
@@ -124,31 +119,11 @@ pub(crate) fn luma_of(img: &DynamicImage) -> Luma {
     let height = img.height() as usize;
     let data: Vec<f32> = match img {
         DynamicImage::ImageLuma8(b) => b.as_raw().iter().map(|&v| f32::from(v)).collect(),
-        DynamicImage::ImageLumaA8(b) => b
-            .as_raw()
-            .chunks_exact(2)
-            .map(|p| f32::from(p[0]))
-            .collect(),
-        DynamicImage::ImageRgb8(b) => b
-            .as_raw()
-            .chunks_exact(3)
-            .map(|p| luma_f64(p[0], p[1], p[2]))
-            .collect(),
-        DynamicImage::ImageRgba8(b) => b
-            .as_raw()
-            .chunks_exact(4)
-            .map(|p| luma_f64(p[0], p[1], p[2]))
-            .collect(),
-        DynamicImage::ImageLuma16(b) => b
-            .as_raw()
-            .iter()
-            .map(|&v| f32::from((v >> 8) as u8))
-            .collect(),
-        DynamicImage::ImageLumaA16(b) => b
-            .as_raw()
-            .chunks_exact(2)
-            .map(|p| f32::from((p[0] >> 8) as u8))
-            .collect(),
+        DynamicImage::ImageLumaA8(b) => b.as_raw().chunks_exact(2).map(|p| f32::from(p[0])).collect(),
+        DynamicImage::ImageRgb8(b) => b.as_raw().chunks_exact(3).map(|p| luma_f64(p[0], p[1], p[2])).collect(),
+        DynamicImage::ImageRgba8(b) => b.as_raw().chunks_exact(4).map(|p| luma_f64(p[0], p[1], p[2])).collect(),
+        DynamicImage::ImageLuma16(b) => b.as_raw().iter().map(|&v| f32::from((v >> 8) as u8)).collect(),
+        DynamicImage::ImageLumaA16(b) => b.as_raw().chunks_exact(2).map(|p| f32::from((p[0] >> 8) as u8)).collect(),
         DynamicImage::ImageRgb16(b) => b
             .as_raw()
             .chunks_exact(3)
@@ -159,18 +134,9 @@ pub(crate) fn luma_of(img: &DynamicImage) -> Luma {
             .chunks_exact(4)
             .map(|p| luma_f64((p[0] >> 8) as u8, (p[1] >> 8) as u8, (p[2] >> 8) as u8))
             .collect(),
-        other => other
-            .to_rgb8()
-            .as_raw()
-            .chunks_exact(3)
-            .map(|p| luma_f64(p[0], p[1], p[2]))
-            .collect(),
+        other => other.to_rgb8().as_raw().chunks_exact(3).map(|p| luma_f64(p[0], p[1], p[2])).collect(),
     };
-    Luma {
-        data,
-        width,
-        height,
-    }
+    Luma { data, width, height }
 }
 
 fn decoded_to_image(d: crate::jpeg::Decoded) -> Result<DynamicImage, PdqError> {
@@ -208,11 +174,7 @@ pub(crate) fn area_downsample(l: Luma, max_side: usize) -> Luma {
             acc[oy * ow + ox] /= (rows * cols) as f32;
         }
     }
-    Luma {
-        data: acc,
-        width: ow,
-        height: oh,
-    }
+    Luma { data: acc, width: ow, height: oh }
 }
 
 /// `pdq-fast-v1` for JPEG: the Y channel reduced in the DCT domain (see
@@ -221,19 +183,12 @@ pub(crate) fn area_downsample(l: Luma, max_side: usize) -> Luma {
 /// already fits, or it is a kind the reduced path does not cover).
 fn fast_jpeg(bytes: &[u8]) -> Result<Option<Luma>, PdqError> {
     match crate::jpeg::decode_luma_reduced(bytes, FAST_MAX_SIDE) {
-        Ok(Some(r)) => Ok(Some(area_downsample(
-            Luma {
-                data: r.data,
-                width: r.width,
-                height: r.height,
-            },
-            FAST_MAX_SIDE,
-        ))),
+        Ok(Some(r)) => {
+            Ok(Some(area_downsample(Luma { data: r.data, width: r.width, height: r.height }, FAST_MAX_SIDE)))
+        }
         Ok(None) | Err(crate::jpeg::JpegFail::Unsupported) => Ok(None),
         Err(crate::jpeg::JpegFail::Invalid(why)) => Err(PdqError::Decode(why.to_owned())),
-        Err(crate::jpeg::JpegFail::TooLarge(width, height)) => {
-            Err(PdqError::TooLarge { width, height })
-        }
+        Err(crate::jpeg::JpegFail::TooLarge(width, height)) => Err(PdqError::TooLarge { width, height }),
     }
 }
 
@@ -248,10 +203,7 @@ pub(crate) fn luma_for(bytes: &[u8], pipeline: Pipeline) -> Result<Luma, PdqErro
             {
                 return Ok(l);
             }
-            Ok(area_downsample(
-                luma_of(&decode_full(bytes)?),
-                FAST_MAX_SIDE,
-            ))
+            Ok(area_downsample(luma_of(&decode_full(bytes)?), FAST_MAX_SIDE))
         }
     }
 }

@@ -24,10 +24,7 @@ type Words = [u64; 4];
 
 #[inline(always)]
 fn dist(a: &Words, b: &Words) -> u32 {
-    (a[0] ^ b[0]).count_ones()
-        + (a[1] ^ b[1]).count_ones()
-        + (a[2] ^ b[2]).count_ones()
-        + (a[3] ^ b[3]).count_ones()
+    (a[0] ^ b[0]).count_ones() + (a[1] ^ b[1]).count_ones() + (a[2] ^ b[2]).count_ones() + (a[3] ^ b[3]).count_ones()
 }
 
 /// The 16-bit slot `s` of a hash in word form (slot 0 = the first four hex digits).
@@ -99,9 +96,7 @@ mod scan {
     pub(super) fn range(stored: &[Words], q: &Words, radius: u32, out: &mut Vec<(usize, u32)>) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("popcnt")
-            {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") {
                 // SAFETY: both features the function is compiled for were detected above.
                 return unsafe { avx2(stored, q, radius, 0, out) };
             }
@@ -114,12 +109,7 @@ mod scan {
     }
 
     /// The portable kernel alone, for benchmarks and tests of the dispatch.
-    pub(super) fn range_portable(
-        stored: &[Words],
-        q: &Words,
-        radius: u32,
-        out: &mut Vec<(usize, u32)>,
-    ) {
+    pub(super) fn range_portable(stored: &[Words], q: &Words, radius: u32, out: &mut Vec<(usize, u32)>) {
         generic(stored, q, radius, 0, out)
     }
 }
@@ -346,12 +336,7 @@ impl MultiIndex {
     /// at 10,000,000 stored a bucket holds ~150 hashes and a group ~200 queries per 100,000
     /// dump images. Slots are divided among the threads; each slot reports only the pairs no
     /// earlier slot reports, so the union has no duplicates.
-    pub fn batch_join_threads(
-        &self,
-        queries: &[PdqHash],
-        radius: u32,
-        threads: usize,
-    ) -> Vec<(usize, u64, u32)> {
+    pub fn batch_join_threads(&self, queries: &[PdqHash], radius: u32, threads: usize) -> Vec<(usize, u64, u32)> {
         let qw: Vec<Words> = queries.iter().map(PdqHash::words).collect();
         let mut out: Vec<(usize, u64, u32)> = Vec::new();
         if radius > Self::MAX_MIH_RADIUS {
@@ -377,10 +362,7 @@ impl MultiIndex {
                             })
                         })
                         .collect();
-                    workers
-                        .into_iter()
-                        .map(|w| w.join().expect("a batch-join worker panicked"))
-                        .collect()
+                    workers.into_iter().map(|w| w.join().expect("a batch-join worker panicked")).collect()
                 });
                 out.extend(per_thread.into_iter().flatten());
             }
@@ -406,12 +388,7 @@ impl MultiIndex {
         let table = &self.tables[s];
         // Counting sort of (probe value, query) pairs: probe_offsets[v]..probe_offsets[v + 1]
         // indexes probe_queries for value v, queries in ascending order.
-        let JoinScratch {
-            probe_offsets,
-            probe_queries,
-            group,
-            hits,
-        } = scratch;
+        let JoinScratch { probe_offsets, probe_queries, group, hits } = scratch;
         probe_offsets.clear();
         probe_offsets.resize(65_537, 0);
         for q in qw {
@@ -519,22 +496,14 @@ mod group_kernel {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a prefetch is a hint; it never faults and the pointer comes from a reference.
         unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                w.as_ptr().cast::<i8>(),
-            );
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(w.as_ptr().cast::<i8>());
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = w;
     }
 
     #[inline(always)]
-    fn body(
-        stored: &[Words],
-        rows: &[u32],
-        group: &Columns,
-        radius: u32,
-        out: &mut Vec<(u32, u32, u32)>,
-    ) {
+    fn body(stored: &[Words], rows: &[u32], group: &Columns, radius: u32, out: &mut Vec<(u32, u32, u32)>) {
         let [c0, c1, c2, c3] = &group.words;
         let radius = u64::from(radius);
         for (i, &r) in rows.iter().enumerate() {
@@ -575,37 +544,19 @@ mod group_kernel {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx512vpopcntdq,popcnt")]
-    fn avx512(
-        stored: &[Words],
-        rows: &[u32],
-        group: &Columns,
-        radius: u32,
-        out: &mut Vec<(u32, u32, u32)>,
-    ) {
+    fn avx512(stored: &[Words], rows: &[u32], group: &Columns, radius: u32, out: &mut Vec<(u32, u32, u32)>) {
         body(stored, rows, group, radius, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,popcnt")]
-    fn avx2(
-        stored: &[Words],
-        rows: &[u32],
-        group: &Columns,
-        radius: u32,
-        out: &mut Vec<(u32, u32, u32)>,
-    ) {
+    fn avx2(stored: &[Words], rows: &[u32], group: &Columns, radius: u32, out: &mut Vec<(u32, u32, u32)>) {
         body(stored, rows, group, radius, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "popcnt")]
-    fn popcnt(
-        stored: &[Words],
-        rows: &[u32],
-        group: &Columns,
-        radius: u32,
-        out: &mut Vec<(u32, u32, u32)>,
-    ) {
+    fn popcnt(stored: &[Words], rows: &[u32], group: &Columns, radius: u32, out: &mut Vec<(u32, u32, u32)>) {
         body(stored, rows, group, radius, out)
     }
 
@@ -628,9 +579,7 @@ mod group_kernel {
                 // SAFETY: every feature the function is compiled for was detected above.
                 return unsafe { avx512(stored, rows, group, radius, out) };
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("popcnt")
-            {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") {
                 // SAFETY: both features the function is compiled for were detected above.
                 return unsafe { avx2(stored, rows, group, radius, out) };
             }
@@ -661,9 +610,7 @@ mod tests {
 
     #[test]
     fn slot_of_matches_text_order() {
-        let h: PdqHash = "0123456789abcdef00112233445566778899aabbccddeeff0f1e2d3c4b5a6978"
-            .parse()
-            .unwrap();
+        let h: PdqHash = "0123456789abcdef00112233445566778899aabbccddeeff0f1e2d3c4b5a6978".parse().unwrap();
         let w = h.words();
         for s in 0..16 {
             assert_eq!(slot_of(&w, s), h.slot(s), "slot {s}");
@@ -699,31 +646,16 @@ mod tests {
             group_kernel::compare(&stored, &rows, &group, radius, &mut a);
             group_kernel::compare_portable(&stored, &rows, &group, radius, &mut b);
             assert_eq!(a, b, "radius {radius}");
-            let want: usize = rows
-                .iter()
-                .map(|&r| {
-                    queries
-                        .iter()
-                        .filter(|q| dist(&stored[r as usize], q) <= radius)
-                        .count()
-                })
-                .sum();
+            let want: usize =
+                rows.iter().map(|&r| queries.iter().filter(|q| dist(&stored[r as usize], q) <= radius).count()).sum();
             assert_eq!(a.len(), want, "radius {radius}");
         }
     }
 
     #[test]
     fn dispatch_and_portable_agree() {
-        let words: Vec<Words> = (0..1000u64)
-            .map(|i| {
-                [
-                    i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                    i << 7,
-                    !i,
-                    i.rotate_left(13),
-                ]
-            })
-            .collect();
+        let words: Vec<Words> =
+            (0..1000u64).map(|i| [i.wrapping_mul(0x9E37_79B9_7F4A_7C15), i << 7, !i, i.rotate_left(13)]).collect();
         let q = words[17];
         for radius in [0, 10, 64, 128, 256] {
             let (mut a, mut b) = (Vec::new(), Vec::new());

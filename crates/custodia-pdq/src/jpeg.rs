@@ -157,14 +157,7 @@ struct Bits<'a> {
 
 impl<'a> Bits<'a> {
     fn new(data: &'a [u8], pos: usize) -> Bits<'a> {
-        Bits {
-            data,
-            pos,
-            buf: 0,
-            count: 0,
-            overrun: 0,
-            bad_code: false,
-        }
+        Bits { data, pos, buf: 0, count: 0, overrun: 0, bad_code: false }
     }
 
     #[inline(never)]
@@ -184,11 +177,7 @@ impl<'a> Bits<'a> {
                 }
                 let bits = take * 8;
                 let v = if bits == 64 { x } else { x >> (64 - bits) };
-                self.buf |= if bits == 64 {
-                    v
-                } else {
-                    v << (64 - self.count - bits)
-                };
+                self.buf |= if bits == 64 { v } else { v << (64 - self.count - bits) };
                 self.count += bits;
                 self.pos += take as usize;
                 return;
@@ -295,11 +284,7 @@ impl<'a> Bits<'a> {
             return 0;
         }
         let v = self.bits(u32::from(s)) as i32;
-        if v < (1 << (s - 1)) {
-            v - (1 << s) + 1
-        } else {
-            v
-        }
+        if v < (1 << (s - 1)) { v - (1 << s) + 1 } else { v }
     }
 
     /// Drop buffered bits and step over the expected RSTn marker.
@@ -343,9 +328,9 @@ struct Comp {
 }
 
 const ZIGZAG: [usize; 64] = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
-    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
-    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21,
+    28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54,
+    47, 55, 62, 63,
 ];
 
 struct Scan {
@@ -410,11 +395,8 @@ impl<'a> Decoder<'a> {
                 return bad("bad DQT");
             }
             for k in 0..64 {
-                let v = if pq == 0 {
-                    u16::from(s[1 + k])
-                } else {
-                    u16::from(s[1 + 2 * k]) << 8 | u16::from(s[2 + 2 * k])
-                };
+                let v =
+                    if pq == 0 { u16::from(s[1 + k]) } else { u16::from(s[1 + 2 * k]) << 8 | u16::from(s[2 + 2 * k]) };
                 self.qt[tq][ZIGZAG[k]] = v;
             }
             s = &s[1 + n..];
@@ -481,13 +463,7 @@ impl<'a> Decoder<'a> {
             if !(1..=4).contains(&h) || !(1..=4).contains(&v) || b[2] > 3 {
                 return bad("bad sampling factors");
             }
-            self.comps.push(Comp {
-                id: b[0],
-                h,
-                v,
-                tq: usize::from(b[2]),
-                ..Comp::default()
-            });
+            self.comps.push(Comp { id: b[0], h, v, tq: usize::from(b[2]), ..Comp::default() });
         }
         self.hmax = self.comps.iter().map(|c| c.h).max().unwrap_or(1);
         self.vmax = self.comps.iter().map(|c| c.v).max().unwrap_or(1);
@@ -499,14 +475,7 @@ impl<'a> Decoder<'a> {
         }
         self.mcux = self.width.div_ceil(8 * self.hmax);
         self.mcuy = self.height.div_ceil(8 * self.vmax);
-        let (w, h, hmax, vmax, mcux, mcuy) = (
-            self.width,
-            self.height,
-            self.hmax,
-            self.vmax,
-            self.mcux,
-            self.mcuy,
-        );
+        let (w, h, hmax, vmax, mcux, mcuy) = (self.width, self.height, self.hmax, self.vmax, self.mcux, self.mcuy);
         for c in &mut self.comps {
             c.dw = (w * c.h).div_ceil(hmax);
             c.dh = (h * c.v).div_ceil(vmax);
@@ -525,11 +494,7 @@ impl<'a> Decoder<'a> {
             // Progressive refinement reads back earlier coefficients, so only a sequential
             // frame may drop a component's; a reduced luma lives in `reduced` instead.
             c.discard = luma_only && (i > 0 || reducing);
-            c.coefs = if c.discard {
-                Vec::new()
-            } else {
-                vec![[0i16; 64]; c.bw * c.bh]
-            };
+            c.coefs = if c.discard { Vec::new() } else { vec![[0i16; 64]; c.bw * c.bh] };
         }
         Ok(())
     }
@@ -568,22 +533,13 @@ impl<'a> Decoder<'a> {
             // libjpeg tolerates odd values here for sequential JPEGs; treat as a full scan.
         }
         if n > 1 {
-            let blocks: usize = comps
-                .iter()
-                .map(|&c| self.comps[c].h * self.comps[c].v)
-                .sum();
+            let blocks: usize = comps.iter().map(|&c| self.comps[c].h * self.comps[c].v).sum();
             if blocks > 10 {
                 return bad("too many blocks per MCU");
             }
         }
         let (ss, se) = if self.progressive { (ss, se) } else { (0, 63) };
-        Ok(Scan {
-            comps,
-            ss,
-            se,
-            ah,
-            al,
-        })
+        Ok(Scan { comps, ss, se, ah, al })
     }
 
     fn decode_scan(&mut self, scan: &Scan) -> R<()> {
@@ -632,19 +588,12 @@ impl<'a> Decoder<'a> {
 
     /// Decode one block, and for a reduced luma, reduce it right after.
     #[inline(always)]
-    fn decode_and_reduce(
-        &mut self,
-        bits: &mut Bits<'_>,
-        scan: &Scan,
-        ci: usize,
-        idx: usize,
-    ) -> R<()> {
+    fn decode_and_reduce(&mut self, bits: &mut Bits<'_>, scan: &Scan, ci: usize, idx: usize) -> R<()> {
         if self.progressive {
             return self.decode_progressive_block(bits, scan, ci, idx);
         }
         let comp = &mut self.comps[ci];
-        let (Some(dc), Some(ac)) = (self.dc[comp.dc_tbl].as_ref(), self.ac[comp.ac_tbl].as_ref())
-        else {
+        let (Some(dc), Some(ac)) = (self.dc[comp.dc_tbl].as_ref(), self.ac[comp.ac_tbl].as_ref()) else {
             return bad("missing Huffman table");
         };
         if !comp.discard {
@@ -671,13 +620,7 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn decode_progressive_block(
-        &mut self,
-        bits: &mut Bits<'_>,
-        scan: &Scan,
-        ci: usize,
-        idx: usize,
-    ) -> R<()> {
+    fn decode_progressive_block(&mut self, bits: &mut Bits<'_>, scan: &Scan, ci: usize, idx: usize) -> R<()> {
         let (dc_t, ac_t) = (self.comps[ci].dc_tbl, self.comps[ci].ac_tbl);
         let dc = self.dc[dc_t].as_ref();
         let ac = self.ac[ac_t].as_ref();
@@ -752,11 +695,8 @@ impl<'a> Decoder<'a> {
                     let z = ZIGZAG[k];
                     if block[z] != 0 {
                         if bits.bit() == 1 && (block[z] & p1) == 0 {
-                            block[z] = if block[z] >= 0 {
-                                block[z].wrapping_add(p1)
-                            } else {
-                                block[z].wrapping_add(m1)
-                            };
+                            block[z] =
+                                if block[z] >= 0 { block[z].wrapping_add(p1) } else { block[z].wrapping_add(m1) };
                         }
                     } else {
                         if r == 0 {
@@ -776,11 +716,7 @@ impl<'a> Decoder<'a> {
             while k <= scan.se {
                 let z = ZIGZAG[k];
                 if block[z] != 0 && bits.bit() == 1 && (block[z] & p1) == 0 {
-                    block[z] = if block[z] >= 0 {
-                        block[z].wrapping_add(p1)
-                    } else {
-                        block[z].wrapping_add(m1)
-                    };
+                    block[z] = if block[z] >= 0 { block[z].wrapping_add(p1) } else { block[z].wrapping_add(m1) };
                 }
                 k += 1;
             }
@@ -813,19 +749,11 @@ impl<'a> Decoder<'a> {
         loop {
             let Some(m) = self.next_marker() else {
                 // Missing EOI after at least one scan: libjpeg warns and carries on.
-                return if scans > 0 {
-                    Ok(())
-                } else {
-                    bad("no image data")
-                };
+                return if scans > 0 { Ok(()) } else { bad("no image data") };
             };
             match m {
                 0xD9 => {
-                    return if scans > 0 {
-                        Ok(())
-                    } else {
-                        bad("no image data")
-                    };
+                    return if scans > 0 { Ok(()) } else { bad("no image data") };
                 }
                 0xC0..=0xC2 => {
                     self.progressive = m == 0xC2;
@@ -1022,16 +950,7 @@ fn llm(v: [i64; 8]) -> [i64; 8] {
     let z3 = z3 * -FIX_1_961570560 + z5;
     let z4 = z4 * -FIX_0_390180644 + z5;
     let (t0, t1, t2, t3) = (t0 + z1 + z3, t1 + z2 + z4, t2 + z2 + z3, t3 + z1 + z4);
-    [
-        tmp10 + t3,
-        tmp11 + t2,
-        tmp12 + t1,
-        tmp13 + t0,
-        tmp13 - t0,
-        tmp12 - t1,
-        tmp11 - t2,
-        tmp10 - t3,
-    ]
+    [tmp10 + t3, tmp11 + t2, tmp12 + t1, tmp13 + t0, tmp13 - t0, tmp12 - t1, tmp11 - t2, tmp10 - t3]
 }
 
 fn idct_islow(coef: &[i16; 64], q: &[u16; 64], out: &mut [u8], stride: usize) {
@@ -1108,11 +1027,7 @@ fn upsample(c: &Comp, p: &Plane, hmax: usize, vmax: usize, out_w: usize, out_h: 
         // h1v2 fancy (libjpeg-turbo 2.0+): always used when fancy upsampling is on.
         for y in 0..out_h {
             let iy = y / 2;
-            let (ny, bias) = if y % 2 == 0 {
-                (iy.saturating_sub(1), 1)
-            } else {
-                ((iy + 1).min(dh - 1), 2)
-            };
+            let (ny, bias) = if y % 2 == 0 { (iy.saturating_sub(1), 1) } else { ((iy + 1).min(dh - 1), 2) };
             for x in 0..out_w {
                 out[y * out_w + x] = ((at(x, iy) * 3 + at(x, ny) + bias) >> 2) as u8;
             }
@@ -1122,11 +1037,7 @@ fn upsample(c: &Comp, p: &Plane, hmax: usize, vmax: usize, out_w: usize, out_h: 
         for y in 0..out_h {
             let iy = y / 2;
             // Nearer row, then the next nearer (above for even outputs); edges replicate.
-            let ny = if y % 2 == 0 {
-                iy.saturating_sub(1)
-            } else {
-                (iy + 1).min(dh - 1)
-            };
+            let ny = if y % 2 == 0 { iy.saturating_sub(1) } else { (iy + 1).min(dh - 1) };
             let colsum = |x: usize| at(x, iy) * 3 + at(x, ny);
             let mut this = colsum(0);
             let mut next = colsum(1);
@@ -1245,12 +1156,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<Decoded, JpegFail> {
         })
         .collect();
     if planes.len() == 1 {
-        return Ok(Decoded {
-            width: w,
-            height: h,
-            channels: 1,
-            pixels: planes.into_iter().next().unwrap_or_default(),
-        });
+        return Ok(Decoded { width: w, height: h, channels: 1, pixels: planes.into_iter().next().unwrap_or_default() });
     }
     let mut pixels = vec![0u8; w * h * 3];
     if is_rgb(&d) {
@@ -1260,12 +1166,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<Decoded, JpegFail> {
     } else {
         ycc_to_rgb(&planes[0], &planes[1], &planes[2], &mut pixels);
     }
-    Ok(Decoded {
-        width: w,
-        height: h,
-        channels: 3,
-        pixels,
-    })
+    Ok(Decoded { width: w, height: h, channels: 3, pixels })
 }
 
 /// A reduced luma plane for `pdq-fast-v1`.
@@ -1285,10 +1186,7 @@ pub(crate) struct ReducedLuma {
 /// the mean of each cosine basis function over a segment is precomputed, so one block's
 /// k×k outputs cost a k×8 and a k×k×8 matrix product. Returns `None` when the image already
 /// fits (the caller decodes it canonically) or is RGB-coded (Adobe transform 0).
-pub(crate) fn decode_luma_reduced(
-    data: &[u8],
-    max_side: usize,
-) -> Result<Option<ReducedLuma>, JpegFail> {
+pub(crate) fn decode_luma_reduced(data: &[u8], max_side: usize) -> Result<Option<ReducedLuma>, JpegFail> {
     let d = parse_reducing(data, Some(max_side))?;
     if d.comps.len() == 3 && is_rgb(&d) {
         return Ok(None);
@@ -1312,19 +1210,12 @@ pub(crate) fn decode_luma_reduced(
         }
     };
     let Reduction { k, pw, ph, plane, .. } = reduction;
-    let (ow, oh) = (
-        (c.dw * k).div_ceil(8).min(pw),
-        (c.dh * k).div_ceil(8).min(ph),
-    );
+    let (ow, oh) = ((c.dw * k).div_ceil(8).min(pw), (c.dh * k).div_ceil(8).min(ph));
     let mut data = Vec::with_capacity(ow * oh);
     for y in 0..oh {
         data.extend_from_slice(&plane[y * pw..y * pw + ow]);
     }
-    Ok(Some(ReducedLuma {
-        width: ow,
-        height: oh,
-        data,
-    }))
+    Ok(Some(ReducedLuma { width: ow, height: oh, data }))
 }
 
 /// A luma plane being area-averaged to 1/2, 1/4 or 1/8 scale from DCT coefficients, one block
@@ -1347,24 +1238,14 @@ impl Reduction {
         if long <= max_side {
             return None;
         }
-        let k = [4usize, 2]
-            .into_iter()
-            .find(|&k| (long * k).div_ceil(8) <= max_side)
-            .unwrap_or(1);
+        let k = [4usize, 2].into_iter().find(|&k| (long * k).div_ceil(8) <= max_side).unwrap_or(1);
         let seg = 8 / k;
         let mut basis = [[0.0f32; 8]; 4];
         for (t, row) in basis.iter_mut().enumerate().take(k) {
             for (u, b) in row.iter_mut().enumerate() {
-                let cu = if u == 0 {
-                    std::f64::consts::FRAC_1_SQRT_2
-                } else {
-                    1.0
-                };
+                let cu = if u == 0 { std::f64::consts::FRAC_1_SQRT_2 } else { 1.0 };
                 let sum: f64 = (t * seg..(t + 1) * seg)
-                    .map(|x| {
-                        cu / 2.0
-                            * ((2 * x + 1) as f64 * u as f64 * std::f64::consts::PI / 16.0).cos()
-                    })
+                    .map(|x| cu / 2.0 * ((2 * x + 1) as f64 * u as f64 * std::f64::consts::PI / 16.0).cos())
                     .sum();
                 *b = (sum / seg as f64) as f32;
             }
@@ -1477,13 +1358,7 @@ impl Reduction {
 
 /// Bit r set when coefficient row r holds a non-zero value.
 fn nonzero_rows(coef: &[i16; 64]) -> u8 {
-    (0..8).fold(0, |m, r| {
-        if coef[r * 8..r * 8 + 8].iter().any(|&x| x != 0) {
-            m | 1 << r
-        } else {
-            m
-        }
-    })
+    (0..8).fold(0, |m, r| if coef[r * 8..r * 8 + 8].iter().any(|&x| x != 0) { m | 1 << r } else { m })
 }
 
 #[cfg(test)]
@@ -1516,9 +1391,7 @@ mod tests {
                 image::Rgb([v, v.wrapping_mul(3), (x ^ y) as u8])
             });
             let mut jpeg = Vec::new();
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality)
-                .encode_image(&img)
-                .unwrap();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality).encode_image(&img).unwrap();
             let streamed = decode_luma_reduced(&jpeg, 512).unwrap().expect("larger than 512");
             let (ow, oh, want) = reduce_after_decoding(&jpeg, 512).unwrap();
             assert_eq!((streamed.width, streamed.height), (ow, oh), "{w}x{h}");
@@ -1529,4 +1402,3 @@ mod tests {
         }
     }
 }
-

@@ -146,10 +146,7 @@ impl std::fmt::Display for Pipeline {
 impl std::str::FromStr for Pipeline {
     type Err = PdqError;
     fn from_str(s: &str) -> Result<Pipeline, PdqError> {
-        Pipeline::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or(PdqError::UnknownPipeline)
+        Pipeline::ALL.into_iter().find(|p| p.name() == s).ok_or(PdqError::UnknownPipeline)
     }
 }
 
@@ -246,11 +243,7 @@ impl Dihedral {
 
     /// The original-orientation result alone.
     pub fn original(&self) -> PdqResult {
-        PdqResult {
-            hash: self.hashes[0],
-            quality: self.quality,
-            pipeline: self.pipeline,
-        }
+        PdqResult { hash: self.hashes[0], quality: self.quality, pipeline: self.pipeline }
     }
 }
 
@@ -264,31 +257,15 @@ fn checked_plane(luma: &[f32], width: usize, height: usize) -> Vec<f32> {
 
 fn result_of(mut plane: Vec<f32>, width: usize, height: usize, pipeline: Pipeline) -> PdqResult {
     match algo::dct_and_quality(&mut plane, height, width) {
-        Some((dct, quality)) => PdqResult {
-            hash: algo::hash_from_dct(&dct),
-            quality,
-            pipeline,
-        },
-        None => PdqResult {
-            hash: PdqHash::ZERO,
-            quality: 0,
-            pipeline,
-        },
+        Some((dct, quality)) => PdqResult { hash: algo::hash_from_dct(&dct), quality, pipeline },
+        None => PdqResult { hash: PdqHash::ZERO, quality: 0, pipeline },
     }
 }
 
 fn dihedral_of(mut plane: Vec<f32>, width: usize, height: usize, pipeline: Pipeline) -> Dihedral {
     match algo::dct_and_quality(&mut plane, height, width) {
-        Some((dct, quality)) => Dihedral {
-            hashes: algo::dihedral_from_dct(&dct),
-            quality,
-            pipeline,
-        },
-        None => Dihedral {
-            hashes: [PdqHash::ZERO; 8],
-            quality: 0,
-            pipeline,
-        },
+        Some((dct, quality)) => Dihedral { hashes: algo::dihedral_from_dct(&dct), quality, pipeline },
+        None => Dihedral { hashes: [PdqHash::ZERO; 8], quality: 0, pipeline },
     }
 }
 
@@ -299,22 +276,12 @@ fn dihedral_of(mut plane: Vec<f32>, width: usize, height: usize, pipeline: Pipel
 /// The result is labelled `pdq-canonical-v1`: it is the canonical arithmetic on the plane
 /// given. (A caller who downscaled the plane itself should say so where it stores the hash.)
 pub fn hash_luma(luma: &[f32], width: usize, height: usize) -> PdqResult {
-    result_of(
-        checked_plane(luma, width, height),
-        width,
-        height,
-        Pipeline::CanonicalV1,
-    )
+    result_of(checked_plane(luma, width, height), width, height, Pipeline::CanonicalV1)
 }
 
 /// [`hash_luma`], all eight dihedral variants.
 pub fn hash_luma_dihedral(luma: &[f32], width: usize, height: usize) -> Dihedral {
-    dihedral_of(
-        checked_plane(luma, width, height),
-        width,
-        height,
-        Pipeline::CanonicalV1,
-    )
+    dihedral_of(checked_plane(luma, width, height), width, height, Pipeline::CanonicalV1)
 }
 
 /// Hash an already-decoded image at full size (`pdq-canonical-v1`), with the pixel rules
@@ -366,10 +333,7 @@ pub fn hash_bytes_dihedral(bytes: &[u8], pipeline: Pipeline) -> Result<Dihedral,
 /// cropping the plane equals converting the cropped pixels) and then go through the pipeline's
 /// own downsampling. The whole-image hash keeps the pipeline's DCT-domain shortcut. Crops of an
 /// image under 20 px a side are omitted, as in `standard_crops`.
-pub fn hash_bytes_with_crops(
-    bytes: &[u8],
-    pipeline: Pipeline,
-) -> Result<Vec<(&'static str, PdqResult)>, PdqError> {
+pub fn hash_bytes_with_crops(bytes: &[u8], pipeline: Pipeline) -> Result<Vec<(&'static str, PdqResult)>, PdqError> {
     let whole = decode::luma_for(bytes, pipeline)?;
     let mut out = vec![("full", result_of(whole.data, whole.width, whole.height, pipeline))];
     let full = decode::luma_of(&decode::decode_full(bytes)?);

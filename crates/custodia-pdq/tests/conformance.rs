@@ -17,19 +17,15 @@ struct Row {
 
 fn rows(dir: &Path) -> Vec<Row> {
     let tsv = dir.join("expected.tsv");
-    let text = std::fs::read_to_string(&tsv)
-        .unwrap_or_else(|e| panic!("conformance data missing: {}: {e}", tsv.display()));
+    let text =
+        std::fs::read_to_string(&tsv).unwrap_or_else(|e| panic!("conformance data missing: {}: {e}", tsv.display()));
     let rows: Vec<Row> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
             assert_eq!(f.len(), 3, "bad line {l:?}");
-            Row {
-                file: f[0].to_owned(),
-                hash: f[1].parse().expect("hash"),
-                quality: f[2].parse().expect("quality"),
-            }
+            Row { file: f[0].to_owned(), hash: f[1].parse().expect("hash"), quality: f[2].parse().expect("quality") }
         })
         .collect();
     assert!(rows.len() >= 14, "expected.tsv has {} rows", rows.len());
@@ -40,10 +36,8 @@ fn check_dir(dir: &Path) {
     let mut failures = Vec::new();
     let rows = rows(dir);
     for row in &rows {
-        let bytes =
-            std::fs::read(dir.join(&row.file)).unwrap_or_else(|e| panic!("{}: {e}", row.file));
-        let got = hash_bytes(&bytes, Pipeline::CanonicalV1)
-            .unwrap_or_else(|e| panic!("{}: {e}", row.file));
+        let bytes = std::fs::read(dir.join(&row.file)).unwrap_or_else(|e| panic!("{}: {e}", row.file));
+        let got = hash_bytes(&bytes, Pipeline::CanonicalV1).unwrap_or_else(|e| panic!("{}: {e}", row.file));
         assert_eq!(got.pipeline.name(), "pdq-canonical-v1");
         let dist = got.hash.hamming(&row.hash);
         if dist != 0 || got.quality != row.quality {
@@ -56,13 +50,7 @@ fn check_dir(dir: &Path) {
         let d = hash_bytes_dihedral(&bytes, Pipeline::CanonicalV1).expect("dihedral");
         assert_eq!(d.original(), got, "{}", row.file);
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} rows differ:\n{}",
-        failures.len(),
-        rows.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} rows differ:\n{}", failures.len(), rows.len(), failures.join("\n"));
 }
 
 fn crate_dir() -> PathBuf {

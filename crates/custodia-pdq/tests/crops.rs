@@ -5,21 +5,11 @@ use custodia_pdq::{decode_image, hash_image};
 use image::{DynamicImage, GenericImage, GenericImageView, Rgb, RgbImage};
 
 fn photo() -> DynamicImage {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/testdata/pdq/bridge-mods/shrink-a-little.jpg"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/pdq/bridge-mods/shrink-a-little.jpg");
     decode_image(&std::fs::read(path).expect("testdata")).expect("decode")
 }
 
-fn framed(
-    img: &DynamicImage,
-    left: u32,
-    top: u32,
-    right: u32,
-    bottom: u32,
-    colour: [u8; 3],
-) -> DynamicImage {
+fn framed(img: &DynamicImage, left: u32, top: u32, right: u32, bottom: u32, colour: [u8; 3]) -> DynamicImage {
     let (w, h) = img.dimensions();
     let mut out = RgbImage::from_pixel(w + left + right, h + top + bottom, Rgb(colour));
     out.copy_from(&img.to_rgb8(), left, top).unwrap();
@@ -33,16 +23,7 @@ fn standard_crops_are_the_named_fixed_set() {
     let names: Vec<&str> = crops.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, STANDARD_CROP_NAMES);
     let dims: Vec<(u32, u32)> = crops.iter().map(|(_, c)| c.dimensions()).collect();
-    assert_eq!(
-        dims,
-        [
-            (1038, 651),
-            (922, 579),
-            (692, 435),
-            (1152, 651),
-            (1152, 651)
-        ]
-    );
+    assert_eq!(dims, [(1038, 651), (922, 579), (692, 435), (1152, 651), (1152, 651)]);
     assert!(standard_crops(&DynamicImage::new_rgb8(19, 100)).is_empty());
 }
 
@@ -52,21 +33,11 @@ fn a_cropped_leak_matches_its_stored_crop_not_the_original() {
     let original = hash_image(&img).hash;
     let (w, h) = img.dimensions();
     // The leaked copy lost ~5 % a side and was re-encoded smaller.
-    let leak = img
-        .crop_imm(w / 20 + 3, h / 20 - 2, w - w / 10 - 4, h - h / 10 + 1)
-        .thumbnail(600, 600);
+    let leak = img.crop_imm(w / 20 + 3, h / 20 - 2, w - w / 10 - 4, h - h / 10 + 1).thumbnail(600, 600);
     let leaked = hash_image(&leak).hash;
     let inset5 = hash_image(&standard_crops(&img)[0].1).hash;
-    assert!(
-        leaked.hamming(&original) > 31,
-        "crop alone defeats PDQ: {}",
-        leaked.hamming(&original)
-    );
-    assert!(
-        leaked.hamming(&inset5) <= 31,
-        "stored crop finds it: {}",
-        leaked.hamming(&inset5)
-    );
+    assert!(leaked.hamming(&original) > 31, "crop alone defeats PDQ: {}", leaked.hamming(&original));
+    assert!(leaked.hamming(&inset5) <= 31, "stored crop finds it: {}", leaked.hamming(&inset5));
 }
 
 #[test]
@@ -84,19 +55,10 @@ fn strip_borders_removes_letterbox_and_pillarbox_bars() {
         let stripped = strip_borders(&boxed);
         let d = hash_image(&stripped).hash.hamming(&original);
         assert!(boxed_hash.hamming(&original) > 31, "bars alone defeat PDQ");
-        assert!(
-            d <= 8,
-            "bars {l},{t},{r},{b}: stripped to {:?}, {d} bits from original",
-            stripped.dimensions()
-        );
+        assert!(d <= 8, "bars {l},{t},{r},{b}: stripped to {:?}, {d} bits from original", stripped.dimensions());
         let (sw, sh) = stripped.dimensions();
         let (w, h) = img.dimensions();
-        assert!(
-            sw.abs_diff(w) <= 4 && sh.abs_diff(h) <= 4,
-            "{:?} vs {:?}",
-            (sw, sh),
-            (w, h)
-        );
+        assert!(sw.abs_diff(w) <= 4 && sh.abs_diff(h) <= 4, "{:?} vs {:?}", (sw, sh), (w, h));
     }
 }
 

@@ -25,20 +25,14 @@ fn fast_pipeline_stays_close_to_canonical() {
         assert_eq!(f.pipeline.name(), "pdq-fast-v1");
         assert_eq!(c.pipeline.name(), "pdq-canonical-v1");
         let d = c.hash.hamming(&f.hash);
-        println!(
-            "{file:32} canonical q{:3} fast q{:3} distance {d:3}",
-            c.quality, f.quality
-        );
+        println!("{file:32} canonical q{:3} fast q{:3} distance {d:3}", c.quality, f.quality);
         let fd = hash_bytes_dihedral(&bytes, Pipeline::FastV1).unwrap();
         assert_eq!(fd.original(), f);
         worst = worst.max(d);
         total += d;
         n += 1;
     }
-    println!(
-        "fast vs canonical: worst {worst} bits, mean {:.1} bits over {n} images",
-        total as f64 / n as f64
-    );
+    println!("fast vs canonical: worst {worst} bits, mean {:.1} bits over {n} images", total as f64 / n as f64);
     assert!(worst <= MAX_FAST_DISTANCE, "worst {worst}");
 }
 

@@ -120,28 +120,14 @@ proptest! {
 
 #[test]
 fn hamming_and_text_round_trip() {
-    let a: PdqHash = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
-        .parse()
-        .unwrap();
-    let b: PdqHash = "f8f8f0cee0f4a84f06370a2a038f63f0b36e26d596621e1d33e6b39c4e9c9b22"
-        .parse()
-        .unwrap();
+    let a: PdqHash = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22".parse().unwrap();
+    let b: PdqHash = "f8f8f0cee0f4a84f06370a2a038f63f0b36e26d596621e1d33e6b39c4e9c9b22".parse().unwrap();
     // Two published bridge hashes: 0x22 vs 0x2a and 0x2e vs 0x26, one bit each.
     assert_eq!(a.hamming(&b), 2);
     assert_eq!(a.to_string().parse::<PdqHash>().unwrap(), a);
     assert!("f8f8".parse::<PdqHash>().is_err());
-    assert!(
-        "g8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
-            .parse::<PdqHash>()
-            .is_err()
-    );
+    assert!("g8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22".parse::<PdqHash>().is_err());
     // Bit 0 (DCT coefficient (0,0)) is the last hex digit's low bit, as in Hash256::format.
-    assert_eq!(
-        PdqHash::ZERO.flip_bit(0).to_string(),
-        format!("{}1", "0".repeat(63))
-    );
-    assert_eq!(
-        PdqHash::ZERO.flip_bit(255).to_string(),
-        format!("8{}", "0".repeat(63))
-    );
+    assert_eq!(PdqHash::ZERO.flip_bit(0).to_string(), format!("{}1", "0".repeat(63)));
+    assert_eq!(PdqHash::ZERO.flip_bit(255).to_string(), format!("8{}", "0".repeat(63)));
 }

@@ -5,8 +5,7 @@
 use std::io::Cursor;
 
 use custodia_pdq::{
-    DihedralVariant, PdqError, PdqHash, Pipeline, hash_bytes, hash_bytes_dihedral, hash_image,
-    hash_luma,
+    DihedralVariant, PdqError, PdqHash, Pipeline, hash_bytes, hash_bytes_dihedral, hash_image, hash_luma,
 };
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
 
@@ -34,23 +33,13 @@ fn canonical(bytes: &[u8]) -> custodia_pdq::PdqResult {
 #[test]
 fn greyscale_hashes_the_grey_value() {
     let rgb = picture(200, 150);
-    let grey: ImageBuffer<Luma<u8>, Vec<u8>> =
-        ImageBuffer::from_fn(200, 150, |x, y| Luma([rgb.get_pixel(x, y)[1]]));
+    let grey: ImageBuffer<Luma<u8>, Vec<u8>> = ImageBuffer::from_fn(200, 150, |x, y| Luma([rgb.get_pixel(x, y)[1]]));
     let luma: Vec<f32> = grey.as_raw().iter().map(|&v| f32::from(v)).collect();
     let want = hash_luma(&luma, 200, 150);
-    assert_eq!(
-        canonical(&encode(
-            &DynamicImage::ImageLuma8(grey.clone()),
-            ImageFormat::Png
-        )),
-        want
-    );
+    assert_eq!(canonical(&encode(&DynamicImage::ImageLuma8(grey.clone()), ImageFormat::Png)), want);
     // The same grey stored as RGB gives the same luma (0.299+0.587+0.114 in f64 rounds back).
     let as_rgb = DynamicImage::ImageLuma8(grey).to_rgb8();
-    assert_eq!(
-        canonical(&encode(&DynamicImage::ImageRgb8(as_rgb), ImageFormat::Png)).hash,
-        want.hash
-    );
+    assert_eq!(canonical(&encode(&DynamicImage::ImageRgb8(as_rgb), ImageFormat::Png)).hash, want.hash);
 }
 
 #[test]
@@ -69,10 +58,7 @@ fn alpha_is_ignored_not_composited() {
         Rgba([p[0], p[1], p[2], a])
     });
     let opaque = canonical(&encode(&DynamicImage::ImageRgb8(rgb), ImageFormat::Png));
-    let with_alpha = canonical(&encode(
-        &DynamicImage::ImageRgba8(rgba.clone()),
-        ImageFormat::Png,
-    ));
+    let with_alpha = canonical(&encode(&DynamicImage::ImageRgba8(rgba.clone()), ImageFormat::Png));
     assert_eq!(with_alpha, opaque);
     // Compositing over white would have changed it: the rule is a real choice.
     let over_white = DynamicImage::ImageRgb8(ImageBuffer::from_fn(160, 120, |x, y| {
@@ -91,28 +77,16 @@ fn sixteen_bit_uses_the_high_byte() {
     let rgb16: ImageBuffer<Rgb<u16>, Vec<u16>> = ImageBuffer::from_fn(120, 90, |x, y| {
         let p = rgb.get_pixel(x, y);
         let lo = |k: u32| ((x * 31 + y * 17 + k * 7) % 256) as u16;
-        Rgb([
-            u16::from(p[0]) << 8 | lo(0),
-            u16::from(p[1]) << 8 | lo(1),
-            u16::from(p[2]) << 8 | lo(2),
-        ])
+        Rgb([u16::from(p[0]) << 8 | lo(0), u16::from(p[1]) << 8 | lo(1), u16::from(p[2]) << 8 | lo(2)])
     });
-    let eight = canonical(&encode(
-        &DynamicImage::ImageRgb8(rgb.clone()),
-        ImageFormat::Png,
-    ));
+    let eight = canonical(&encode(&DynamicImage::ImageRgb8(rgb.clone()), ImageFormat::Png));
     let sixteen = canonical(&encode(&DynamicImage::ImageRgb16(rgb16), ImageFormat::Png));
     assert_eq!(sixteen, eight);
-    let grey16: ImageBuffer<Luma<u16>, Vec<u16>> = ImageBuffer::from_fn(120, 90, |x, y| {
-        Luma([u16::from(rgb.get_pixel(x, y)[0]) << 8 | 0xFF])
-    });
-    let grey8: ImageBuffer<Luma<u8>, Vec<u8>> =
-        ImageBuffer::from_fn(120, 90, |x, y| Luma([rgb.get_pixel(x, y)[0]]));
+    let grey16: ImageBuffer<Luma<u16>, Vec<u16>> =
+        ImageBuffer::from_fn(120, 90, |x, y| Luma([u16::from(rgb.get_pixel(x, y)[0]) << 8 | 0xFF]));
+    let grey8: ImageBuffer<Luma<u8>, Vec<u8>> = ImageBuffer::from_fn(120, 90, |x, y| Luma([rgb.get_pixel(x, y)[0]]));
     assert_eq!(
-        canonical(&encode(
-            &DynamicImage::ImageLuma16(grey16),
-            ImageFormat::Png
-        )),
+        canonical(&encode(&DynamicImage::ImageLuma16(grey16), ImageFormat::Png)),
         canonical(&encode(&DynamicImage::ImageLuma8(grey8), ImageFormat::Png))
     );
 }
@@ -124,11 +98,7 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 == 1 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
+            c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
         }
     }
     !c
@@ -191,9 +161,7 @@ fn palette_is_expanded_to_rgb() {
     let png = palette_png(128, 96, &palette, index);
     let rgb = ImageBuffer::from_fn(128, 96, |x, y| Rgb(palette[usize::from(index(x, y))]));
     assert_eq!(canonical(&png), hash_image(&DynamicImage::ImageRgb8(rgb)));
-    let indices: Vec<f32> = (0..96)
-        .flat_map(|y| (0..128).map(move |x| f32::from(index(x, y))))
-        .collect();
+    let indices: Vec<f32> = (0..96).flat_map(|y| (0..128).map(move |x| f32::from(index(x, y)))).collect();
     assert_ne!(canonical(&png).hash, hash_luma(&indices, 128, 96).hash);
 }
 
@@ -222,18 +190,11 @@ fn exif_orientation_is_not_applied_and_dihedral_variants_cover_it() {
     let jpeg = encode(&img, ImageFormat::Jpeg);
     let rotated_tag = with_orientation(&jpeg, 6); // "rotate 90° clockwise to display"
     assert_eq!(
-        image::ImageReader::new(Cursor::new(&rotated_tag))
-            .with_guessed_format()
-            .unwrap()
-            .format(),
+        image::ImageReader::new(Cursor::new(&rotated_tag)).with_guessed_format().unwrap().format(),
         Some(ImageFormat::Jpeg)
     );
     for p in Pipeline::ALL {
-        assert_eq!(
-            hash_bytes(&rotated_tag, p).unwrap(),
-            hash_bytes(&jpeg, p).unwrap(),
-            "{p}"
-        );
+        assert_eq!(hash_bytes(&rotated_tag, p).unwrap(), hash_bytes(&jpeg, p).unwrap(), "{p}");
     }
     // What a viewer shows for orientation 6 is the image turned 90° clockwise; querying all
     // eight variants of the stored grid finds it. Name the variant that does.
@@ -251,18 +212,12 @@ fn exif_orientation_is_not_applied_and_dihedral_variants_cover_it() {
     ];
     for (shown, variant) in cases {
         let h = hash_image(&shown).hash;
-        let (best, d) = dih
-            .iter()
-            .map(|(v, x)| (v, x.hamming(&h)))
-            .min_by_key(|&(_, d)| d)
-            .unwrap();
+        let (best, d) = dih.iter().map(|(v, x)| (v, x.hamming(&h))).min_by_key(|&(_, d)| d).unwrap();
         assert_eq!(
             best,
             variant,
             "closest variant; distances {:?}",
-            dih.iter()
-                .map(|(v, x)| (v.name(), x.hamming(&h)))
-                .collect::<Vec<_>>()
+            dih.iter().map(|(v, x)| (v.name(), x.hamming(&h))).collect::<Vec<_>>()
         );
         assert!(d <= 16, "{variant:?} at {d} bits");
     }
@@ -289,46 +244,24 @@ fn hostile_headers_are_refused_before_decoding() {
         assert!(
             matches!(
                 hash_bytes(&png, p),
-                Err(PdqError::TooLarge {
-                    width: 20_000,
-                    height: 20_000
-                }) | Err(PdqError::LimitExceeded)
+                Err(PdqError::TooLarge { width: 20_000, height: 20_000 }) | Err(PdqError::LimitExceeded)
             ),
             "{p}"
         );
     }
     // JPEG frame header declaring 65535 × 65535.
     let jpeg = encode(&DynamicImage::ImageRgb8(picture(16, 16)), ImageFormat::Jpeg);
-    let sof = jpeg
-        .windows(2)
-        .position(|w| w == [0xFF, 0xC0])
-        .expect("SOF0");
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).expect("SOF0");
     let mut big = jpeg.clone();
     big[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
     for p in Pipeline::ALL {
-        assert!(
-            matches!(hash_bytes(&big, p), Err(PdqError::TooLarge { .. })),
-            "{p}: {:?}",
-            hash_bytes(&big, p)
-        );
+        assert!(matches!(hash_bytes(&big, p), Err(PdqError::TooLarge { .. })), "{p}: {:?}", hash_bytes(&big, p));
     }
     // Truncations and garbage are errors, not panics.
-    for cut in [
-        0,
-        1,
-        2,
-        3,
-        10,
-        jpeg.len() / 3,
-        jpeg.len() / 2,
-        jpeg.len() - 3,
-    ] {
+    for cut in [0, 1, 2, 3, 10, jpeg.len() / 3, jpeg.len() / 2, jpeg.len() - 3] {
         for p in Pipeline::ALL {
             let _ = hash_bytes(&jpeg[..cut], p);
         }
     }
-    assert_eq!(
-        hash_bytes(b"GIF89a....", Pipeline::CanonicalV1),
-        Err(PdqError::UnsupportedFormat)
-    );
+    assert_eq!(hash_bytes(b"GIF89a....", Pipeline::CanonicalV1), Err(PdqError::UnsupportedFormat));
 }

@@ -58,11 +58,7 @@ fn mutated_inputs_never_panic() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/pdq");
     // Small files keep the sweep fast in debug builds; they cover baseline 4:2:0,
     // progressive 4:4:4 with an Adobe marker, and (via c.png's header) PNG.
-    let files = [
-        "wee.jpg",
-        "bridge-mods/shrink-a-lot.jpg",
-        "bridge-mods/square-128x128.jpg",
-    ];
+    let files = ["wee.jpg", "bridge-mods/shrink-a-lot.jpg", "bridge-mods/square-128x128.jpg"];
     let mut r = Rng(0x00DD_BA11);
     let mut accepted = 0;
     let mut total = 0;
@@ -87,8 +83,5 @@ fn mutated_inputs_never_panic() {
         let _ = hash_bytes(&m, Pipeline::CanonicalV1);
     }
     // Both outcomes must occur, or the sweep is not testing what it claims.
-    assert!(
-        accepted > 0 && accepted < total,
-        "accepted {accepted} of {total}"
-    );
+    assert!(accepted > 0 && accepted < total, "accepted {accepted} of {total}");
 }

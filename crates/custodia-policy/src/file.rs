@@ -146,7 +146,10 @@ impl Policy {
             locate(text, start, message)
         })?;
         if *file.version.get_ref() != 1 {
-            return Err(at(file.version.span(), format!("version {} is not supported (this build reads 1)", file.version.get_ref())));
+            return Err(at(
+                file.version.span(),
+                format!("version {} is not supported (this build reads 1)", file.version.get_ref()),
+            ));
         }
 
         let mut roles = BTreeMap::new();
@@ -158,7 +161,11 @@ impl Policy {
                 if p.is_data() && NO_DATA_ROLES.contains(&role) {
                     return Err(at(
                         permission.span(),
-                        format!("{} may not hold {}: that role never reads record data (give a grant instead)", role.as_str(), p.as_str()),
+                        format!(
+                            "{} may not hold {}: that role never reads record data (give a grant instead)",
+                            role.as_str(),
+                            p.as_str()
+                        ),
                     ));
                 }
                 if !set.insert(p) {
@@ -169,7 +176,11 @@ impl Policy {
         }
 
         if file.purposes.is_empty() {
-            return Err(locate(text, 0, "[purposes] lists no purpose code: no search or read could ever be made".into()));
+            return Err(locate(
+                text,
+                0,
+                "[purposes] lists no purpose code: no search or read could ever be made".into(),
+            ));
         }
         if file.purposes.len() > MAX_PURPOSES {
             return Err(locate(text, 0, format!("more than {MAX_PURPOSES} purpose codes")));
@@ -180,7 +191,10 @@ impl Policy {
                 && code.get_ref().len() <= 32
                 && code.get_ref().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !ok {
-                return Err(at(code.span(), format!("purpose code {:?}: use 1-32 characters of a-z 0-9 -", code.get_ref())));
+                return Err(at(
+                    code.span(),
+                    format!("purpose code {:?}: use 1-32 characters of a-z 0-9 -", code.get_ref()),
+                ));
             }
             if description.get_ref().trim().is_empty() {
                 return Err(at(description.span(), format!("purpose {} needs a description", code.get_ref())));
@@ -193,10 +207,14 @@ impl Policy {
         let face_ms = duration(&r.face)?;
         let face_handoff_ms = duration(&r.face_handoff)?;
         if face_ms > face_handoff_ms {
-            return Err(at(r.face_handoff.span(), format!(
-                "face_handoff ({}) is shorter than face ({}): a hand-off extends retention, it cannot shorten it",
-                r.face_handoff.get_ref(), r.face.get_ref()
-            )));
+            return Err(at(
+                r.face_handoff.span(),
+                format!(
+                    "face_handoff ({}) is shorter than face ({}): a hand-off extends retention, it cannot shorten it",
+                    r.face_handoff.get_ref(),
+                    r.face.get_ref()
+                ),
+            ));
         }
         let mut caps = BTreeMap::new();
         for (name, cap) in &r.profiles {
@@ -206,11 +224,14 @@ impl Policy {
             caps.insert(name.get_ref().clone(), duration(cap)?);
         }
         let Some(&cap) = caps.get(r.profile.get_ref()) else {
-            return Err(at(r.profile.span(), format!(
-                "profile {:?} is not defined in [retention.profiles] (defined: {})",
-                r.profile.get_ref(),
-                caps.keys().cloned().collect::<Vec<_>>().join(", ")
-            )));
+            return Err(at(
+                r.profile.span(),
+                format!(
+                    "profile {:?} is not defined in [retention.profiles] (defined: {})",
+                    r.profile.get_ref(),
+                    caps.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
         };
         let uncapped = Retention {
             profile: "uncapped".into(),
@@ -227,16 +248,32 @@ impl Policy {
             let role: Role = name.get_ref().parse().map_err(|m| at(name.span(), m))?;
             let value = *limit.get_ref();
             if value < 1 {
-                return Err(at(limit.span(), format!("records_per_hour for {} must be at least 1 (remove the role to lift the limit)", role.as_str())));
+                return Err(at(
+                    limit.span(),
+                    format!(
+                        "records_per_hour for {} must be at least 1 (remove the role to lift the limit)",
+                        role.as_str()
+                    ),
+                ));
             }
             records_per_hour.insert(role, value as u64);
         }
         let token_lifetime_ms = duration(&l.token_lifetime)?;
         let break_glass_grant_ms = duration(&l.break_glass_grant)?;
         if break_glass_grant_ms > 7 * DAY_MS {
-            return Err(at(l.break_glass_grant.span(), "break_glass_grant is over 7 days: break-glass is for emergencies, make a grant instead".into()));
+            return Err(at(
+                l.break_glass_grant.span(),
+                "break_glass_grant is over 7 days: break-glass is for emergencies, make a grant instead".into(),
+            ));
         }
-        Ok(Policy { roles, purposes, retention, uncapped, profiles: caps, limits: Limits { records_per_hour, token_lifetime_ms, break_glass_grant_ms } })
+        Ok(Policy {
+            roles,
+            purposes,
+            retention,
+            uncapped,
+            profiles: caps,
+            limits: Limits { records_per_hour, token_lifetime_ms, break_glass_grant_ms },
+        })
     }
 
     /// Retention under the named profile instead of the active one, or `None` if the policy

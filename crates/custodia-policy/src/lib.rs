@@ -195,9 +195,16 @@ impl FromStr for Scope {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let ok = |v: &str| {
-            !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         };
-        let bad = || format!("scope {:?}: write site:<site>, lane:<site>/<lane> or record:<id>", s.chars().take(60).collect::<String>());
+        let bad = || {
+            format!(
+                "scope {:?}: write site:<site>, lane:<site>/<lane> or record:<id>",
+                s.chars().take(60).collect::<String>()
+            )
+        };
         match s.split_once(':') {
             Some(("site", site)) if ok(site) => Ok(Scope::Site(site.into())),
             Some(("lane", rest)) => match rest.split_once('/') {
@@ -358,13 +365,17 @@ impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Denial::Disabled => f.write_str("this principal is disabled"),
-            Denial::Blocked => f.write_str("this principal is blocked by the bulk-access guard until a supervisor clears it"),
+            Denial::Blocked => {
+                f.write_str("this principal is blocked by the bulk-access guard until a supervisor clears it")
+            }
             Denial::MissingPurpose => f.write_str("state a purpose code"),
             Denial::UnknownPurpose => f.write_str("the purpose code is not in the policy"),
             Denial::MissingCase => f.write_str("state a case number (1-64 characters of A-Z a-z 0-9 - _ / .)"),
             Denial::NotPermitted(p) => write!(f, "none of this principal's roles may {}", p.as_str()),
             Denial::NoGrant => f.write_str("no live grant of this principal covers the record"),
-            Denial::BulkLimit { limit, reads } => write!(f, "{reads} records in the last hour crosses the limit of {limit}"),
+            Denial::BulkLimit { limit, reads } => {
+                write!(f, "{reads} records in the last hour crosses the limit of {limit}")
+            }
             Denial::SelfApproval => f.write_str("a break-glass request needs a second principal's approval"),
         }
     }

@@ -39,7 +39,10 @@ fn profiles_cap_every_class_and_never_lengthen() {
     assert_eq!((p.retention.plate_ms, p.retention.face_ms, p.retention.face_handoff_ms), (three, three, three));
     let p = Policy::parse(&with("profile = \"default\"", "profile = \"cap-60d\"")).unwrap();
     assert_eq!(p.retention.plate_ms, 30 * DAY, "a 60-day cap does not lengthen 30 days");
-    let longer = Policy::parse(&with("plate = \"30d\"", "plate = \"60d\"").replace("profile = \"default\"", "profile = \"cap-60d\"")).unwrap();
+    let longer = Policy::parse(
+        &with("plate = \"30d\"", "plate = \"60d\"").replace("profile = \"default\"", "profile = \"cap-60d\""),
+    )
+    .unwrap();
     assert_eq!(longer.retention.plate_ms, 60 * DAY);
     // The same caps on demand, without changing the active profile.
     let p = Policy::default();
@@ -54,9 +57,21 @@ fn bad_files_are_refused_with_the_line_that_is_wrong() {
     let cases: Vec<(String, &str, &str)> = vec![
         (with("[limits]", "[limits]\nrecords_per_day = 5"), "records_per_day", "unknown field"),
         (with("officer = [", "officers = ["), "officers = [", "unknown role"),
-        (with("\"read-image\", \"request-break-glass\"]", "\"read-images\", \"request-break-glass\"]"), "read-images", "unknown permission"),
-        (with("maintainer = [\"device-health\"]", "maintainer = [\"device-health\", \"read-image\"]"), "maintainer =", "never reads record data"),
-        (with("auditor = [\"read-log\"]", "auditor = [\"read-log\", \"search\"]"), "auditor =", "never reads record data"),
+        (
+            with("\"read-image\", \"request-break-glass\"]", "\"read-images\", \"request-break-glass\"]"),
+            "read-images",
+            "unknown permission",
+        ),
+        (
+            with("maintainer = [\"device-health\"]", "maintainer = [\"device-health\", \"read-image\"]"),
+            "maintainer =",
+            "never reads record data",
+        ),
+        (
+            with("auditor = [\"read-log\"]", "auditor = [\"read-log\", \"search\"]"),
+            "auditor =",
+            "never reads record data",
+        ),
         (with("face = \"12h\"", "face = \"15d\""), "face_handoff =", "cannot shorten"),
         (with("face = \"12h\"", "face = \"12 hours\""), "face = ", "duration"),
         (with("plate = \"30d\"", "plate = \"0d\""), "plate = ", "more than zero"),
@@ -76,7 +91,8 @@ fn bad_files_are_refused_with_the_line_that_is_wrong() {
     }
     let huge = format!("{DEFAULT_POLICY}\n# {}", "x".repeat(MAX_POLICY_BYTES));
     assert!(Policy::parse(&huge).unwrap_err().message.contains("bytes"));
-    let no_purposes = DEFAULT_POLICY.replace("inv = ", "#").replace("imm = ", "#").replace("foia = ", "#").replace("qa = ", "#");
+    let no_purposes =
+        DEFAULT_POLICY.replace("inv = ", "#").replace("imm = ", "#").replace("foia = ", "#").replace("qa = ", "#");
     assert!(Policy::parse(&no_purposes).unwrap_err().message.contains("no purpose code"));
 }
 
@@ -118,7 +134,10 @@ fn data_needs_a_live_covering_grant_a_purpose_and_a_case() {
     assert_eq!(ask(&officer, Request::Search { site: None, lane: None }, PURPOSE, 0), allow);
     let other_site = RecordFacts { site: "otay-mesa", ..RECORD };
     assert_eq!(ask(&officer, Request::ReadImage(other_site), PURPOSE, 0), Decision::Deny(Denial::NoGrant));
-    assert_eq!(ask(&officer, Request::Search { site: Some("otay-mesa"), lane: None }, PURPOSE, 0), Decision::Deny(Denial::NoGrant));
+    assert_eq!(
+        ask(&officer, Request::Search { site: Some("otay-mesa"), lane: None }, PURPOSE, 0),
+        Decision::Deny(Denial::NoGrant)
+    );
     let expired = principal(&[Role::Officer], vec![Grant { expires_at_ms: NOW, ..site_grant(Role::Officer) }]);
     assert_eq!(ask(&expired, Request::ReadImage(RECORD), PURPOSE, 0), Decision::Deny(Denial::NoGrant));
     let no_grant = principal(&[Role::Officer], vec![]);
@@ -132,9 +151,15 @@ fn data_needs_a_live_covering_grant_a_purpose_and_a_case() {
     ] {
         assert_eq!(ask(&officer, Request::ReadImage(RECORD), purpose, 0), Decision::Deny(denial));
     }
-    let lane = principal(&[Role::Officer], vec![Grant { scope: "lane:anzalduas/lane-2".parse().unwrap(), ..site_grant(Role::Officer) }]);
+    let lane = principal(
+        &[Role::Officer],
+        vec![Grant { scope: "lane:anzalduas/lane-2".parse().unwrap(), ..site_grant(Role::Officer) }],
+    );
     assert_eq!(ask(&lane, Request::ReadImage(RECORD), PURPOSE, 0), Decision::Deny(Denial::NoGrant));
-    let one = principal(&[Role::Officer], vec![Grant { scope: "record:00ff-1".parse().unwrap(), ..site_grant(Role::Officer) }]);
+    let one = principal(
+        &[Role::Officer],
+        vec![Grant { scope: "record:00ff-1".parse().unwrap(), ..site_grant(Role::Officer) }],
+    );
     assert_eq!(ask(&one, Request::ReadImage(RECORD), PURPOSE, 0), allow);
 }
 
@@ -143,7 +168,11 @@ fn roles_that_never_read_data_read_nothing_without_a_grant_and_act_only_within_t
     for role in [Role::Admin, Role::Maintainer, Role::Auditor, Role::Responder, Role::Recipient] {
         let p = principal(&[role], vec![]);
         assert_eq!(ask(&p, Request::ReadImage(RECORD), PURPOSE, 0), Decision::Deny(Denial::NoGrant), "{role}");
-        assert_eq!(ask(&p, Request::Search { site: None, lane: None }, PURPOSE, 0), Decision::Deny(Denial::NoGrant), "{role}");
+        assert_eq!(
+            ask(&p, Request::Search { site: None, lane: None }, PURPOSE, 0),
+            Decision::Deny(Denial::NoGrant),
+            "{role}"
+        );
         // A grant of *their own* role gives nothing: the role has no data permission.
         let granted = principal(&[role], vec![site_grant(role)]);
         assert_eq!(ask(&granted, Request::ReadImage(RECORD), PURPOSE, 0), Decision::Deny(Denial::NoGrant), "{role}");
@@ -153,7 +182,10 @@ fn roles_that_never_read_data_read_nothing_without_a_grant_and_act_only_within_t
     assert_eq!(ask(&admin, Request::ReadImage(RECORD), PURPOSE, 0), Decision::Allow { acting_role: Role::Officer });
     let maintainer = principal(&[Role::Maintainer], vec![]);
     let none = Purpose::default();
-    assert_eq!(ask(&maintainer, Request::Act(Permission::DeviceHealth), none, 0), Decision::Allow { acting_role: Role::Maintainer });
+    assert_eq!(
+        ask(&maintainer, Request::Act(Permission::DeviceHealth), none, 0),
+        Decision::Allow { acting_role: Role::Maintainer }
+    );
     assert_eq!(
         ask(&maintainer, Request::Act(Permission::ManagePrincipals), none, 0),
         Decision::Deny(Denial::NotPermitted(Permission::ManagePrincipals))
@@ -164,7 +196,10 @@ fn roles_that_never_read_data_read_nothing_without_a_grant_and_act_only_within_t
 fn the_bulk_guard_stops_the_read_that_crosses_the_limit() {
     let officer = principal(&[Role::Officer], vec![site_grant(Role::Officer)]);
     assert_eq!(ask(&officer, Request::ReadImage(RECORD), PURPOSE, 199), Decision::Allow { acting_role: Role::Officer });
-    assert_eq!(ask(&officer, Request::ReadImage(RECORD), PURPOSE, 200), Decision::Deny(Denial::BulkLimit { limit: 200, reads: 201 }));
+    assert_eq!(
+        ask(&officer, Request::ReadImage(RECORD), PURPOSE, 200),
+        Decision::Deny(Denial::BulkLimit { limit: 200, reads: 201 })
+    );
     let blocked = Principal { blocked: true, ..officer.clone() };
     assert_eq!(ask(&blocked, Request::ReadImage(RECORD), PURPOSE, 0), Decision::Deny(Denial::Blocked));
     assert_eq!(ask(&blocked, Request::Act(Permission::RequestBreakGlass), PURPOSE, 0), Decision::Deny(Denial::Blocked));
@@ -175,15 +210,24 @@ fn the_bulk_guard_stops_the_read_that_crosses_the_limit() {
 #[test]
 fn break_glass_needs_a_purpose_and_a_second_principal() {
     let officer = principal(&[Role::Officer], vec![]);
-    assert_eq!(ask(&officer, Request::Act(Permission::RequestBreakGlass), PURPOSE, 0), Decision::Allow { acting_role: Role::Officer });
+    assert_eq!(
+        ask(&officer, Request::Act(Permission::RequestBreakGlass), PURPOSE, 0),
+        Decision::Allow { acting_role: Role::Officer }
+    );
     assert_eq!(
         ask(&officer, Request::Act(Permission::RequestBreakGlass), Purpose::default(), 0),
         Decision::Deny(Denial::MissingPurpose)
     );
     let supervisor = Principal { id: "sup-1".into(), ..principal(&[Role::Supervisor], vec![]) };
     let none = Purpose::default();
-    assert_eq!(ask(&supervisor, Request::ApproveBreakGlass { requester: "p-1" }, none, 0), Decision::Allow { acting_role: Role::Supervisor });
-    assert_eq!(ask(&supervisor, Request::ApproveBreakGlass { requester: "sup-1" }, none, 0), Decision::Deny(Denial::SelfApproval));
+    assert_eq!(
+        ask(&supervisor, Request::ApproveBreakGlass { requester: "p-1" }, none, 0),
+        Decision::Allow { acting_role: Role::Supervisor }
+    );
+    assert_eq!(
+        ask(&supervisor, Request::ApproveBreakGlass { requester: "sup-1" }, none, 0),
+        Decision::Deny(Denial::SelfApproval)
+    );
     assert_eq!(
         ask(&officer, Request::ApproveBreakGlass { requester: "p-2" }, none, 0),
         Decision::Deny(Denial::NotPermitted(Permission::ApproveBreakGlass))

@@ -15,15 +15,13 @@ fn bench(c: &mut Criterion) {
     let face = EpochSecretKey::generate(&mut rng);
     let plate = EpochSecretKey::generate(&mut rng);
     let overview = EpochSecretKey::generate(&mut rng);
-    let (face_pk, plate_pk, overview_pk) =
-        (face.public_key(), plate.public_key(), overview.public_key());
+    let (face_pk, plate_pk, overview_pk) = (face.public_key(), plate.public_key(), overview.public_key());
     let mut data = |n: usize| {
         let mut v = vec![0u8; n];
         rng.fill_bytes(&mut v);
         v
     };
-    let (meta, face_jpg, overview_jpg, plate_jpg) =
-        (data(1_000), data(20_000), data(200_000), data(30_000));
+    let (meta, face_jpg, overview_jpg, plate_jpg) = (data(1_000), data(20_000), data(200_000), data(30_000));
     let header = CaptureHeader {
         device_id: DeviceId([1; 16]),
         site: SiteName::new("anzalduas").unwrap(),
@@ -37,33 +35,21 @@ fn bench(c: &mut Criterion) {
             epoch_id: EpochId([1; 16]),
             epoch_key: &face_pk,
             parts: vec![
-                PartToSeal {
-                    kind: PartKind::Metadata,
-                    plaintext: &meta,
-                },
-                PartToSeal {
-                    kind: PartKind::Jpeg,
-                    plaintext: &face_jpg,
-                },
+                PartToSeal { kind: PartKind::Metadata, plaintext: &meta },
+                PartToSeal { kind: PartKind::Jpeg, plaintext: &face_jpg },
             ],
         },
         GroupToSeal {
             class: RetentionClass::Overview,
             epoch_id: EpochId([2; 16]),
             epoch_key: &overview_pk,
-            parts: vec![PartToSeal {
-                kind: PartKind::Jpeg,
-                plaintext: &overview_jpg,
-            }],
+            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &overview_jpg }],
         },
         GroupToSeal {
             class: RetentionClass::Plate,
             epoch_id: EpochId([3; 16]),
             epoch_key: &plate_pk,
-            parts: vec![PartToSeal {
-                kind: PartKind::Jpeg,
-                plaintext: &plate_jpg,
-            }],
+            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &plate_jpg }],
         },
     ];
     let total = (meta.len() + face_jpg.len() + overview_jpg.len() + plate_jpg.len()) as u64;
@@ -71,9 +57,7 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("capture_251kB");
     g.throughput(Throughput::Bytes(total));
-    g.bench_function("seal", |b| {
-        b.iter(|| seal(black_box(&header), black_box(&groups), &device, &mut rng).unwrap())
-    });
+    g.bench_function("seal", |b| b.iter(|| seal(black_box(&header), black_box(&groups), &device, &mut rng).unwrap()));
     g.bench_function("parse_and_verify", |b| {
         b.iter(|| {
             let c = SealedCapture::parse(black_box(&sealed)).unwrap();
@@ -108,11 +92,7 @@ fn bench(c: &mut Criterion) {
         use aes_gcm::aead::{AeadInPlace, KeyInit};
         let cipher = aes_gcm::Aes256Gcm::new(&[7u8; 32].into());
         let mut buf = body.clone();
-        b.iter(|| {
-            cipher
-                .encrypt_in_place_detached(&[0u8; 12].into(), b"", &mut buf)
-                .unwrap()
-        })
+        b.iter(|| cipher.encrypt_in_place_detached(&[0u8; 12].into(), b"", &mut buf).unwrap())
     });
     g.bench_function("peer_sha256_only", |b| {
         use sha2::Digest;

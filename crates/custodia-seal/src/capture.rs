@@ -134,10 +134,7 @@ impl WrappedDataKey {
         if b[2] != 0x04 {
             return Err(ParseError::BadEncapsulatedKey);
         }
-        let mut w = Self {
-            enc: [0; ENC_LEN],
-            ciphertext: [0; WRAPPED_KEY_LEN],
-        };
+        let mut w = Self { enc: [0; ENC_LEN], ciphertext: [0; WRAPPED_KEY_LEN] };
         w.enc.copy_from_slice(&b[2..2 + ENC_LEN]);
         w.ciphertext.copy_from_slice(&b[2 + ENC_LEN..]);
         Ok(w)
@@ -182,13 +179,7 @@ pub fn unwrap_data_key(
     dec: &(impl Decapsulator + ?Sized),
     binding: &[u8],
 ) -> Result<DataKey, OpenError> {
-    let pt = hpke::open_base(
-        &wrapped.enc,
-        dec,
-        DATA_KEY_INFO,
-        binding,
-        &wrapped.ciphertext,
-    )?;
+    let pt = hpke::open_base(&wrapped.enc, dec, DATA_KEY_INFO, binding, &wrapped.ciphertext)?;
     DataKey::from_slice(&pt).ok_or(OpenError::DecryptionFailed)
 }
 
@@ -263,22 +254,12 @@ pub fn seal(
     if groups.is_empty() || groups.len() > MAX_GROUPS {
         return Err(SealError::GroupCount(groups.len()));
     }
-    let mut header_len = FIXED_PREFIX_LEN
-        + 1
-        + header.site.as_str().len()
-        + 1
-        + header.lane.as_str().len()
-        + 8
-        + 8
-        + 1;
+    let mut header_len = FIXED_PREFIX_LEN + 1 + header.site.as_str().len() + 1 + header.lane.as_str().len() + 8 + 8 + 1;
     let mut body_len = 0usize;
     let mut metadata_parts = 0;
     for (gi, g) in groups.iter().enumerate() {
         if g.parts.is_empty() || g.parts.len() > MAX_PARTS_PER_GROUP {
-            return Err(SealError::PartCount {
-                group: gi,
-                count: g.parts.len(),
-            });
+            return Err(SealError::PartCount { group: gi, count: g.parts.len() });
         }
         if groups[..gi].iter().any(|o| o.class == g.class) {
             return Err(SealError::DuplicateClass(g.class));
@@ -286,10 +267,7 @@ pub fn seal(
         header_len += GROUP_FIXED_LEN + PART_DESC_LEN * g.parts.len();
         for (pi, p) in g.parts.iter().enumerate() {
             if p.plaintext.len() > MAX_PART_PLAINTEXT_BYTES {
-                return Err(SealError::PartTooLarge {
-                    group: gi,
-                    part: pi,
-                });
+                return Err(SealError::PartTooLarge { group: gi, part: pi });
             }
             if p.kind == PartKind::Metadata {
                 metadata_parts += 1;
@@ -343,11 +321,7 @@ pub fn seal(
             let aad = part_aad(&header_hash, gi as u8, pi as u8);
             // Invariant: parts are at most 8 MiB, far inside AES-GCM's 2^36-byte limit.
             let tag = cipher
-                .encrypt_in_place_detached(
-                    &Nonce::from(part_nonce(pi as u8)),
-                    &aad,
-                    &mut out[start..],
-                )
+                .encrypt_in_place_detached(&Nonce::from(part_nonce(pi as u8)), &aad, &mut out[start..])
                 .expect("part within AES-GCM limits");
             out.extend_from_slice(&tag);
         }
@@ -506,8 +480,7 @@ impl<'a> SealedCapture<'a> {
         let mut body_len: u64 = 0;
         for gi in 0..group_count as usize {
             let class_byte = r.u8()?;
-            let class =
-                RetentionClass::from_u8(class_byte).ok_or(ParseError::UnknownClass(class_byte))?;
+            let class = RetentionClass::from_u8(class_byte).ok_or(ParseError::UnknownClass(class_byte))?;
             if groups.iter().any(|g: &SealedGroup| g.class == class) {
                 return Err(ParseError::DuplicateClass);
             }
@@ -524,8 +497,7 @@ impl<'a> SealedCapture<'a> {
             let mut parts = Vec::with_capacity(part_count as usize);
             for pi in 0..part_count as usize {
                 let kind_byte = r.u8()?;
-                let kind =
-                    PartKind::from_u8(kind_byte).ok_or(ParseError::UnknownPartKind(kind_byte))?;
+                let kind = PartKind::from_u8(kind_byte).ok_or(ParseError::UnknownPartKind(kind_byte))?;
                 let len = u32::from_be_bytes(r.array()?);
                 if (len as usize) < TAG_LEN || len as usize > MAX_PART_BYTES {
                     return Err(ParseError::PartLength(len));
@@ -538,17 +510,9 @@ impl<'a> SealedCapture<'a> {
                 }
                 body_len += u64::from(len);
                 // Placed at their offsets once the header length is known.
-                parts.push(SealedPart {
-                    kind,
-                    range: 0..len as usize,
-                });
+                parts.push(SealedPart { kind, range: 0..len as usize });
             }
-            groups.push(SealedGroup {
-                class,
-                epoch_id,
-                wrapped: WrappedDataKey { enc, ciphertext },
-                parts,
-            });
+            groups.push(SealedGroup { class, epoch_id, wrapped: WrappedDataKey { enc, ciphertext }, parts });
         }
         let header_len = r.pos;
         let expected = header_len as u64 + body_len + SIGNATURE_LEN as u64;
@@ -568,13 +532,7 @@ impl<'a> SealedCapture<'a> {
         Ok(Self {
             bytes,
             header_len,
-            header: CaptureHeader {
-                device_id,
-                site,
-                lane,
-                capture_time_ms,
-                sequence,
-            },
+            header: CaptureHeader { device_id, site, lane, capture_time_ms, sequence },
             groups,
             metadata,
             header_hash,
@@ -648,9 +606,7 @@ impl<'a> SealedCapture<'a> {
     /// The 64-byte device signature.
     pub fn signature(&self) -> &'a [u8; SIGNATURE_LEN] {
         // Invariant: parse guarantees the input ends with exactly SIGNATURE_LEN bytes.
-        self.bytes[self.bytes.len() - SIGNATURE_LEN..]
-            .try_into()
-            .expect("64 bytes")
+        self.bytes[self.bytes.len() - SIGNATURE_LEN..].try_into().expect("64 bytes")
     }
 
     /// Verifies the device's Ed25519 signature over
@@ -658,11 +614,7 @@ impl<'a> SealedCapture<'a> {
     pub fn verify_signature(&self, key: &DeviceVerifyingKey) -> Result<(), VerifyError> {
         let body = &self.bytes[..self.bytes.len() - SIGNATURE_LEN];
         let digest: [u8; 32] = Sha256::digest(body).into();
-        if key.verify_raw(&signed_message(&digest), self.signature()) {
-            Ok(())
-        } else {
-            Err(VerifyError::BadSignature)
-        }
+        if key.verify_raw(&signed_message(&digest), self.signature()) { Ok(()) } else { Err(VerifyError::BadSignature) }
     }
 
     /// [`SealedCapture::verify_signature`] and [`SealedCapture::content_digest`] in one pass over
@@ -687,11 +639,7 @@ impl<'a> SealedCapture<'a> {
     }
 
     /// Opens group `group`'s data key with the epoch private key behind `dec`.
-    pub fn open_data_key(
-        &self,
-        group: usize,
-        dec: &(impl Decapsulator + ?Sized),
-    ) -> Result<DataKey, OpenError> {
+    pub fn open_data_key(&self, group: usize, dec: &(impl Decapsulator + ?Sized)) -> Result<DataKey, OpenError> {
         let g = self.groups.get(group).ok_or(OpenError::NoSuchPart)?;
         // Invariant: group indices are < MAX_GROUPS.
         let binding = data_key_binding(&self.header.device_id, self.header.sequence, group as u8);
@@ -699,15 +647,8 @@ impl<'a> SealedCapture<'a> {
     }
 
     /// Decrypts part `part` of group `group` with that group's data key.
-    pub fn open_part(
-        &self,
-        group: usize,
-        part: usize,
-        key: &DataKey,
-    ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-        let ct = self
-            .part_ciphertext(group, part)
-            .ok_or(OpenError::NoSuchPart)?;
+    pub fn open_part(&self, group: usize, part: usize, key: &DataKey) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+        let ct = self.part_ciphertext(group, part).ok_or(OpenError::NoSuchPart)?;
         let aad = part_aad(&self.header_hash, group as u8, part as u8);
         hpke::aead_open(&key.0, &part_nonce(part as u8), &aad, ct)
     }

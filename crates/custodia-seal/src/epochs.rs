@@ -94,14 +94,7 @@ impl EpochAnnouncement {
         public_key: EpochPublicKey,
     ) -> Self {
         let epoch_id = EpochId::derive(&site, class, not_before_ms, not_after_ms, &public_key);
-        Self {
-            epoch_id,
-            site,
-            class,
-            not_before_ms,
-            not_after_ms,
-            public_key,
-        }
+        Self { epoch_id, site, class, not_before_ms, not_after_ms, public_key }
     }
 
     /// Whether a capture at `time_ms` falls in this epoch's interval.
@@ -123,12 +116,7 @@ impl EpochSet {
     /// The epoch for `site` and `class` whose interval covers `time_ms`. If several overlap, the
     /// one with the latest `not_before_ms` (the most recent rotation) wins; on a tie, the first
     /// listed.
-    pub fn find(
-        &self,
-        site: &SiteName,
-        class: RetentionClass,
-        time_ms: i64,
-    ) -> Option<&EpochAnnouncement> {
+    pub fn find(&self, site: &SiteName, class: RetentionClass, time_ms: i64) -> Option<&EpochAnnouncement> {
         let mut best: Option<&EpochAnnouncement> = None;
         for e in &self.epochs {
             if &e.site == site
@@ -152,13 +140,7 @@ impl EpochSet {
             if e.not_before_ms >= e.not_after_ms {
                 return Err(EpochSetError::BadInterval(e.epoch_id));
             }
-            let derived = EpochId::derive(
-                &e.site,
-                e.class,
-                e.not_before_ms,
-                e.not_after_ms,
-                &e.public_key,
-            );
+            let derived = EpochId::derive(&e.site, e.class, e.not_before_ms, e.not_after_ms, &e.public_key);
             if derived != e.epoch_id {
                 return Err(EpochSetError::EpochIdMismatch(e.epoch_id));
             }
@@ -175,10 +157,7 @@ impl EpochSet {
     /// If the set has more than [`MAX_EPOCHS_PER_SET`] epochs (use [`EpochSet::sign`], which
     /// refuses such sets).
     pub fn to_canonical_bytes(&self) -> Vec<u8> {
-        assert!(
-            self.epochs.len() <= MAX_EPOCHS_PER_SET,
-            "too many epochs for one set"
-        );
+        assert!(self.epochs.len() <= MAX_EPOCHS_PER_SET, "too many epochs for one set");
         let mut out = Vec::with_capacity(HEADER_LEN + self.epochs.len() * MAX_EPOCH_ENCODED_LEN);
         out.extend_from_slice(&EPOCH_SET_MAGIC);
         out.push(EPOCH_SET_VERSION);
@@ -224,24 +203,14 @@ impl EpochSet {
             let class = RetentionClass::from_u8(take(1)?[0]).ok_or(EpochSetError::Malformed)?;
             let not_before_ms = i64::from_be_bytes(arr(take(8)?));
             let not_after_ms = i64::from_be_bytes(arr(take(8)?));
-            let public_key = EpochPublicKey::from_sec1_bytes(take(P256_POINT_LEN)?)
-                .map_err(|_| EpochSetError::Malformed)?;
-            epochs.push(EpochAnnouncement {
-                epoch_id,
-                site,
-                class,
-                not_before_ms,
-                not_after_ms,
-                public_key,
-            });
+            let public_key =
+                EpochPublicKey::from_sec1_bytes(take(P256_POINT_LEN)?).map_err(|_| EpochSetError::Malformed)?;
+            epochs.push(EpochAnnouncement { epoch_id, site, class, not_before_ms, not_after_ms, public_key });
         }
         if pos != b.len() {
             return Err(EpochSetError::Malformed);
         }
-        Ok(Self {
-            issued_at_ms,
-            epochs,
-        })
+        Ok(Self { issued_at_ms, epochs })
     }
 
     /// The exact message a vault signature over this set covers, for a signer that keeps its
@@ -254,10 +223,7 @@ impl EpochSet {
     /// Pairs the set with a signature made over [`EpochSet::signing_message`] elsewhere. Nothing
     /// is trusted until [`SignedEpochSet::verify`].
     pub fn with_signature(self, signature: [u8; 64]) -> SignedEpochSet {
-        SignedEpochSet {
-            set: self,
-            signature,
-        }
+        SignedEpochSet { set: self, signature }
     }
 
     /// Signs the set with the vault key. Refuses a set that a verifier would refuse (too many
@@ -265,10 +231,7 @@ impl EpochSet {
     pub fn sign(&self, key: &VaultSigningKey) -> Result<SignedEpochSet, EpochSetError> {
         self.check()?;
         let signature = key.sign_raw(&signed_message(&self.to_canonical_bytes()));
-        Ok(SignedEpochSet {
-            set: self.clone(),
-            signature,
-        })
+        Ok(SignedEpochSet { set: self.clone(), signature })
     }
 }
 
@@ -342,29 +305,20 @@ impl SignedEpochSet {
         if bytes.len() > MAX_EPOCH_SET_JSON_BYTES {
             return Err(EpochSetError::TooLarge);
         }
-        let j: JsonSet =
-            serde_json::from_slice(bytes).map_err(|e| EpochSetError::Json(e.to_string()))?;
+        let j: JsonSet = serde_json::from_slice(bytes).map_err(|e| EpochSetError::Json(e.to_string()))?;
         if j.format != EPOCH_SET_JSON_FORMAT {
-            return Err(EpochSetError::Json(format!(
-                "unknown format {:?}",
-                j.format
-            )));
+            return Err(EpochSetError::Json(format!("unknown format {:?}", j.format)));
         }
         if j.epochs.len() > MAX_EPOCHS_PER_SET {
             return Err(EpochSetError::TooManyEpochs);
         }
-        let sig = BASE64
-            .decode(&j.signature)
-            .map_err(|_| EpochSetError::Json("signature is not base64".into()))?;
-        let signature: [u8; 64] = sig
-            .try_into()
-            .map_err(|_| EpochSetError::Json("signature is not 64 bytes".into()))?;
+        let sig = BASE64.decode(&j.signature).map_err(|_| EpochSetError::Json("signature is not base64".into()))?;
+        let signature: [u8; 64] =
+            sig.try_into().map_err(|_| EpochSetError::Json("signature is not 64 bytes".into()))?;
         let mut epochs = Vec::with_capacity(j.epochs.len());
         for e in j.epochs {
-            let public_key = e
-                .public_key
-                .parse()
-                .map_err(|_| EpochSetError::Json(format!("bad public_key for {}", e.epoch_id)))?;
+            let public_key =
+                e.public_key.parse().map_err(|_| EpochSetError::Json(format!("bad public_key for {}", e.epoch_id)))?;
             epochs.push(EpochAnnouncement {
                 epoch_id: e.epoch_id,
                 site: e.site,
@@ -374,13 +328,7 @@ impl SignedEpochSet {
                 public_key,
             });
         }
-        Ok(Self {
-            set: EpochSet {
-                issued_at_ms: j.issued_at_ms,
-                epochs,
-            },
-            signature,
-        })
+        Ok(Self { set: EpochSet { issued_at_ms: j.issued_at_ms, epochs }, signature })
     }
 
     /// Verifies the vault signature over the canonical encoding rebuilt from the fields, and

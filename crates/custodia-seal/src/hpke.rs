@@ -69,11 +69,8 @@ fn labeled_expand(suite_id: &[u8], prk: &[u8; NH], label: &[u8], info: &[u8], ou
     let hk = Hkdf::<Sha256>::from_prk(prk).expect("PRK is HashLen bytes");
     // Invariant: every L used in this suite (at most 32) is far below 255 * HashLen, and L fits
     // the two-byte length prefix.
-    let len = u16::try_from(out.len())
-        .expect("L fits in two bytes")
-        .to_be_bytes();
-    hk.expand_multi_info(&[&len, b"HPKE-v1", suite_id, label, info], out)
-        .expect("L <= 255 * HashLen");
+    let len = u16::try_from(out.len()).expect("L fits in two bytes").to_be_bytes();
+    hk.expand_multi_info(&[&len, b"HPKE-v1", suite_id, label, info], out).expect("L <= 255 * HashLen");
 }
 
 /// `DeriveKeyPair(ikm)` of RFC 9180 section 7.1.3 for DHKEM(P-256): deterministic key
@@ -83,13 +80,7 @@ pub fn derive_key_pair(ikm: &[u8]) -> EpochSecretKey {
     let dkp_prk = labeled_extract(&KEM_SUITE_ID, b"", b"dkp_prk", ikm);
     for counter in 0u8..=255 {
         let mut bytes = Zeroizing::new([0u8; 32]);
-        labeled_expand(
-            &KEM_SUITE_ID,
-            &dkp_prk,
-            b"candidate",
-            &[counter],
-            bytes.as_mut(),
-        );
+        labeled_expand(&KEM_SUITE_ID, &dkp_prk, b"candidate", &[counter], bytes.as_mut());
         // bitmask is 0xff for P-256, so no masking. from_bytes refuses 0 and >= order, exactly
         // the RFC's rejection condition.
         if let Ok(sk) = p256::SecretKey::from_bytes((&*bytes).into()) {
@@ -105,13 +96,7 @@ pub fn derive_key_pair(ikm: &[u8]) -> EpochSecretKey {
 fn extract_and_expand(dh: &[u8; 32], kem_context: &[u8]) -> Zeroizing<[u8; 32]> {
     let eae_prk = labeled_extract(&KEM_SUITE_ID, b"", b"eae_prk", dh);
     let mut ss = Zeroizing::new([0u8; 32]);
-    labeled_expand(
-        &KEM_SUITE_ID,
-        &eae_prk,
-        b"shared_secret",
-        kem_context,
-        ss.as_mut(),
-    );
+    labeled_expand(&KEM_SUITE_ID, &eae_prk, b"shared_secret", kem_context, ss.as_mut());
     ss
 }
 
@@ -123,10 +108,7 @@ fn kem_context(enc: &[u8; ENC_LEN], pk_r: &EpochPublicKey) -> [u8; 2 * ENC_LEN] 
 }
 
 /// DHKEM `Encap(pkR)` with a given ephemeral key (random in production, derived in the vectors).
-pub(crate) fn encap_with(
-    pk_r: &EpochPublicKey,
-    sk_e: &EpochSecretKey,
-) -> ([u8; ENC_LEN], Zeroizing<[u8; 32]>) {
+pub(crate) fn encap_with(pk_r: &EpochPublicKey, sk_e: &EpochSecretKey) -> ([u8; ENC_LEN], Zeroizing<[u8; 32]>) {
     let enc = sk_e.public_key().to_sec1_bytes();
     let dh = sk_e.dh(pk_r);
     let ss = extract_and_expand(&dh, &kem_context(&enc, pk_r));
@@ -134,16 +116,10 @@ pub(crate) fn encap_with(
 }
 
 /// DHKEM `Decap(enc, skR)`, the DH step delegated to `dec`.
-pub(crate) fn decap(
-    enc: &[u8; ENC_LEN],
-    dec: &(impl Decapsulator + ?Sized),
-) -> Result<Zeroizing<[u8; 32]>, OpenError> {
+pub(crate) fn decap(enc: &[u8; ENC_LEN], dec: &(impl Decapsulator + ?Sized)) -> Result<Zeroizing<[u8; 32]>, OpenError> {
     let pk_e = EpochPublicKey::from_sec1_bytes(enc).map_err(|_| OpenError::DecryptionFailed)?;
     let dh = dec.diffie_hellman(&pk_e)?;
-    Ok(extract_and_expand(
-        &dh,
-        &kem_context(enc, &dec.public_key()),
-    ))
+    Ok(extract_and_expand(&dh, &kem_context(enc, &dec.public_key())))
 }
 
 /// An HPKE encryption context (RFC 9180 section 5.2): key, base nonce, exporter secret and the
@@ -171,20 +147,8 @@ pub(crate) fn key_schedule_base(shared_secret: &[u8; 32], info: &[u8]) -> Contex
         seq: 0,
     };
     labeled_expand(&HPKE_SUITE_ID, &secret, b"key", &ksc, ctx.key.as_mut());
-    labeled_expand(
-        &HPKE_SUITE_ID,
-        &secret,
-        b"base_nonce",
-        &ksc,
-        &mut ctx.base_nonce,
-    );
-    labeled_expand(
-        &HPKE_SUITE_ID,
-        &secret,
-        b"exp",
-        &ksc,
-        ctx.exporter_secret.as_mut(),
-    );
+    labeled_expand(&HPKE_SUITE_ID, &secret, b"base_nonce", &ksc, &mut ctx.base_nonce);
+    labeled_expand(&HPKE_SUITE_ID, &secret, b"exp", &ksc, ctx.exporter_secret.as_mut());
     ctx
 }
 
@@ -204,10 +168,7 @@ impl Context {
     fn advance(&mut self) {
         // A context here seals a handful of messages; u64 exhaustion is unreachable, and
         // saturating would reuse a nonce, so treat it as the invariant violation it is.
-        self.seq = self
-            .seq
-            .checked_add(1)
-            .expect("HPKE sequence number exhausted");
+        self.seq = self.seq.checked_add(1).expect("HPKE sequence number exhausted");
     }
 
     /// `ContextS.Seal(aad, pt)`.
@@ -235,13 +196,7 @@ impl Context {
     /// `Context.Export(exporter_context, L)` with `L = out.len()` (at most 255 * 32).
     #[cfg(test)]
     pub(crate) fn export(&self, exporter_context: &[u8], out: &mut [u8]) {
-        labeled_expand(
-            &HPKE_SUITE_ID,
-            &self.exporter_secret,
-            b"sec",
-            exporter_context,
-            out,
-        );
+        labeled_expand(&HPKE_SUITE_ID, &self.exporter_secret, b"sec", exporter_context, out);
     }
 }
 
@@ -252,10 +207,7 @@ pub(crate) fn aead_open(
     aad: &[u8],
     ct: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-    let body_len = ct
-        .len()
-        .checked_sub(TAG_LEN)
-        .ok_or(OpenError::DecryptionFailed)?;
+    let body_len = ct.len().checked_sub(TAG_LEN).ok_or(OpenError::DecryptionFailed)?;
     let (body, tag) = ct.split_at(body_len);
     let mut buf = Zeroizing::new(body.to_vec());
     Aes256Gcm::new(key.into())
@@ -361,10 +313,7 @@ mod tests {
     }
 
     fn vectors() -> Vec<Vector> {
-        let text = include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testdata/rfc9180-p256-sha256-aes256gcm.json"
-        ));
+        let text = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rfc9180-p256-sha256-aes256gcm.json"));
         let v: Vec<Vector> = serde_json::from_str(text).unwrap();
         assert!(!v.is_empty());
         v
@@ -373,10 +322,7 @@ mod tests {
     #[test]
     fn rfc9180_vectors() {
         for v in vectors() {
-            assert_eq!(
-                (v.mode, v.kem_id, v.kdf_id, v.aead_id),
-                (0, KEM_ID, KDF_ID, AEAD_ID)
-            );
+            assert_eq!((v.mode, v.kem_id, v.kdf_id, v.aead_id), (0, KEM_ID, KDF_ID, AEAD_ID));
             let info = h(&v.info);
 
             // DeriveKeyPair from the seeds gives the published keys.
@@ -436,10 +382,7 @@ mod tests {
             assert_eq!(pt.to_vec(), h(&e0.pt));
             let mut bad = ct1.clone();
             bad[0] ^= 1;
-            assert_eq!(
-                open_base(&enc1, &sk_r, &info, &h(&e0.aad), &bad).unwrap_err(),
-                OpenError::DecryptionFailed
-            );
+            assert_eq!(open_base(&enc1, &sk_r, &info, &h(&e0.aad), &bad).unwrap_err(), OpenError::DecryptionFailed);
         }
     }
 }

@@ -17,11 +17,7 @@ pub const MAX_NAME_LEN: usize = 64;
 
 fn parse_hex_16(s: &str) -> Result<[u8; 16], KeyError> {
     // Lowercase only, so that `to_string()` of a parsed value gives back the input exactly.
-    if s.len() != 32
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return Err(KeyError::BadHex);
     }
     let mut out = [0u8; 16];
@@ -201,8 +197,7 @@ impl PartKind {
 
 fn valid_name(s: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 macro_rules! name {

@@ -44,9 +44,7 @@ impl EpochPublicKey {
         if bytes.len() != P256_POINT_LEN || bytes[0] != 0x04 {
             return Err(KeyError::InvalidKey);
         }
-        p256::PublicKey::from_sec1_bytes(bytes)
-            .map(Self)
-            .map_err(|_| KeyError::InvalidKey)
+        p256::PublicKey::from_sec1_bytes(bytes).map(Self).map_err(|_| KeyError::InvalidKey)
     }
 
     /// The uncompressed SEC1 encoding (`SerializePublicKey` of RFC 9180 DHKEM(P-256)).
@@ -116,9 +114,7 @@ impl EpochSecretKey {
 
     /// Parses a 32-byte big-endian scalar; refuses 0 and values >= the group order.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
-        p256::SecretKey::from_bytes(bytes.into())
-            .map(Self::from_inner)
-            .map_err(|_| KeyError::InvalidKey)
+        p256::SecretKey::from_bytes(bytes.into()).map(Self::from_inner).map_err(|_| KeyError::InvalidKey)
     }
 
     /// The 32-byte big-endian scalar.
@@ -138,11 +134,9 @@ impl EpochSecretKey {
         let scalar = Zeroizing::new(sk.to_bytes());
         // Invariant: `sk` is a valid P-256 scalar (p256 refuses 0 and values >= the order), which
         // is all AWS-LC checks, and the public key of a valid scalar is a valid point.
-        let agreement = aws_lc_rs::agreement::PrivateKey::from_private_key(
-            &aws_lc_rs::agreement::ECDH_P256,
-            &scalar[..],
-        )
-        .expect("a valid P-256 scalar loads into AWS-LC");
+        let agreement =
+            aws_lc_rs::agreement::PrivateKey::from_private_key(&aws_lc_rs::agreement::ECDH_P256, &scalar[..])
+                .expect("a valid P-256 scalar loads into AWS-LC");
         let public = agreement.compute_public_key().expect("a valid P-256 scalar has a public key");
         let pk = EpochPublicKey::from_sec1_bytes(public.as_ref())
             .expect("AWS-LC encodes a P-256 public key as an uncompressed point");
@@ -304,10 +298,7 @@ mod tests {
         let sk2 = EpochSecretKey::from_bytes(&sk.to_bytes()).unwrap();
         assert_eq!(sk.public_key(), sk2.public_key());
         let pk = sk.public_key();
-        assert_eq!(
-            EpochPublicKey::from_sec1_bytes(&pk.to_sec1_bytes()).unwrap(),
-            pk
-        );
+        assert_eq!(EpochPublicKey::from_sec1_bytes(&pk.to_sec1_bytes()).unwrap(), pk);
         assert_eq!(pk.to_string().parse::<EpochPublicKey>().unwrap(), pk);
         assert!(EpochSecretKey::from_bytes(&[0; 32]).is_err());
         assert!(EpochSecretKey::from_bytes(&[0xff; 32]).is_err());
@@ -350,10 +341,7 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let sk = DeviceSigningKey::generate(&mut rng);
         let vk = sk.verifying_key();
-        assert_eq!(
-            DeviceSigningKey::from_bytes(&sk.to_bytes()).verifying_key(),
-            vk
-        );
+        assert_eq!(DeviceSigningKey::from_bytes(&sk.to_bytes()).verifying_key(), vk);
         assert_eq!(DeviceVerifyingKey::from_bytes(&vk.to_bytes()).unwrap(), vk);
         assert_eq!(vk.to_string().parse::<DeviceVerifyingKey>().unwrap(), vk);
         // The identity point is small-order and must be refused.

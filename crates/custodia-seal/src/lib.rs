@@ -65,18 +65,15 @@ mod keys;
 pub mod metadata;
 
 pub use capture::{
-    CaptureHeader, DATA_KEY_INFO, DataKey, FORMAT_VERSION, GroupToSeal, MAGIC, MAX_CAPTURE_BYTES,
-    MAX_GROUPS, MAX_PART_BYTES, MAX_PART_PLAINTEXT_BYTES, MAX_PARTS_PER_GROUP, PartToSeal,
-    SIGNATURE_CONTEXT, SIGNATURE_LEN, SUITE_P256_SHA256_AES256GCM, SealedCapture, SealedGroup,
-    SealedPart, WRAPPED_KEY_LEN, WrappedDataKey, data_key_binding, seal, unwrap_data_key,
-    wrap_data_key,
+    CaptureHeader, DATA_KEY_INFO, DataKey, FORMAT_VERSION, GroupToSeal, MAGIC, MAX_CAPTURE_BYTES, MAX_GROUPS,
+    MAX_PART_BYTES, MAX_PART_PLAINTEXT_BYTES, MAX_PARTS_PER_GROUP, PartToSeal, SIGNATURE_CONTEXT, SIGNATURE_LEN,
+    SUITE_P256_SHA256_AES256GCM, SealedCapture, SealedGroup, SealedPart, WRAPPED_KEY_LEN, WrappedDataKey,
+    data_key_binding, seal, unwrap_data_key, wrap_data_key,
 };
-pub use error::{
-    DecapError, EpochSetError, KeyError, OpenError, ParseError, SealError, VerifyError,
-};
+pub use error::{DecapError, EpochSetError, KeyError, OpenError, ParseError, SealError, VerifyError};
 pub use hpke::derive_key_pair;
 pub use ids::{DeviceId, EpochId, LaneName, MAX_NAME_LEN, PartKind, RetentionClass, SiteName};
 pub use keys::{
-    Decapsulator, DeviceSigningKey, DeviceVerifyingKey, EpochPublicKey, EpochSecretKey,
-    P256_POINT_LEN, SharedSecretX, VaultSigningKey, VaultVerifyingKey,
+    Decapsulator, DeviceSigningKey, DeviceVerifyingKey, EpochPublicKey, EpochSecretKey, P256_POINT_LEN, SharedSecretX,
+    VaultSigningKey, VaultVerifyingKey,
 };

@@ -24,12 +24,7 @@ fn fixture(seed: u64) -> Fixture {
         capture_time_ms: 1_700_000_000_123,
         sequence: 99,
     };
-    Fixture {
-        device,
-        keys,
-        pks,
-        header,
-    }
+    Fixture { device, keys, pks, header }
 }
 
 /// A small capture: two groups, three parts, one metadata part.
@@ -40,24 +35,15 @@ fn small(f: &Fixture, rng: &mut ChaCha20Rng) -> Vec<u8> {
             epoch_id: EpochId([1; 16]),
             epoch_key: &f.pks[0],
             parts: vec![
-                PartToSeal {
-                    kind: PartKind::Metadata,
-                    plaintext: b"{\"plate\":\"ABC123\"}",
-                },
-                PartToSeal {
-                    kind: PartKind::Jpeg,
-                    plaintext: b"jpeg bytes",
-                },
+                PartToSeal { kind: PartKind::Metadata, plaintext: b"{\"plate\":\"ABC123\"}" },
+                PartToSeal { kind: PartKind::Jpeg, plaintext: b"jpeg bytes" },
             ],
         },
         GroupToSeal {
             class: RetentionClass::Face,
             epoch_id: EpochId([2; 16]),
             epoch_key: &f.pks[1],
-            parts: vec![PartToSeal {
-                kind: PartKind::Png,
-                plaintext: b"",
-            }],
+            parts: vec![PartToSeal { kind: PartKind::Png, plaintext: b"" }],
         },
     ];
     seal(&f.header, &groups, &f.device, rng).unwrap()
@@ -79,18 +65,12 @@ fn round_trip_small() {
     assert_eq!(c.groups()[1].parts()[0].plaintext_len(), 0);
     assert_eq!(c.encode_header(), c.header_bytes());
     let k0 = c.open_data_key(0, &f.keys[0]).unwrap();
-    assert_eq!(
-        &c.open_part(0, 0, &k0).unwrap()[..],
-        b"{\"plate\":\"ABC123\"}"
-    );
+    assert_eq!(&c.open_part(0, 0, &k0).unwrap()[..], b"{\"plate\":\"ABC123\"}");
     assert_eq!(&c.open_part(0, 1, &k0).unwrap()[..], b"jpeg bytes");
     let k1 = c.open_data_key(1, &f.keys[1]).unwrap();
     assert_eq!(&c.open_part(1, 0, &k1).unwrap()[..], b"");
     // A key opens only its own group's parts.
-    assert_eq!(
-        c.open_part(1, 0, &k0).unwrap_err(),
-        OpenError::DecryptionFailed
-    );
+    assert_eq!(c.open_part(1, 0, &k0).unwrap_err(), OpenError::DecryptionFailed);
     assert_eq!(c.open_part(2, 0, &k0).unwrap_err(), OpenError::NoSuchPart);
     assert_eq!(c.open_part(0, 2, &k0).unwrap_err(), OpenError::NoSuchPart);
     // Digest covers everything.
@@ -122,10 +102,7 @@ fn every_single_byte_corruption_is_refused() {
                 Err(_) => true,
                 Ok(c) => c.verify_signature(&vk).is_err(),
             };
-            assert!(
-                refused,
-                "corruption at byte {i} with xor {x:#04x} was accepted"
-            );
+            assert!(refused, "corruption at byte {i} with xor {x:#04x} was accepted");
         }
     }
 }
@@ -136,17 +113,11 @@ fn every_truncation_and_extension_is_refused() {
     let mut rng = ChaCha20Rng::seed_from_u64(4);
     let bytes = small(&f, &mut rng);
     for n in 0..bytes.len() {
-        assert!(
-            SealedCapture::parse(&bytes[..n]).is_err(),
-            "prefix of {n} bytes parsed"
-        );
+        assert!(SealedCapture::parse(&bytes[..n]).is_err(), "prefix of {n} bytes parsed");
     }
     let mut longer = bytes.clone();
     longer.push(0);
-    assert_eq!(
-        SealedCapture::parse(&longer).unwrap_err(),
-        ParseError::TrailingBytes
-    );
+    assert_eq!(SealedCapture::parse(&longer).unwrap_err(), ParseError::TrailingBytes);
 }
 
 #[test]
@@ -156,10 +127,7 @@ fn wrong_device_key_is_refused() {
     let bytes = small(&f, &mut rng);
     let other = DeviceSigningKey::generate(&mut rng).verifying_key();
     let c = SealedCapture::parse(&bytes).unwrap();
-    assert_eq!(
-        c.verify_signature(&other).unwrap_err(),
-        VerifyError::BadSignature
-    );
+    assert_eq!(c.verify_signature(&other).unwrap_err(), VerifyError::BadSignature);
 }
 
 #[test]
@@ -168,18 +136,9 @@ fn wrong_epoch_key_gives_open_error() {
     let mut rng = ChaCha20Rng::seed_from_u64(6);
     let bytes = small(&f, &mut rng);
     let c = SealedCapture::parse(&bytes).unwrap();
-    assert_eq!(
-        c.open_data_key(0, &f.keys[1]).unwrap_err(),
-        OpenError::DecryptionFailed
-    );
-    assert_eq!(
-        c.open_data_key(1, &f.keys[2]).unwrap_err(),
-        OpenError::DecryptionFailed
-    );
-    assert_eq!(
-        c.open_data_key(4, &f.keys[0]).unwrap_err(),
-        OpenError::NoSuchPart
-    );
+    assert_eq!(c.open_data_key(0, &f.keys[1]).unwrap_err(), OpenError::DecryptionFailed);
+    assert_eq!(c.open_data_key(1, &f.keys[2]).unwrap_err(), OpenError::DecryptionFailed);
+    assert_eq!(c.open_data_key(4, &f.keys[0]).unwrap_err(), OpenError::NoSuchPart);
 }
 
 /// A decapsulator that reports the right public key but computes DH with another scalar, and
@@ -208,15 +167,8 @@ fn decapsulator_trait_failures() {
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let bytes = small(&f, &mut rng);
     let c = SealedCapture::parse(&bytes).unwrap();
-    assert_eq!(
-        c.open_data_key(0, &Lying(&f.keys[0], &f.keys[1]))
-            .unwrap_err(),
-        OpenError::DecryptionFailed
-    );
-    assert_eq!(
-        c.open_data_key(0, &Down).unwrap_err(),
-        OpenError::Keystore(DecapError::KeyUnavailable)
-    );
+    assert_eq!(c.open_data_key(0, &Lying(&f.keys[0], &f.keys[1])).unwrap_err(), OpenError::DecryptionFailed);
+    assert_eq!(c.open_data_key(0, &Down).unwrap_err(), OpenError::Keystore(DecapError::KeyUnavailable));
 }
 
 #[test]
@@ -237,22 +189,13 @@ fn rewrap_to_another_epoch() {
     assert_eq!(&c.open_part(0, 1, &k2).unwrap()[..], b"jpeg bytes");
     // Wrong binding, wrong key, altered bytes: one opaque error.
     let other = data_key_binding(&f.header.device_id, f.header.sequence, 1);
-    assert_eq!(
-        unwrap_data_key(&w2, &f.keys[2], &other).unwrap_err(),
-        OpenError::DecryptionFailed
-    );
-    assert_eq!(
-        unwrap_data_key(&w2, &f.keys[0], &binding).unwrap_err(),
-        OpenError::DecryptionFailed
-    );
+    assert_eq!(unwrap_data_key(&w2, &f.keys[2], &other).unwrap_err(), OpenError::DecryptionFailed);
+    assert_eq!(unwrap_data_key(&w2, &f.keys[0], &binding).unwrap_err(), OpenError::DecryptionFailed);
     for i in 2..WrappedDataKey::ENCODED_LEN {
         let mut b = w.to_bytes();
         b[i] ^= 0x01;
         if let Ok(bad) = WrappedDataKey::from_bytes(&b) {
-            assert!(
-                unwrap_data_key(&bad, &f.keys[2], &binding).is_err(),
-                "byte {i}"
-            );
+            assert!(unwrap_data_key(&bad, &f.keys[2], &binding).is_err(), "byte {i}");
         }
     }
     assert!(WrappedDataKey::from_bytes(&w.to_bytes()[..114]).is_err());
@@ -264,91 +207,44 @@ fn rewrap_to_another_epoch() {
 fn seal_refuses_bad_shapes() {
     let f = fixture(9);
     let mut rng = ChaCha20Rng::seed_from_u64(9);
-    let part = PartToSeal {
-        kind: PartKind::Jpeg,
-        plaintext: b"x",
-    };
-    let meta = PartToSeal {
-        kind: PartKind::Metadata,
-        plaintext: b"m",
-    };
+    let part = PartToSeal { kind: PartKind::Jpeg, plaintext: b"x" };
+    let meta = PartToSeal { kind: PartKind::Metadata, plaintext: b"m" };
     let g = |class, parts: Vec<PartToSeal<'static>>| GroupToSeal {
         class,
         epoch_id: EpochId([0; 16]),
         epoch_key: &f.pks[0],
         parts,
     };
-    let s = |groups: &[GroupToSeal<'_>]| {
-        seal(
-            &f.header,
-            groups,
-            &f.device,
-            &mut ChaCha20Rng::seed_from_u64(0),
-        )
-    };
+    let s = |groups: &[GroupToSeal<'_>]| seal(&f.header, groups, &f.device, &mut ChaCha20Rng::seed_from_u64(0));
     assert_eq!(s(&[]).unwrap_err(), SealError::GroupCount(0));
-    let five: Vec<_> = (0..5)
-        .map(|_| g(RetentionClass::Face, vec![part]))
-        .collect();
+    let five: Vec<_> = (0..5).map(|_| g(RetentionClass::Face, vec![part])).collect();
     assert_eq!(s(&five).unwrap_err(), SealError::GroupCount(5));
-    assert_eq!(
-        s(&[g(RetentionClass::Face, vec![])]).unwrap_err(),
-        SealError::PartCount { group: 0, count: 0 }
-    );
-    assert_eq!(
-        s(&[g(RetentionClass::Face, vec![part; 9])]).unwrap_err(),
-        SealError::PartCount { group: 0, count: 9 }
-    );
+    assert_eq!(s(&[g(RetentionClass::Face, vec![])]).unwrap_err(), SealError::PartCount { group: 0, count: 0 });
+    assert_eq!(s(&[g(RetentionClass::Face, vec![part; 9])]).unwrap_err(), SealError::PartCount { group: 0, count: 9 });
     assert!(s(&[g(RetentionClass::Face, vec![part; 8])]).is_ok());
     assert_eq!(
-        s(&[
-            g(RetentionClass::Face, vec![part]),
-            g(RetentionClass::Face, vec![part])
-        ])
-        .unwrap_err(),
+        s(&[g(RetentionClass::Face, vec![part]), g(RetentionClass::Face, vec![part])]).unwrap_err(),
         SealError::DuplicateClass(RetentionClass::Face)
     );
     assert_eq!(
-        s(&[
-            g(RetentionClass::Face, vec![meta]),
-            g(RetentionClass::Plate, vec![meta])
-        ])
-        .unwrap_err(),
+        s(&[g(RetentionClass::Face, vec![meta]), g(RetentionClass::Plate, vec![meta])]).unwrap_err(),
         SealError::TooManyMetadataParts
     );
-    assert!(
-        s(&[
-            g(RetentionClass::Face, vec![part]),
-            g(RetentionClass::Plate, vec![meta])
-        ])
-        .is_ok()
-    );
+    assert!(s(&[g(RetentionClass::Face, vec![part]), g(RetentionClass::Plate, vec![meta])]).is_ok());
     let big = vec![0u8; MAX_PART_PLAINTEXT_BYTES + 1];
     let gb = GroupToSeal {
         class: RetentionClass::Face,
         epoch_id: EpochId([0; 16]),
         epoch_key: &f.pks[0],
-        parts: vec![PartToSeal {
-            kind: PartKind::Jpeg,
-            plaintext: &big,
-        }],
+        parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &big }],
     };
-    assert_eq!(
-        s(&[gb]).unwrap_err(),
-        SealError::PartTooLarge { group: 0, part: 0 }
-    );
+    assert_eq!(s(&[gb]).unwrap_err(), SealError::PartTooLarge { group: 0, part: 0 });
     let max = vec![0u8; MAX_PART_PLAINTEXT_BYTES];
     let gm = GroupToSeal {
         class: RetentionClass::Face,
         epoch_id: EpochId([0; 16]),
         epoch_key: &f.pks[0],
-        parts: vec![
-            PartToSeal {
-                kind: PartKind::Jpeg,
-                plaintext: &max
-            };
-            4
-        ],
+        parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &max }; 4],
     };
     assert_eq!(s(&[gm]).unwrap_err(), SealError::CaptureTooLarge);
     let _ = &mut rng;
@@ -400,57 +296,30 @@ fn bounds_are_refused_before_allocation() {
     // Group count 5: refused at the count byte, before any group is read.
     let mut b = raw_header(5, 1, 16);
     b.extend_from_slice(&[0; 5 * 16 + 64]);
-    assert_eq!(
-        SealedCapture::parse(&b).unwrap_err(),
-        ParseError::GroupCount(5)
-    );
+    assert_eq!(SealedCapture::parse(&b).unwrap_err(), ParseError::GroupCount(5));
     let mut b = raw_header(0, 1, 16);
     b.extend_from_slice(&[0; 64]);
-    assert_eq!(
-        SealedCapture::parse(&b).unwrap_err(),
-        ParseError::GroupCount(0)
-    );
+    assert_eq!(SealedCapture::parse(&b).unwrap_err(), ParseError::GroupCount(0));
     // Group count 255 with nothing after it.
-    assert_eq!(
-        SealedCapture::parse(&raw_header(255, 0, 0)).unwrap_err(),
-        ParseError::GroupCount(255)
-    );
+    assert_eq!(SealedCapture::parse(&raw_header(255, 0, 0)).unwrap_err(), ParseError::GroupCount(255));
     // Part count 9 and 0.
     let mut b = raw_header(1, 9, 16);
     b.extend_from_slice(&[0; 9 * 16 + 64]);
-    assert_eq!(
-        SealedCapture::parse(&b).unwrap_err(),
-        ParseError::PartCount(9)
-    );
-    assert_eq!(
-        SealedCapture::parse(&raw_header(1, 0, 16)).unwrap_err(),
-        ParseError::PartCount(0)
-    );
+    assert_eq!(SealedCapture::parse(&b).unwrap_err(), ParseError::PartCount(9));
+    assert_eq!(SealedCapture::parse(&raw_header(1, 0, 16)).unwrap_err(), ParseError::PartCount(0));
     // Oversized and undersized part lengths: refused from the header alone, with no body present.
     for len in [u32::MAX, (MAX_PART_BYTES + 1) as u32, 15, 0] {
-        assert_eq!(
-            SealedCapture::parse(&raw_header(1, 1, len)).unwrap_err(),
-            ParseError::PartLength(len)
-        );
+        assert_eq!(SealedCapture::parse(&raw_header(1, 1, len)).unwrap_err(), ParseError::PartLength(len));
     }
     // A legal part length whose body is missing is truncation, not an allocation.
-    assert_eq!(
-        SealedCapture::parse(&raw_header(1, 1, MAX_PART_BYTES as u32)).unwrap_err(),
-        ParseError::Truncated
-    );
+    assert_eq!(SealedCapture::parse(&raw_header(1, 1, MAX_PART_BYTES as u32)).unwrap_err(), ParseError::Truncated);
     // Duplicate class.
     let mut b = raw_header(4, 1, 16); // classes 1, 2, 3, 1
     b.extend_from_slice(&[0; 4 * 16 + 64]);
-    assert_eq!(
-        SealedCapture::parse(&b).unwrap_err(),
-        ParseError::DuplicateClass
-    );
+    assert_eq!(SealedCapture::parse(&b).unwrap_err(), ParseError::DuplicateClass);
     // Input over the capture limit is refused before reading it.
     let huge = vec![0u8; MAX_CAPTURE_BYTES + 1];
-    assert_eq!(
-        SealedCapture::parse(&huge).unwrap_err(),
-        ParseError::TooLarge
-    );
+    assert_eq!(SealedCapture::parse(&huge).unwrap_err(), ParseError::TooLarge);
 }
 
 #[test]
@@ -471,10 +340,7 @@ fn header_field_errors() {
     assert_eq!(with(group, 0), ParseError::UnknownClass(0));
     assert_eq!(with(group, 4), ParseError::UnknownClass(4));
     assert_eq!(with(group + 17, 2), ParseError::BadEncapsulatedKey);
-    assert_eq!(
-        with(group + 1 + 16 + 65 + 48 + 1, 3),
-        ParseError::UnknownPartKind(3)
-    );
+    assert_eq!(with(group + 1 + 16 + 65 + 48 + 1, 3), ParseError::UnknownPartKind(3));
 }
 
 // ---- property tests ----

@@ -13,26 +13,11 @@ fn set(rng: &mut ChaCha20Rng) -> EpochSet {
     let mut epochs = Vec::new();
     for h in 0..3 {
         let pk = EpochSecretKey::generate(rng).public_key();
-        epochs.push(EpochAnnouncement::new(
-            site.clone(),
-            RetentionClass::Face,
-            h * HOUR,
-            (h + 1) * HOUR,
-            pk,
-        ));
+        epochs.push(EpochAnnouncement::new(site.clone(), RetentionClass::Face, h * HOUR, (h + 1) * HOUR, pk));
     }
     let pk = EpochSecretKey::generate(rng).public_key();
-    epochs.push(EpochAnnouncement::new(
-        site,
-        RetentionClass::Plate,
-        0,
-        24 * HOUR,
-        pk,
-    ));
-    EpochSet {
-        issued_at_ms: -5,
-        epochs,
-    }
+    epochs.push(EpochAnnouncement::new(site, RetentionClass::Plate, 0, 24 * HOUR, pk));
+    EpochSet { issued_at_ms: -5, epochs }
 }
 
 #[test]
@@ -61,10 +46,7 @@ fn wrong_vault_key_and_tampering_are_refused() {
     let s = set(&mut rng);
     let signed = s.sign(&vault).unwrap();
     let other = VaultSigningKey::generate(&mut rng).verifying_key();
-    assert_eq!(
-        signed.verify(&other).unwrap_err(),
-        EpochSetError::BadSignature
-    );
+    assert_eq!(signed.verify(&other).unwrap_err(), EpochSetError::BadSignature);
 
     let json: serde_json::Value = serde_json::from_slice(&signed.to_json()).unwrap();
     let tamper = |f: &dyn Fn(&mut serde_json::Value)| {
@@ -76,27 +58,12 @@ fn wrong_vault_key_and_tampering_are_refused() {
             Ok(s) => s.verify(&vk).unwrap_err(),
         }
     };
-    assert_eq!(
-        tamper(&|j| j["issued_at_ms"] = 7.into()),
-        EpochSetError::BadSignature
-    );
-    assert_eq!(
-        tamper(&|j| j["epochs"][1]["not_after_ms"] = (9 * HOUR).into()),
-        EpochSetError::BadSignature
-    );
-    assert_eq!(
-        tamper(&|j| j["epochs"][3]["class"] = "overview".into()),
-        EpochSetError::BadSignature
-    );
-    assert_eq!(
-        tamper(&|j| j["epochs"][0]["site"] = "elsewhere".into()),
-        EpochSetError::BadSignature
-    );
+    assert_eq!(tamper(&|j| j["issued_at_ms"] = 7.into()), EpochSetError::BadSignature);
+    assert_eq!(tamper(&|j| j["epochs"][1]["not_after_ms"] = (9 * HOUR).into()), EpochSetError::BadSignature);
+    assert_eq!(tamper(&|j| j["epochs"][3]["class"] = "overview".into()), EpochSetError::BadSignature);
+    assert_eq!(tamper(&|j| j["epochs"][0]["site"] = "elsewhere".into()), EpochSetError::BadSignature);
     let pk2 = json["epochs"][1]["public_key"].clone();
-    assert_eq!(
-        tamper(&|j| j["epochs"][0]["public_key"] = pk2.clone()),
-        EpochSetError::BadSignature
-    );
+    assert_eq!(tamper(&|j| j["epochs"][0]["public_key"] = pk2.clone()), EpochSetError::BadSignature);
     assert_eq!(
         tamper(&|j| {
             j["epochs"].as_array_mut().unwrap().swap(0, 1);
@@ -109,22 +76,10 @@ fn wrong_vault_key_and_tampering_are_refused() {
         }),
         EpochSetError::BadSignature
     );
-    assert!(matches!(
-        tamper(&|j| j["epochs"][0]["site"] = "bad site".into()),
-        EpochSetError::Json(_)
-    ));
-    assert!(matches!(
-        tamper(&|j| j["format"] = "x".into()),
-        EpochSetError::Json(_)
-    ));
-    assert!(matches!(
-        tamper(&|j| j["extra"] = 1.into()),
-        EpochSetError::Json(_)
-    ));
-    assert!(matches!(
-        tamper(&|j| j["signature"] = "AAAA".into()),
-        EpochSetError::Json(_)
-    ));
+    assert!(matches!(tamper(&|j| j["epochs"][0]["site"] = "bad site".into()), EpochSetError::Json(_)));
+    assert!(matches!(tamper(&|j| j["format"] = "x".into()), EpochSetError::Json(_)));
+    assert!(matches!(tamper(&|j| j["extra"] = 1.into()), EpochSetError::Json(_)));
+    assert!(matches!(tamper(&|j| j["signature"] = "AAAA".into()), EpochSetError::Json(_)));
 }
 
 #[test]
@@ -134,29 +89,14 @@ fn verifier_rederives_epoch_ids() {
     let mut s = set(&mut rng);
     // A vault bug (or a forger with the vault key) that lists a wrong id is caught by both sides.
     s.epochs[2].epoch_id = EpochId([9; 16]);
-    assert_eq!(
-        s.sign(&vault).unwrap_err(),
-        EpochSetError::EpochIdMismatch(EpochId([9; 16]))
-    );
+    assert_eq!(s.sign(&vault).unwrap_err(), EpochSetError::EpochIdMismatch(EpochId([9; 16])));
     let mut s = set(&mut rng);
     s.epochs.push(s.epochs[0].clone());
-    assert!(matches!(
-        s.sign(&vault).unwrap_err(),
-        EpochSetError::DuplicateEpoch(_)
-    ));
+    assert!(matches!(s.sign(&vault).unwrap_err(), EpochSetError::DuplicateEpoch(_)));
     let mut s = set(&mut rng);
     let pk = s.epochs[0].public_key.clone();
-    s.epochs.push(EpochAnnouncement::new(
-        SiteName::new("x").unwrap(),
-        RetentionClass::Face,
-        5,
-        5,
-        pk,
-    ));
-    assert!(matches!(
-        s.sign(&vault).unwrap_err(),
-        EpochSetError::BadInterval(_)
-    ));
+    s.epochs.push(EpochAnnouncement::new(SiteName::new("x").unwrap(), RetentionClass::Face, 5, 5, pk));
+    assert!(matches!(s.sign(&vault).unwrap_err(), EpochSetError::BadInterval(_)));
 }
 
 #[test]
@@ -167,13 +107,7 @@ fn epoch_id_derivation_is_pinned() {
     use sha2::{Digest, Sha256};
     let pk = custodia_seal::derive_key_pair(b"custodia epoch id test vector").public_key();
     let site = SiteName::new("anzalduas").unwrap();
-    let id = EpochId::derive(
-        &site,
-        RetentionClass::Plate,
-        1_700_000_000_000,
-        1_700_086_400_000,
-        &pk,
-    );
+    let id = EpochId::derive(&site, RetentionClass::Plate, 1_700_000_000_000, 1_700_086_400_000, &pk);
     let mut m = Vec::new();
     m.extend_from_slice(b"custodia/epoch-id/v1");
     m.push(9);
@@ -190,69 +124,32 @@ fn find_picks_covering_epoch() {
     let mut rng = ChaCha20Rng::seed_from_u64(4);
     let s = set(&mut rng);
     let site = SiteName::new("anzalduas").unwrap();
-    assert_eq!(
-        s.find(&site, RetentionClass::Face, 0).unwrap().epoch_id,
-        s.epochs[0].epoch_id
-    );
-    assert_eq!(
-        s.find(&site, RetentionClass::Face, HOUR - 1)
-            .unwrap()
-            .epoch_id,
-        s.epochs[0].epoch_id
-    );
-    assert_eq!(
-        s.find(&site, RetentionClass::Face, HOUR).unwrap().epoch_id,
-        s.epochs[1].epoch_id
-    );
+    assert_eq!(s.find(&site, RetentionClass::Face, 0).unwrap().epoch_id, s.epochs[0].epoch_id);
+    assert_eq!(s.find(&site, RetentionClass::Face, HOUR - 1).unwrap().epoch_id, s.epochs[0].epoch_id);
+    assert_eq!(s.find(&site, RetentionClass::Face, HOUR).unwrap().epoch_id, s.epochs[1].epoch_id);
     assert!(s.find(&site, RetentionClass::Face, 3 * HOUR).is_none());
     assert!(s.find(&site, RetentionClass::Face, -1).is_none());
     assert!(s.find(&site, RetentionClass::Overview, 0).is_none());
-    assert!(
-        s.find(&SiteName::new("other").unwrap(), RetentionClass::Plate, 0)
-            .is_none()
-    );
+    assert!(s.find(&SiteName::new("other").unwrap(), RetentionClass::Plate, 0).is_none());
     // Overlap: the later rotation wins.
     let mut s2 = s.clone();
     let pk = EpochSecretKey::generate(&mut rng).public_key();
-    s2.epochs.push(EpochAnnouncement::new(
-        site.clone(),
-        RetentionClass::Plate,
-        HOUR,
-        48 * HOUR,
-        pk,
-    ));
-    assert_eq!(
-        s2.find(&site, RetentionClass::Plate, 2 * HOUR)
-            .unwrap()
-            .epoch_id,
-        s2.epochs[4].epoch_id
-    );
-    assert_eq!(
-        s2.find(&site, RetentionClass::Plate, 0).unwrap().epoch_id,
-        s2.epochs[3].epoch_id
-    );
+    s2.epochs.push(EpochAnnouncement::new(site.clone(), RetentionClass::Plate, HOUR, 48 * HOUR, pk));
+    assert_eq!(s2.find(&site, RetentionClass::Plate, 2 * HOUR).unwrap().epoch_id, s2.epochs[4].epoch_id);
+    assert_eq!(s2.find(&site, RetentionClass::Plate, 0).unwrap().epoch_id, s2.epochs[3].epoch_id);
 }
 
 #[test]
 fn canonical_bounds() {
-    assert_eq!(
-        EpochSet::from_canonical_bytes(b"").unwrap_err(),
-        EpochSetError::Malformed
-    );
+    assert_eq!(EpochSet::from_canonical_bytes(b"").unwrap_err(), EpochSetError::Malformed);
     let mut b = Vec::new();
     b.extend_from_slice(b"CSTDEPOC");
     b.push(1);
     b.extend_from_slice(&0i64.to_be_bytes());
     b.extend_from_slice(&u16::MAX.to_be_bytes());
-    assert_eq!(
-        EpochSet::from_canonical_bytes(&b).unwrap_err(),
-        EpochSetError::TooManyEpochs
-    );
+    assert_eq!(EpochSet::from_canonical_bytes(&b).unwrap_err(), EpochSetError::TooManyEpochs);
     let big = vec![b' '; MAX_EPOCH_SET_JSON_BYTES + 1];
-    assert_eq!(
-        SignedEpochSet::from_json(&big).unwrap_err(),
-        EpochSetError::TooLarge
-    );
+    assert_eq!(SignedEpochSet::from_json(&big).unwrap_err(), EpochSetError::TooLarge);
 }
 
 proptest! {

@@ -56,7 +56,8 @@ async fn run(n: usize, quick: bool) {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let config = VaultConfig { sites: vec![SITE.into()], ..VaultConfig::default() };
     Vault::init(&root.path().join("vault"), &config, MasterKey::KeyFile, &mut rng).unwrap();
-    let vault = Vault::open(&root.path().join("vault"), Arc::new(SystemClock), Box::new(rand_core::OsRng), None).unwrap();
+    let vault =
+        Vault::open(&root.path().join("vault"), Arc::new(SystemClock), Box::new(rand_core::OsRng), None).unwrap();
     vault.ensure_epochs(now - DAY_MS, now + DAY_MS).unwrap();
     let devices: Vec<_> = (0..DEVICES)
         .map(|i| {
@@ -80,7 +81,8 @@ async fn run(n: usize, quick: bool) {
         let time = now - 60_000;
         let site = SiteName::new(SITE).unwrap();
         let epoch = |class| set.find(&site, class, time).unwrap();
-        let (plate, overview, face) = (epoch(RetentionClass::Plate), epoch(RetentionClass::Overview), epoch(RetentionClass::Face));
+        let (plate, overview, face) =
+            (epoch(RetentionClass::Plate), epoch(RetentionClass::Overview), epoch(RetentionClass::Face));
         let record = |group, part, role, bytes: &Vec<u8>| ImageRecord {
             group,
             part,
@@ -247,10 +249,22 @@ async fn run(n: usize, quick: bool) {
     std::fs::remove_file(&raw_path).unwrap();
 
     let mb = bytes_per_capture * n as f64 / 1e6;
-    println!("ingest-bench: machine {} cores; {n} captures of {:.0} KB, {connections} connections, {DEVICES} devices", available_cores(), bytes_per_capture / 1e3);
-    println!("ingest-bench: throughput          {ingest_rate:.0} captures/s ({:.0} MB/s), durable acknowledgement (goal >= 2000/s)", mb / ingest_secs);
-    println!("ingest-bench: disk ceiling        {ceiling_rate:.0} captures/s ({ceiling_before:.0} before, {ceiling_after:.0} after), same bytes as files, one syncfs per 64");
-    println!("ingest-bench: raw disk ceiling    {raw_rate:.0} captures/s ({:.0} MB/s), same bytes appended to one file, fdatasync per 64", raw_rate * bytes_per_capture / 1e6);
+    println!(
+        "ingest-bench: machine {} cores; {n} captures of {:.0} KB, {connections} connections, {DEVICES} devices",
+        available_cores(),
+        bytes_per_capture / 1e3
+    );
+    println!(
+        "ingest-bench: throughput          {ingest_rate:.0} captures/s ({:.0} MB/s), durable acknowledgement (goal >= 2000/s)",
+        mb / ingest_secs
+    );
+    println!(
+        "ingest-bench: disk ceiling        {ceiling_rate:.0} captures/s ({ceiling_before:.0} before, {ceiling_after:.0} after), same bytes as files, one syncfs per 64"
+    );
+    println!(
+        "ingest-bench: raw disk ceiling    {raw_rate:.0} captures/s ({:.0} MB/s), same bytes appended to one file, fdatasync per 64",
+        raw_rate * bytes_per_capture / 1e6
+    );
     println!(
         "ingest-bench: cpu per capture     {:.0} µs (user {:.0} + system {:.0}; server and client), so {:.0} captures/s if CPU-bound on {} cores",
         cpu_per_capture * 1e6,
@@ -259,7 +273,11 @@ async fn run(n: usize, quick: bool) {
         available_cores() as f64 / cpu_per_capture,
         available_cores()
     );
-    println!("ingest-bench: ratio to file ceiling {:.2}, to raw ceiling {:.2} (goal >= 0.60)", ingest_rate / ceiling_rate, ingest_rate / raw_rate);
+    println!(
+        "ingest-bench: ratio to file ceiling {:.2}, to raw ceiling {:.2} (goal >= 0.60)",
+        ingest_rate / ceiling_rate,
+        ingest_rate / raw_rate
+    );
     println!(
         "ingest-bench: latency at {target_rate:.0}/s     p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {count} captures (goal p99 <= 50 ms)",
         ms(percentile(0.50)),

@@ -41,7 +41,8 @@ const MAX_TRACKED_ADDRESSES: usize = 10_000;
 /// the audit log with `login-failed` events and the access database with look-ups.
 #[derive(Default)]
 pub struct LoginGuard {
-    failures: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::collections::VecDeque<std::time::Instant>>>,
+    failures:
+        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::collections::VecDeque<std::time::Instant>>>,
 }
 
 impl LoginGuard {
@@ -126,9 +127,12 @@ impl From<AccessError> for Problem {
         use StatusCode as S;
         let detail = Some(error.to_string());
         match error {
-            AccessError::Unauthenticated => {
-                Self::new(S::UNAUTHORIZED, "unauthenticated", "Authentication failed", Some("send Authorization: Bearer <token>".into()))
-            }
+            AccessError::Unauthenticated => Self::new(
+                S::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication failed",
+                Some("send Authorization: Bearer <token>".into()),
+            ),
             AccessError::Denied(denial) => {
                 let status = match denial.code() {
                     "missing-purpose" | "unknown-purpose" | "missing-case" => S::BAD_REQUEST,
@@ -139,13 +143,27 @@ impl From<AccessError> for Problem {
             AccessError::NotFound { .. } => Self::new(S::NOT_FOUND, "not-found", "No such resource", detail),
             // The reason quotes the caller's value (a scope, a role), which may carry a plate
             // someone typed; the answer keeps the explanation and drops the value.
-            AccessError::Invalid { .. } => Self::new(S::BAD_REQUEST, "invalid-request", "Invalid request", detail.map(|d| unquote(&d))),
-            AccessError::AlreadyApproved(_) => Self::new(S::CONFLICT, "replayed-approval", "Request already approved", detail),
+            AccessError::Invalid { .. } => {
+                Self::new(S::BAD_REQUEST, "invalid-request", "Invalid request", detail.map(|d| unquote(&d)))
+            }
+            AccessError::AlreadyApproved(_) => {
+                Self::new(S::CONFLICT, "replayed-approval", "Request already approved", detail)
+            }
             AccessError::Shredded(_) => Self::new(S::GONE, "shredded", "Shredded by retention", detail),
-            AccessError::Policy(_) => Self::new(S::UNPROCESSABLE_ENTITY, "invalid-policy", "Policy refused; the running policy is unchanged", detail),
+            AccessError::Policy(_) => Self::new(
+                S::UNPROCESSABLE_ENTITY,
+                "invalid-policy",
+                "Policy refused; the running policy is unchanged",
+                detail,
+            ),
             AccessError::Vault(error) => {
                 tracing::error!(%error, "access request failed in storage or the log");
-                Self::new(S::SERVICE_UNAVAILABLE, "storage-unavailable", "Storage or audit log unavailable; nothing was done", None)
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "storage-unavailable",
+                    "Storage or audit log unavailable; nothing was done",
+                    None,
+                )
             }
             _ => Self::internal(),
         }
@@ -161,7 +179,8 @@ async fn principal(vault: &Vault, headers: &HeaderMap) -> Result<String, Problem
         .map(|t| t.trim().chars().take(custodia_vault::access::MAX_TOKEN_LEN + 1).collect::<String>())
         .unwrap_or_default();
     let vault = vault.clone();
-    let answer = tokio::task::spawn_blocking(move || vault.authenticate(&token)).await.map_err(|_| Problem::internal())?;
+    let answer =
+        tokio::task::spawn_blocking(move || vault.authenticate(&token)).await.map_err(|_| Problem::internal())?;
     Ok(answer?)
 }
 
@@ -172,7 +191,8 @@ struct Stated {
 
 impl Stated {
     fn from(headers: &HeaderMap) -> Self {
-        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().chars().take(300).collect());
+        let get =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().chars().take(300).collect());
         Self { code: get(PURPOSE_HEADER), case: get(CASE_HEADER) }
     }
     fn purpose(&self) -> Purpose<'_> {
@@ -181,7 +201,9 @@ impl Stated {
 }
 
 /// Runs a blocking vault call off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, AccessError> + Send + 'static) -> Result<T, Problem> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AccessError> + Send + 'static,
+) -> Result<T, Problem> {
     Ok(tokio::task::spawn_blocking(f).await.map_err(|_| Problem::internal())??)
 }
 
@@ -217,11 +239,21 @@ async fn read_body(body: Body, limit: usize, too_large: fn() -> Problem) -> Resu
 }
 
 fn json_too_large() -> Problem {
-    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large", Some(format!("the limit is {MAX_JSON_BODY} bytes")))
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "Request body too large",
+        Some(format!("the limit is {MAX_JSON_BODY} bytes")),
+    )
 }
 
 fn policy_too_large() -> Problem {
-    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "policy-too-large", "Policy too large", Some(format!("the limit is {MAX_POLICY_BODY} bytes")))
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "policy-too-large",
+        "Policy too large",
+        Some(format!("the limit is {MAX_POLICY_BODY} bytes")),
+    )
 }
 
 /// A JSON request body: declared as JSON (`application/json` or an `application/…+json` type)
@@ -229,7 +261,8 @@ fn policy_too_large() -> Problem {
 /// a form post or a text body that only happens to parse must not act.
 async fn json_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: Body) -> Result<T, Problem> {
     let media_type = crate::declared_media_type(headers);
-    let is_json = media_type == "application/json" || (media_type.starts_with("application/") && media_type.ends_with("+json"));
+    let is_json =
+        media_type == "application/json" || (media_type.starts_with("application/") && media_type.ends_with("+json"));
     if !is_json {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -244,7 +277,12 @@ async fn json_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: Body
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| {
         // serde's message names the field and position, never echoes values of ours.
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "Request body is not the expected JSON", Some(e.to_string()))
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-json",
+            "Request body is not the expected JSON",
+            Some(e.to_string()),
+        )
     })
 }
 
@@ -257,10 +295,21 @@ async fn search(State(vault): State<Vault>, headers: HeaderMap, body: Body) -> R
 }
 
 fn record_id(id: &str) -> Result<custodia_vault::RecordId, Problem> {
-    id.parse().map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "invalid-record-id", "Not a record id", Some("a record id is <device hex>-<sequence>".into())))
+    id.parse().map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-record-id",
+            "Not a record id",
+            Some("a record id is <device hex>-<sequence>".into()),
+        )
+    })
 }
 
-async fn record_metadata(State(vault): State<Vault>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, Problem> {
+async fn record_metadata(
+    State(vault): State<Vault>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
     let id = record_id(&id)?;
     let stated = Stated::from(&headers);
@@ -270,7 +319,11 @@ async fn record_metadata(State(vault): State<Vault>, headers: HeaderMap, Path(id
     Ok(response)
 }
 
-async fn record_image(State(vault): State<Vault>, headers: HeaderMap, Path((id, part)): Path<(String, String)>) -> Result<Response, Problem> {
+async fn record_image(
+    State(vault): State<Vault>,
+    headers: HeaderMap,
+    Path((id, part)): Path<(String, String)>,
+) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
     let id = record_id(&id)?;
     let stated = Stated::from(&headers);
@@ -292,12 +345,22 @@ struct ExtendBody {
 
 /// A face hand-off (`hand-off:<legal basis>`, at most the policy's hand-off period) or a legal
 /// hold (`legal-hold:<case>`): re-seals one group's data key to a longer-lived epoch.
-async fn extend_retention(State(vault): State<Vault>, headers: HeaderMap, Path(id): Path<String>, body: Body) -> Result<Response, Problem> {
+async fn extend_retention(
+    State(vault): State<Vault>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
     let id = record_id(&id)?;
     let request: ExtendBody = json_body(&headers, body).await?;
     let class = request.class.parse().map_err(|_| {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some("class is face, plate or overview".into()))
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            "Invalid request",
+            Some("class is face, plate or overview".into()),
+        )
     })?;
     let stated = Stated::from(&headers);
     vault.extend_retention(&who, &id, class, request.until_ms, &request.basis, &stated.purpose()).await?;
@@ -318,13 +381,21 @@ async fn request_break_glass(State(vault): State<Vault>, headers: HeaderMap, bod
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "request": id }))).into_response())
 }
 
-async fn approve_break_glass(State(vault): State<Vault>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, Problem> {
+async fn approve_break_glass(
+    State(vault): State<Vault>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
     blocking(move || vault.approve_break_glass(&who, &id)).await?;
     Ok(Json(serde_json::json!({ "approved": true })).into_response())
 }
 
-async fn clear_block(State(vault): State<Vault>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, Problem> {
+async fn clear_block(
+    State(vault): State<Vault>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
     blocking(move || vault.clear_block(&who, &id)).await?;
     Ok(Json(serde_json::json!({ "cleared": true })).into_response())
@@ -352,17 +423,19 @@ async fn add_principal(State(vault): State<Vault>, headers: HeaderMap, body: Bod
     let who = principal(&vault, &headers).await?;
     let actor = allowed(&vault, who, Permission::ManagePrincipals).await?;
     let new: NewPrincipal = json_body(&headers, body).await?;
-    let roles = new
-        .roles
-        .iter()
-        .map(|r| r.parse::<Role>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|reason| Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some(reason)))?;
+    let roles =
+        new.roles.iter().map(|r| r.parse::<Role>()).collect::<Result<Vec<_>, _>>().map_err(|reason| {
+            Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some(reason))
+        })?;
     blocking(move || vault.add_principal(&actor, &new.id, &roles)).await?;
     Ok(StatusCode::CREATED.into_response())
 }
 
-async fn disable_principal(State(vault): State<Vault>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, Problem> {
+async fn disable_principal(
+    State(vault): State<Vault>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
     let who = principal(&vault, &headers).await?;
     let actor = allowed(&vault, who, Permission::ManagePrincipals).await?;
     blocking(move || vault.disable_principal(&actor, &id)).await?;
@@ -382,7 +455,8 @@ async fn add_grant(State(vault): State<Vault>, headers: HeaderMap, body: Body) -
     let who = principal(&vault, &headers).await?;
     let actor = allowed(&vault, who, Permission::ManageGrants).await?;
     let new: NewGrant = json_body(&headers, body).await?;
-    let bad = |reason: String| Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some(reason));
+    let bad =
+        |reason: String| Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some(reason));
     let role: Role = new.role.parse().map_err(bad)?;
     let scope: Scope = new.scope.parse().map_err(bad)?;
     blocking(move || vault.grant(&actor, &new.grantee, role, &scope, new.expires_at_ms)).await?;

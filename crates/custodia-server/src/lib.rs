@@ -70,30 +70,44 @@ pub fn app(vault: Vault) -> Router {
 /// `now_secs` is the clock for cosignature timestamps. Answers: 200 with the cosignature line;
 /// 409 `text/x.tlog.size` with the size the witness knows; 403 for a checkpoint the log key did
 /// not sign; 422 for a fork or rollback (problem+json naming it); 400 for a malformed body.
-pub fn witness_app(
-    witness: std::sync::Arc<custodia_vault::audit::witness::Witness>,
-    now_secs: fn() -> u64,
-) -> Router {
+pub fn witness_app(witness: std::sync::Arc<custodia_vault::audit::witness::Witness>, now_secs: fn() -> u64) -> Router {
     use custodia_vault::audit::witness::{MAX_ADD_CHECKPOINT_SIZE, WitnessError};
     let handler = move |body: bytes::Bytes| {
         let witness = witness.clone();
         async move {
             let answer = tokio::task::spawn_blocking(move || witness.add_checkpoint(&body, now_secs())).await;
             match answer {
-                Ok(Ok(line)) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], line).into_response(),
+                Ok(Ok(line)) => {
+                    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], line).into_response()
+                }
                 Ok(Err(WitnessError::Conflict { known_size, .. })) => {
-                    (StatusCode::CONFLICT, [(header::CONTENT_TYPE, "text/x.tlog.size")], format!("{known_size}\n")).into_response()
+                    (StatusCode::CONFLICT, [(header::CONTENT_TYPE, "text/x.tlog.size")], format!("{known_size}\n"))
+                        .into_response()
                 }
-                Ok(Err(e @ WitnessError::NotSigned(_))) => {
-                    Problem::new(StatusCode::FORBIDDEN, "not-signed", "Checkpoint not signed by the followed log", Some(e.to_string())).into_response()
-                }
+                Ok(Err(e @ WitnessError::NotSigned(_))) => Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "not-signed",
+                    "Checkpoint not signed by the followed log",
+                    Some(e.to_string()),
+                )
+                .into_response(),
                 Ok(Err(e @ WitnessError::Inconsistent(_))) => {
                     tracing::error!(error = %e, "witness refused a checkpoint that does not extend the cosigned one");
-                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "inconsistent", "Checkpoint does not extend the cosigned one", Some(e.to_string())).into_response()
+                    Problem::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "inconsistent",
+                        "Checkpoint does not extend the cosigned one",
+                        Some(e.to_string()),
+                    )
+                    .into_response()
                 }
-                Ok(Err(e @ WitnessError::Malformed(_))) => {
-                    Problem::new(StatusCode::BAD_REQUEST, "malformed", "Not an add-checkpoint request", Some(e.to_string())).into_response()
-                }
+                Ok(Err(e @ WitnessError::Malformed(_))) => Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed",
+                    "Not an add-checkpoint request",
+                    Some(e.to_string()),
+                )
+                .into_response(),
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "witness failure");
                     Problem::internal().into_response()
@@ -194,7 +208,10 @@ mod timeout {
         type Data = Bytes;
         type Error = axum::Error;
 
-        fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
             let this = &mut *self;
             if !this.started {
                 this.started = true;
@@ -238,10 +255,7 @@ pub fn spawn_epoch_maintenance(vault: Vault, every: Duration) -> tokio::task::Jo
 /// Runs retention (crypto-shredding, then clean-up) under the policy's rules as the vault's system actor:
 /// once now, then every `every`. A failed run is logged and retried at the next tick; it leaves
 /// nothing half-done that the next run does not finish.
-pub fn spawn_retention(
-    vault: Vault,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
+pub fn spawn_retention(vault: Vault, every: Duration) -> tokio::task::JoinHandle<()> {
     spawn_every(every, move || {
         let vault = vault.clone();
         async move {
@@ -286,7 +300,11 @@ pub(crate) fn declared_media_type(headers: &axum::http::HeaderMap) -> String {
 async fn post_capture(State(vault): State<Vault>, request: Request) -> Result<Response, Problem> {
     // Which software the lane runs, for maintainers' device health (kept only once the capture
     // verified, so it is tied to a real device).
-    let agent = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(64).collect::<String>());
+    let agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(64).collect::<String>());
     let media_type = declared_media_type(request.headers());
     if media_type != SEALED_CAPTURE_MEDIA_TYPE && media_type != "application/octet-stream" {
         return Err(Problem::new(
@@ -296,11 +314,8 @@ async fn post_capture(State(vault): State<Vault>, request: Request) -> Result<Re
             format!("send a sealed capture as {SEALED_CAPTURE_MEDIA_TYPE}"),
         ));
     }
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_CAPTURE_BYTES as u64) {
         return Err(too_large());
     }
@@ -419,7 +434,12 @@ async fn openapi() -> Response {
 }
 
 async fn method_not_allowed() -> Problem {
-    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed on this route", Some("see /v1/openapi.json".to_string()))
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed on this route",
+        Some("see /v1/openapi.json".to_string()),
+    )
 }
 
 async fn not_found() -> Problem {

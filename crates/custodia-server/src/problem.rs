@@ -38,9 +38,7 @@ impl IntoResponse for Problem {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).expect("problem serialises");
         let mut response = (status, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         response
     }
 }
@@ -50,25 +48,59 @@ impl From<IngestError> for Problem {
         use StatusCode as S;
         let detail = Some(error.to_string());
         match error {
-            IngestError::TooLarge(_) => Self::new(S::PAYLOAD_TOO_LARGE, "capture-too-large", "Capture too large", detail),
-            IngestError::Malformed(_) => Self::new(S::BAD_REQUEST, "malformed-capture", "Malformed sealed capture", detail),
+            IngestError::TooLarge(_) => {
+                Self::new(S::PAYLOAD_TOO_LARGE, "capture-too-large", "Capture too large", detail)
+            }
+            IngestError::Malformed(_) => {
+                Self::new(S::BAD_REQUEST, "malformed-capture", "Malformed sealed capture", detail)
+            }
             IngestError::UnknownDevice(_) => Self::new(S::FORBIDDEN, "unknown-device", "Unknown device", detail),
             IngestError::RevokedDevice(_) => Self::new(S::FORBIDDEN, "revoked-device", "Device revoked", detail),
-            IngestError::BadSignature => Self::new(S::FORBIDDEN, "bad-signature", "Device signature does not verify", detail),
-            IngestError::WrongPlace { .. } => Self::new(S::FORBIDDEN, "wrong-place", "Device used outside its enrolled site or lane", detail),
-            IngestError::CaptureTime { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "capture-time", "Capture time outside the accepted window", detail),
-            IngestError::UnknownEpoch { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "unknown-epoch", "Capture sealed to an unknown key epoch", detail),
-            IngestError::EpochMismatch { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "epoch-mismatch", "Key epoch does not cover this capture", detail),
-            IngestError::EpochShredded { .. } => Self::new(S::GONE, "epoch-shredded", "Key epoch already shredded", detail),
-            IngestError::SequenceConflict { .. } => Self::new(S::CONFLICT, "sequence-conflict", "Sequence number already used with different content", detail),
-            IngestError::NoMetadata => Self::new(S::UNPROCESSABLE_ENTITY, "no-metadata", "Capture has no metadata part", detail),
-            IngestError::MetadataUnopenable => Self::new(S::UNPROCESSABLE_ENTITY, "metadata-unopenable", "Metadata part cannot be opened", detail),
-            IngestError::MetadataInvalid(_) => Self::new(S::UNPROCESSABLE_ENTITY, "metadata-invalid", "Metadata part is invalid", detail),
+            IngestError::BadSignature => {
+                Self::new(S::FORBIDDEN, "bad-signature", "Device signature does not verify", detail)
+            }
+            IngestError::WrongPlace { .. } => {
+                Self::new(S::FORBIDDEN, "wrong-place", "Device used outside its enrolled site or lane", detail)
+            }
+            IngestError::CaptureTime { .. } => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "capture-time", "Capture time outside the accepted window", detail)
+            }
+            IngestError::UnknownEpoch { .. } => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "unknown-epoch", "Capture sealed to an unknown key epoch", detail)
+            }
+            IngestError::EpochMismatch { .. } => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "epoch-mismatch", "Key epoch does not cover this capture", detail)
+            }
+            IngestError::EpochShredded { .. } => {
+                Self::new(S::GONE, "epoch-shredded", "Key epoch already shredded", detail)
+            }
+            IngestError::SequenceConflict { .. } => Self::new(
+                S::CONFLICT,
+                "sequence-conflict",
+                "Sequence number already used with different content",
+                detail,
+            ),
+            IngestError::NoMetadata => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "no-metadata", "Capture has no metadata part", detail)
+            }
+            IngestError::MetadataUnopenable => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "metadata-unopenable", "Metadata part cannot be opened", detail)
+            }
+            IngestError::MetadataInvalid(_) => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "metadata-invalid", "Metadata part is invalid", detail)
+            }
             IngestError::Storage(reason) => {
                 tracing::error!(%reason, "intake refused: storage unavailable");
-                Self::new(S::SERVICE_UNAVAILABLE, "storage-unavailable", "Storage unavailable; capture not accepted, retry later", None)
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "storage-unavailable",
+                    "Storage unavailable; capture not accepted, retry later",
+                    None,
+                )
             }
-            IngestError::ShuttingDown => Self::new(S::SERVICE_UNAVAILABLE, "shutting-down", "Vault is shutting down; retry later", None),
+            IngestError::ShuttingDown => {
+                Self::new(S::SERVICE_UNAVAILABLE, "shutting-down", "Vault is shutting down; retry later", None)
+            }
             _ => Self::internal(),
         }
     }

@@ -42,7 +42,13 @@ impl World {
         &self.tokens.iter().find(|(n, _)| *n == who).unwrap().1
     }
 
-    async fn call(&self, who: Option<&str>, method: &str, uri: &str, body: &str) -> (StatusCode, serde_json::Value, Vec<u8>) {
+    async fn call(
+        &self,
+        who: Option<&str>,
+        method: &str,
+        uri: &str,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value, Vec<u8>) {
         self.call_with(who, method, uri, body, Some(("inv", "2026-118"))).await
     }
 
@@ -61,7 +67,8 @@ impl World {
         if let Some((code, case)) = purpose {
             request = request.header("custodia-purpose", code).header("custodia-case", case);
         }
-        let response = app(self.vault.clone()).oneshot(request.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+        let response =
+            app(self.vault.clone()).oneshot(request.body(Body::from(body.to_string())).unwrap()).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
         (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null), bytes)
@@ -92,7 +99,14 @@ async fn every_role_gets_exactly_its_outcome_on_every_endpoint() {
         ("GET", "/v1/devices/config".into(), String::new()),
         ("GET", "/v1/principals".into(), String::new()),
         ("GET", "/v1/policy".into(), String::new()),
-        ("POST", "/v1/grants".into(), format!(r#"{{"grantee":"auditor","role":"auditor","scope":"site:{SITE}","expires_at_ms":{}}}"#, NOW + DAY_MS)),
+        (
+            "POST",
+            "/v1/grants".into(),
+            format!(
+                r#"{{"grantee":"auditor","role":"auditor","scope":"site:{SITE}","expires_at_ms":{}}}"#,
+                NOW + DAY_MS
+            ),
+        ),
         ("POST", "/v1/break-glass".into(), format!(r#"{{"scope":"record:{r}"}}"#)),
         ("GET", "/log/checkpoint".into(), String::new()),
         ("GET", "/v1/epochs".into(), String::new()),
@@ -123,21 +137,28 @@ async fn every_role_gets_exactly_its_outcome_on_every_endpoint() {
                         "{who:?} {uri}: refusal not logged"
                     );
                     // A refusal never carries record data.
-                    assert!(!contains(&bytes, PLATE.as_bytes()) && !contains(&bytes, FACE) && !contains(&bytes, PLATE_CROP));
+                    assert!(
+                        !contains(&bytes, PLATE.as_bytes()) && !contains(&bytes, FACE) && !contains(&bytes, PLATE_CROP)
+                    );
                 }
                 U => assert!(new.iter().any(|e| matches!(e.action, Action::LoginFailed { .. }))),
                 _ => {}
             }
             if uri.ends_with("/face") && *want == O {
                 assert_eq!(bytes, FACE);
-                assert!(new.iter().any(|e| matches!(&e.action, Action::Accessed { part, .. } if part.as_str() == "face")));
+                assert!(
+                    new.iter().any(|e| matches!(&e.action, Action::Accessed { part, .. } if part.as_str() == "face"))
+                );
             }
             if uri.ends_with("/plate-crop") && *want == O {
                 assert_eq!(bytes, PLATE_CROP);
             }
             if uri.starts_with("/v1/records/") && !uri.ends_with("face") && !uri.ends_with("crop") && *want == O {
                 assert_eq!(json["metadata"]["read"]["plate"], PLATE);
-                assert!(new.iter().any(|e| matches!(&e.action, Action::Accessed { part, .. } if part.as_str() == "metadata")));
+                assert!(
+                    new.iter()
+                        .any(|e| matches!(&e.action, Action::Accessed { part, .. } if part.as_str() == "metadata"))
+                );
             }
             if uri == "/v1/search" && *want == O {
                 assert_eq!(json["records"].as_array().unwrap().len(), 1, "{who:?} {body}");
@@ -168,12 +189,15 @@ async fn every_role_gets_exactly_its_outcome_on_every_endpoint() {
     }
 }
 
-
 #[tokio::test]
 async fn purpose_and_case_are_required_and_checked() {
     let w = world().await;
     let uri = format!("/v1/records/{}", w.record);
-    for (purpose, slug) in [(None, "missing-purpose"), (Some(("gossip", "2026-1")), "unknown-purpose"), (Some(("inv", "no spaces allowed")), "missing-case")] {
+    for (purpose, slug) in [
+        (None, "missing-purpose"),
+        (Some(("gossip", "2026-1")), "unknown-purpose"),
+        (Some(("inv", "no spaces allowed")), "missing-case"),
+    ] {
         let (status, json, _) = w.call_with(Some("officer"), "GET", &uri, "", purpose).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
         assert_eq!(json["type"], format!("urn:custodia:problem:{slug}"));
@@ -188,7 +212,10 @@ async fn bad_expired_and_disabled_tokens_are_refused_alike_and_logged() {
     let call = |token: String| {
         let vault = w.vault.clone();
         async move {
-            let request = Request::get("/v1/devices/health").header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).unwrap();
+            let request = Request::get("/v1/devices/health")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
             let response = app(vault).oneshot(request).await.unwrap();
             let status = response.status();
             let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -239,12 +266,21 @@ async fn crossing_the_volume_limit_blocks_until_a_supervisor_clears_it() {
     assert_eq!((status, json["type"].as_str()), (StatusCode::FORBIDDEN, Some("urn:custodia:problem:bulk-limit")));
     let (status, json, _) = w.call(Some("officer"), "GET", &format!("/v1/records/{}", w.record), "").await;
     assert_eq!((status, json["type"].as_str()), (StatusCode::FORBIDDEN, Some("urn:custodia:problem:blocked")));
-    assert!(w.events().iter().any(|e| matches!(&e.action, Action::BulkBlocked { subject, reads: 4, limit: 3 } if subject.as_str() == "officer")));
+    assert!(w.events().iter().any(
+        |e| matches!(&e.action, Action::BulkBlocked { subject, reads: 4, limit: 3 } if subject.as_str() == "officer")
+    ));
     // The officer cannot clear their own block; a supervisor can.
-    assert_eq!(w.call(Some("officer"), "POST", "/v1/principals/officer/clear-block", "").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        w.call(Some("officer"), "POST", "/v1/principals/officer/clear-block", "").await.0,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(w.call(Some("supervisor"), "POST", "/v1/principals/officer/clear-block", "").await.0, StatusCode::OK);
     assert_eq!(w.call(Some("officer"), "GET", &uri, "").await.0, StatusCode::OK);
-    assert!(w.events().iter().any(|e| matches!(&e.action, Action::BulkCleared { subject } if subject.as_str() == "officer")));
+    assert!(
+        w.events()
+            .iter()
+            .any(|e| matches!(&e.action, Action::BulkCleared { subject } if subject.as_str() == "officer"))
+    );
 }
 
 #[tokio::test]
@@ -252,7 +288,9 @@ async fn break_glass_needs_a_second_principal_and_an_approval_is_used_once() {
     let w = world().await;
     let uri = format!("/v1/records/{}/face", w.record);
     assert_eq!(w.call(Some("officer-no-grant"), "GET", &uri, "").await.0, StatusCode::FORBIDDEN);
-    let (status, json, _) = w.call(Some("officer-no-grant"), "POST", "/v1/break-glass", &format!(r#"{{"scope":"record:{}"}}"#, w.record)).await;
+    let (status, json, _) = w
+        .call(Some("officer-no-grant"), "POST", "/v1/break-glass", &format!(r#"{{"scope":"record:{}"}}"#, w.record))
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let id = json["request"].as_str().unwrap().to_string();
     let approve = format!("/v1/break-glass/{id}/approve");
@@ -266,10 +304,19 @@ async fn break_glass_needs_a_second_principal_and_an_approval_is_used_once() {
     let (status, json, _) = w.call(Some("supervisor"), "POST", &approve, "").await;
     assert_eq!((status, json["type"].as_str()), (StatusCode::CONFLICT, Some("urn:custodia:problem:replayed-approval")));
     let events = w.events();
-    assert!(events.iter().any(|e| matches!(&e.action, Action::BreakGlassRequested { .. }) && e.purpose.as_ref().is_some_and(|p| p.as_str() == "inv")));
+    assert!(events.iter().any(|e| matches!(&e.action, Action::BreakGlassRequested { .. })
+        && e.purpose.as_ref().is_some_and(|p| p.as_str() == "inv")));
     assert!(events.iter().any(|e| matches!(&e.action, Action::BreakGlassApproved { requester, .. } if requester.as_str() == "officer-no-grant") && e.principal.as_str() == "supervisor"));
-    assert!(events.iter().any(|e| matches!(&e.action, Action::Refused { reason, .. } if reason.as_str() == "replayed-approval")));
-    assert!(events.iter().any(|e| matches!(&e.action, Action::Refused { reason, .. } if reason.as_str() == "self-approval")));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.action, Action::Refused { reason, .. } if reason.as_str() == "replayed-approval"))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.action, Action::Refused { reason, .. } if reason.as_str() == "self-approval"))
+    );
     // The grant is short: gone after the policy's break-glass lifetime (4 h).
     w.clock.advance(4 * 3_600_000 + 1);
     assert_eq!(w.call(Some("officer-no-grant"), "GET", &uri, "").await.0, StatusCode::FORBIDDEN);
@@ -310,10 +357,17 @@ async fn a_face_hand_off_keeps_the_face_readable_to_its_limit_and_retention_then
     let w = world().await;
     let extend = format!("/v1/records/{}/extend", w.record);
     let face = format!("/v1/records/{}/face", w.record);
-    let body = |days: i64, basis: &str| format!(r#"{{"class":"face","until_ms":{},"basis":"{basis}"}}"#, NOW + days * DAY_MS);
+    let body =
+        |days: i64, basis: &str| format!(r#"{{"class":"face","until_ms":{},"basis":"{basis}"}}"#, NOW + days * DAY_MS);
     // Officers may not extend; a supervisor may, within the hand-off period, stating a basis.
-    assert_eq!(w.call(Some("officer"), "POST", &extend, &body(14, "hand-off:8 USC 1357")).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(w.call(Some("supervisor"), "POST", &extend, &body(15, "hand-off:8 USC 1357")).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        w.call(Some("officer"), "POST", &extend, &body(14, "hand-off:8 USC 1357")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        w.call(Some("supervisor"), "POST", &extend, &body(15, "hand-off:8 USC 1357")).await.0,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(w.call(Some("supervisor"), "POST", &extend, &body(14, "because")).await.0, StatusCode::BAD_REQUEST);
     let (status, json, _) = w.call(Some("supervisor"), "POST", &extend, &body(13, "hand-off:8 USC 1357")).await;
     assert_eq!(status, StatusCode::OK, "{json}");
@@ -368,7 +422,10 @@ async fn concurrent_reads_share_fsyncs_but_each_is_logged_before_it_is_opened() 
     }
     let accessed = w.events()[before..]
         .iter()
-        .filter(|e| matches!(&e.action, Action::Accessed { part, .. } if part.as_str() == "plate-crop") && e.case.as_ref().is_some_and(|c| c.as_str() == "T-77"))
+        .filter(|e| {
+            matches!(&e.action, Action::Accessed { part, .. } if part.as_str() == "plate-crop")
+                && e.case.as_ref().is_some_and(|c| c.as_str() == "T-77")
+        })
         .count();
     assert_eq!(accessed, 64, "one accessed event per read");
     assert_eq!(w.vault.audit_log().size() - frames_before, 64);

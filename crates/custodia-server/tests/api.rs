@@ -20,7 +20,8 @@ async fn vault() -> (tempfile::TempDir, Vault) {
     let dir = tempfile::tempdir().unwrap();
     let config = VaultConfig { sites: vec!["anzalduas".into()], ..VaultConfig::default() };
     Vault::init(dir.path(), &config, MasterKey::KeyFile, &mut ChaCha20Rng::seed_from_u64(1)).unwrap();
-    let vault = Vault::open(dir.path(), Arc::new(ManualClock::new(NOW)), Box::new(ChaCha20Rng::seed_from_u64(2)), None).unwrap();
+    let vault = Vault::open(dir.path(), Arc::new(ManualClock::new(NOW)), Box::new(ChaCha20Rng::seed_from_u64(2)), None)
+        .unwrap();
     vault.ensure_epochs(NOW - DAY_MS, NOW + DAY_MS).unwrap();
     (dir, vault)
 }
@@ -104,10 +105,23 @@ async fn health_epochs_and_openapi_are_served() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json["openapi"], "3.1.0");
     for path in [
-        "/v1/captures", "/v1/epochs", "/healthz", "/v1/openapi.json", "/v1/search", "/v1/records/{id}",
-        "/v1/records/{id}/{part}", "/v1/break-glass", "/v1/break-glass/{id}/approve", "/v1/principals",
-        "/v1/principals/{id}/disable", "/v1/principals/{id}/clear-block", "/v1/grants", "/v1/devices/health", "/v1/policy",
-        "/v1/records/{id}/extend", "/v1/devices/config",
+        "/v1/captures",
+        "/v1/epochs",
+        "/healthz",
+        "/v1/openapi.json",
+        "/v1/search",
+        "/v1/records/{id}",
+        "/v1/records/{id}/{part}",
+        "/v1/break-glass",
+        "/v1/break-glass/{id}/approve",
+        "/v1/principals",
+        "/v1/principals/{id}/disable",
+        "/v1/principals/{id}/clear-block",
+        "/v1/grants",
+        "/v1/devices/health",
+        "/v1/policy",
+        "/v1/records/{id}/extend",
+        "/v1/devices/config",
     ] {
         assert!(json["paths"][path].is_object(), "{path} is not documented");
     }

@@ -80,7 +80,13 @@ fn assert_problem(reply: &Reply, status: StatusCode, slug: &str) {
 #[track_caller]
 fn assert_is_problem(reply: &Reply) {
     let json = reply.json();
-    assert_eq!(reply.content_type.as_deref(), Some("application/problem+json"), "{} {}", reply.status, String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.content_type.as_deref(),
+        Some("application/problem+json"),
+        "{} {}",
+        reply.status,
+        String::from_utf8_lossy(&reply.body)
+    );
     assert_eq!(json["status"], reply.status.as_u16(), "{json}");
     assert!(json["type"].as_str().is_some_and(|t| t.starts_with("urn:custodia:problem:")), "{json}");
     assert!(json["title"].as_str().is_some_and(|t| !t.is_empty()), "{json}");
@@ -104,7 +110,15 @@ fn request(w: &World, who: &str, method: &str, uri: &str, content_type: Option<&
 fn json_routes(w: &World) -> Vec<(&'static str, &'static str, String, String)> {
     vec![
         ("officer", "POST", "/v1/search".into(), format!(r#"{{"plate":"{PLATE}"}}"#)),
-        ("admin", "POST", "/v1/grants".into(), format!(r#"{{"grantee":"maintainer","role":"maintainer","scope":"site:{SITE}","expires_at_ms":{}}}"#, NOW + 1000)),
+        (
+            "admin",
+            "POST",
+            "/v1/grants".into(),
+            format!(
+                r#"{{"grantee":"maintainer","role":"maintainer","scope":"site:{SITE}","expires_at_ms":{}}}"#,
+                NOW + 1000
+            ),
+        ),
         ("admin", "POST", "/v1/principals".into(), r#"{"id":"new-officer","roles":["officer"]}"#.into()),
         ("officer-no-grant", "POST", "/v1/break-glass".into(), format!(r#"{{"scope":"record:{}"}}"#, w.record)),
     ]
@@ -132,7 +146,11 @@ async fn serve(vault: Vault) -> Server {
 impl Server {
     async fn shutdown(mut self) {
         self.stop.take().unwrap().send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(20), self.task).await.expect("server drains and stops").unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("server drains and stops")
+            .unwrap()
+            .unwrap();
     }
 }
 
@@ -212,10 +230,19 @@ async fn a_stalled_body_upload_is_cut_off_and_stores_nothing() {
     let before = w.vault.record_count().unwrap();
     for (path, content_type, auth) in [
         ("/v1/captures", SEALED_CAPTURE_MEDIA_TYPE, String::new()),
-        ("/v1/search", "application/json", format!("Authorization: Bearer {}\r\ncustodia-purpose: inv\r\ncustodia-case: 2026-118\r\n", w.token("officer"))),
+        (
+            "/v1/search",
+            "application/json",
+            format!(
+                "Authorization: Bearer {}\r\ncustodia-purpose: inv\r\ncustodia-case: 2026-118\r\n",
+                w.token("officer")
+            ),
+        ),
     ] {
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        let head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: 100000\r\n{auth}\r\n");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: 100000\r\n{auth}\r\n"
+        );
         stream.write_all(head.as_bytes()).await.unwrap();
         stream.write_all(&[b'{'; 100]).await.unwrap();
         let started = Instant::now();
@@ -242,7 +269,9 @@ async fn a_truncated_upload_over_the_socket_stores_nothing() {
     let addr = server.addr;
     let before = w.vault.record_count().unwrap();
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let head = format!("POST /v1/captures HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {SEALED_CAPTURE_MEDIA_TYPE}\r\nContent-Length: 5000\r\n\r\n");
+    let head = format!(
+        "POST /v1/captures HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {SEALED_CAPTURE_MEDIA_TYPE}\r\nContent-Length: 5000\r\n\r\n"
+    );
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&[0u8; 1000]).await.unwrap();
     stream.shutdown().await.unwrap(); // the client goes away mid-body
@@ -262,23 +291,36 @@ async fn a_truncated_upload_over_the_socket_stores_nothing() {
 
 /// A body that yields `bytes` and then fails, as a connection that drops mid-body does.
 fn truncated(bytes: &'static [u8]) -> Body {
-    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
-        vec![Ok(bytes::Bytes::from_static(bytes)), Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection reset"))];
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(bytes::Bytes::from_static(bytes)),
+        Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection reset")),
+    ];
     Body::from_stream(futures::stream::iter(chunks))
 }
 
 #[tokio::test]
 async fn truncated_bodies_are_problems_on_every_route_with_a_body() {
     let w = world().await;
-    let capture = Request::post("/v1/captures").header(header::CONTENT_TYPE, SEALED_CAPTURE_MEDIA_TYPE).body(truncated(b"\x01\x02\x03")).unwrap();
+    let capture = Request::post("/v1/captures")
+        .header(header::CONTENT_TYPE, SEALED_CAPTURE_MEDIA_TYPE)
+        .body(truncated(b"\x01\x02\x03"))
+        .unwrap();
     assert_problem(&send(&w.vault, capture).await, StatusCode::BAD_REQUEST, "incomplete-body");
     for (who, method, uri, _) in json_routes(&w) {
-        let reply = send(&w.vault, request(&w, who, method, &uri, Some("application/json"), truncated(b"{\"plate\":"))).await;
+        let reply =
+            send(&w.vault, request(&w, who, method, &uri, Some("application/json"), truncated(b"{\"plate\":"))).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{uri}");
         assert_is_problem(&reply);
-        assert!(!String::from_utf8_lossy(&reply.body).contains("connection reset"), "{uri}: internal error text echoed");
+        assert!(
+            !String::from_utf8_lossy(&reply.body).contains("connection reset"),
+            "{uri}: internal error text echoed"
+        );
     }
-    let reply = send(&w.vault, request(&w, "admin", "PUT", "/v1/policy", Some("application/toml"), truncated(b"version = 1\n"))).await;
+    let reply = send(
+        &w.vault,
+        request(&w, "admin", "PUT", "/v1/policy", Some("application/toml"), truncated(b"version = 1\n")),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_is_problem(&reply);
     assert_eq!(w.vault.record_count().unwrap(), 1);
@@ -287,7 +329,13 @@ async fn truncated_bodies_are_problems_on_every_route_with_a_body() {
 #[tokio::test]
 async fn wrong_content_types_on_every_post_route_are_problems() {
     let w = world().await;
-    let wrong = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", "image/jpeg"];
+    let wrong = [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/xml",
+        "image/jpeg",
+    ];
     // The capture route knows its media type and refuses everything else, also a missing one.
     for ct in wrong.iter().copied().map(Some).chain([None, Some("application/json")]) {
         let mut r = Request::post("/v1/captures");
@@ -310,13 +358,19 @@ async fn wrong_content_types_on_every_post_route_are_problems() {
             }
         }
         for ct in ["application/json", "Application/JSON; charset=utf-8", "application/merge-patch+json"] {
-            let reply = send(&w.vault, request(&w, who, method, &uri, Some(ct), Body::from("plate=XQA1234&site=anzalduas"))).await;
+            let reply =
+                send(&w.vault, request(&w, who, method, &uri, Some(ct), Body::from("plate=XQA1234&site=anzalduas")))
+                    .await;
             assert_problem(&reply, StatusCode::BAD_REQUEST, "invalid-json");
             assert!(!String::from_utf8_lossy(&reply.body).contains(PLATE), "{uri}: plate echoed");
         }
     }
     // Routes without a body ignore whatever is sent with one; PUT /v1/policy takes text.
-    let reply = send(&w.vault, request(&w, "admin", "PUT", "/v1/policy", Some("image/jpeg"), Body::from(vec![0xffu8, 0xd8, 0xff, 0xe0]))).await;
+    let reply = send(
+        &w.vault,
+        request(&w, "admin", "PUT", "/v1/policy", Some("image/jpeg"), Body::from(vec![0xffu8, 0xd8, 0xff, 0xe0])),
+    )
+    .await;
     assert_problem(&reply, StatusCode::BAD_REQUEST, "invalid-policy");
     assert_eq!(w.vault.principals().unwrap().len(), principals_before);
 }
@@ -327,7 +381,9 @@ async fn unknown_json_fields_are_refused_naming_the_field() {
     for (who, method, uri, body) in json_routes(&w) {
         let mut value: serde_json::Value = serde_json::from_str(&body).unwrap();
         value["smuggled_field"] = serde_json::json!("x");
-        let reply = send(&w.vault, request(&w, who, method, &uri, Some("application/json"), Body::from(value.to_string()))).await;
+        let reply =
+            send(&w.vault, request(&w, who, method, &uri, Some("application/json"), Body::from(value.to_string())))
+                .await;
         assert_problem(&reply, StatusCode::BAD_REQUEST, "invalid-json");
         let detail = reply.json()["detail"].as_str().unwrap_or_default().to_string();
         assert!(detail.contains("smuggled_field"), "{uri}: {detail}");
@@ -351,13 +407,19 @@ async fn oversized_json_and_policy_bodies_are_refused() {
         assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{uri}");
         assert_is_problem(&reply);
         // The same, streamed with no length declared.
-        let chunks = (0..huge.div_ceil(1 << 20)).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1 << 20])));
-        let reply = send(&w.vault, request(&w, who, method, &uri, Some("application/json"), Body::from_stream(futures::stream::iter(chunks)))).await;
+        let chunks =
+            (0..huge.div_ceil(1 << 20)).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1 << 20])));
+        let reply = send(
+            &w.vault,
+            request(&w, who, method, &uri, Some("application/json"), Body::from_stream(futures::stream::iter(chunks))),
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{uri}");
         assert_is_problem(&reply);
     }
     let policy = format!("{}\n#{}\n", w.vault.policy_text(), "x".repeat(70 * 1024));
-    let reply = send(&w.vault, request(&w, "admin", "PUT", "/v1/policy", Some("application/toml"), Body::from(policy))).await;
+    let reply =
+        send(&w.vault, request(&w, "admin", "PUT", "/v1/policy", Some("application/toml"), Body::from(policy))).await;
     assert_problem(&reply, StatusCode::PAYLOAD_TOO_LARGE, "policy-too-large");
 }
 
@@ -367,8 +429,14 @@ async fn non_utf8_policy_bodies_are_refused_and_the_policy_stays() {
     let before = w.vault.policy_text();
     let mut latin1 = before.clone().into_bytes();
     latin1.extend_from_slice(b"\n# caf\xe9\n");
-    for body in [latin1, vec![0xff, 0xfe, 0x00, 0x00], b"version = 1\n\xc3\x28\n".to_vec(), before.as_bytes()[..10].iter().copied().chain([0x80]).collect()] {
-        let reply = send(&w.vault, request(&w, "admin", "PUT", "/v1/policy", Some("application/toml"), Body::from(body))).await;
+    for body in [
+        latin1,
+        vec![0xff, 0xfe, 0x00, 0x00],
+        b"version = 1\n\xc3\x28\n".to_vec(),
+        before.as_bytes()[..10].iter().copied().chain([0x80]).collect(),
+    ] {
+        let reply =
+            send(&w.vault, request(&w, "admin", "PUT", "/v1/policy", Some("application/toml"), Body::from(body))).await;
         assert_problem(&reply, StatusCode::BAD_REQUEST, "invalid-policy");
     }
     assert_eq!(w.vault.policy_text(), before);
@@ -407,7 +475,8 @@ fn record_id(real: String) -> impl Strategy<Value = String> {
         plate_like(),
         "[0-9a-f]{32}-[0-9]{1,20}",
         plate_like().prop_map(move |p| format!("{real}{p}")),
-        "[ -~]{0,40}".prop_map(|s| s.replace(['/', '?', '#', '%', ' ', '"', '<', '>', '\\', '^', '`', '{', '|', '}'], "")),
+        "[ -~]{0,40}"
+            .prop_map(|s| s.replace(['/', '?', '#', '%', ' ', '"', '<', '>', '\\', '^', '`', '{', '|', '}'], "")),
     ]
     .prop_filter("a path segment", |s| !s.is_empty())
 }
@@ -421,9 +490,14 @@ fn hostile(real: String) -> impl Strategy<Value = Hostile> {
             .prop_map(|(id, part)| Hostile::Image { id, part }),
         (prop_oneof![Just("record:"), Just("site:"), Just("lane:"), Just("")], record_id(real.clone()))
             .prop_map(|(k, v)| Hostile::BreakGlass { scope: format!("{k}{v}") }),
-        (plate_like(), prop_oneof![Just("officer".to_string()), plate_like()], plate_like().prop_map(|p| format!("site:{p}")))
+        (
+            plate_like(),
+            prop_oneof![Just("officer".to_string()), plate_like()],
+            plate_like().prop_map(|p| format!("site:{p}"))
+        )
             .prop_map(|(grantee, role, scope)| Hostile::Grant { grantee, role, scope }),
-        (plate_like(), prop_oneof![Just("officer".to_string()), plate_like()]).prop_map(|(id, role)| Hostile::AddPrincipal { id, role }),
+        (plate_like(), prop_oneof![Just("officer".to_string()), plate_like()])
+            .prop_map(|(id, role)| Hostile::AddPrincipal { id, role }),
         plate_like().prop_map(|id| Hostile::Approve { id }),
         plate_like().prop_map(|id| Hostile::ClearBlock { id }),
         (plate_like(), 0..4usize).prop_map(|(p, k)| Hostile::Policy {
@@ -454,9 +528,16 @@ fn stated() -> impl Strategy<Value = Stated> {
         Just("officer-no-grant".to_string()),
         plate_like().prop_map(|p| format!("cst_{p}")),
     ];
-    let text = prop_oneof![Just("inv".to_string()), Just("2026-118".to_string()), plate_like(), plate_like().prop_map(|p| format!("case {p}")), "[ -~]{0,80}"];
+    let text = prop_oneof![
+        Just("inv".to_string()),
+        Just("2026-118".to_string()),
+        plate_like(),
+        plate_like().prop_map(|p| format!("case {p}")),
+        "[ -~]{0,80}"
+    ];
     let junk = proptest::collection::vec(("x-[a-z]{1,8}", plate_like()), 0..3);
-    (who, proptest::option::of(text.clone()), proptest::option::of(text), junk).prop_map(|(who, purpose, case, junk)| Stated { who, purpose, case, junk })
+    (who, proptest::option::of(text.clone()), proptest::option::of(text), junk)
+        .prop_map(|(who, purpose, case, junk)| Stated { who, purpose, case, junk })
 }
 
 impl Hostile {
@@ -476,14 +557,22 @@ impl Hostile {
             }
             Hostile::Metadata { id } => ("GET", format!("/v1/records/{id}"), String::new(), vec![]),
             Hostile::Image { id, part } => ("GET", format!("/v1/records/{id}/{part}"), String::new(), vec![]),
-            Hostile::BreakGlass { scope } => ("POST", "/v1/break-glass".into(), serde_json::json!({ "scope": scope }).to_string(), vec![scope.clone()]),
+            Hostile::BreakGlass { scope } => (
+                "POST",
+                "/v1/break-glass".into(),
+                serde_json::json!({ "scope": scope }).to_string(),
+                vec![scope.clone()],
+            ),
             Hostile::Grant { grantee, role, scope } => (
                 "POST",
                 "/v1/grants".into(),
-                serde_json::json!({ "grantee": grantee, "role": role, "scope": scope, "expires_at_ms": NOW + 1000 }).to_string(),
+                serde_json::json!({ "grantee": grantee, "role": role, "scope": scope, "expires_at_ms": NOW + 1000 })
+                    .to_string(),
                 vec![],
             ),
-            Hostile::AddPrincipal { id, role } => ("POST", "/v1/principals".into(), serde_json::json!({ "id": id, "roles": [role] }).to_string(), vec![]),
+            Hostile::AddPrincipal { id, role } => {
+                ("POST", "/v1/principals".into(), serde_json::json!({ "id": id, "roles": [role] }).to_string(), vec![])
+            }
             Hostile::Approve { id } => ("POST", format!("/v1/break-glass/{id}/approve"), String::new(), vec![]),
             Hostile::ClearBlock { id } => ("POST", format!("/v1/principals/{id}/clear-block"), String::new(), vec![]),
             Hostile::Policy { text } => ("PUT", "/v1/policy".into(), text.clone(), vec![]),
@@ -506,7 +595,19 @@ fn no_error_response_carries_plate_text_or_internals() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let w = rt.block_on(world());
     let dir = w.dir.path().to_string_lossy().to_string();
-    let forbidden_internals = ["rusqlite", "sqlite", "panicked", "/tmp/", ".sqlite3", "RUST_BACKTRACE", "src/", ".rs:", "Error {", "Os {", "errno"];
+    let forbidden_internals = [
+        "rusqlite",
+        "sqlite",
+        "panicked",
+        "/tmp/",
+        ".sqlite3",
+        "RUST_BACKTRACE",
+        "src/",
+        ".rs:",
+        "Error {",
+        "Os {",
+        "errno",
+    ];
     let config = ProptestConfig { cases: 1500, failure_persistence: None, ..ProptestConfig::default() };
     let errors_seen = std::cell::Cell::new(0u32);
     proptest!(config, |(h in hostile(w.record.clone()), s in stated())| {
@@ -569,7 +670,9 @@ async fn token_guessing_is_turned_away_after_ten_failures_a_minute() {
     let logins_failed = |w: &World| {
         let log = w.vault.audit_log();
         (0..log.size())
-            .filter(|i| custodia_vault::audit::Event::parse(&log.entry(*i).unwrap()).unwrap().action.kind() == "login-failed")
+            .filter(|i| {
+                custodia_vault::audit::Event::parse(&log.entry(*i).unwrap()).unwrap().action.kind() == "login-failed"
+            })
             .count()
     };
     let good = client.get(&url).bearer_auth(w.token("maintainer")).send().await.unwrap();
@@ -578,7 +681,8 @@ async fn token_guessing_is_turned_away_after_ten_failures_a_minute() {
         let token = format!("cst_{:016x}_{}", guess, "0".repeat(64));
         assert_eq!(client.get(&url).bearer_auth(token).send().await.unwrap().status().as_u16(), 401);
     }
-    let turned_away = client.get(&url).bearer_auth("cst_0000000000000099_".to_string() + &"0".repeat(64)).send().await.unwrap();
+    let turned_away =
+        client.get(&url).bearer_auth("cst_0000000000000099_".to_string() + &"0".repeat(64)).send().await.unwrap();
     assert_eq!(turned_away.status().as_u16(), 429);
     assert_eq!(turned_away.headers().get("retry-after").unwrap(), "60");
     let body: serde_json::Value = turned_away.json().await.unwrap();

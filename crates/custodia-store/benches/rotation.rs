@@ -69,10 +69,8 @@ fn bench(c: &mut Criterion) {
             store.secret(&name, &mut rng).unwrap();
         }
     }
-    let floor_files: Vec<PathBuf> = names()
-        .iter()
-        .map(|(name, _)| dir.path().join("floor").join(format!("{}.key", name.as_str())))
-        .collect();
+    let floor_files: Vec<PathBuf> =
+        names().iter().map(|(name, _)| dir.path().join("floor").join(format!("{}.key", name.as_str()))).collect();
     for path in &floor_files {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
     }

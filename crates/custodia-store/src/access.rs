@@ -165,17 +165,19 @@ impl AccessStore {
     /// Every principal, by id.
     pub fn principals(&self) -> Result<Vec<PrincipalRow>, AccessError> {
         let db = self.db();
-        let mut stmt =
-            db.prepare_cached("SELECT id, roles, created_at_ms, disabled_at_ms, blocked_at_ms FROM principals ORDER BY id")?;
+        let mut stmt = db.prepare_cached(
+            "SELECT id, roles, created_at_ms, disabled_at_ms, blocked_at_ms FROM principals ORDER BY id",
+        )?;
         let rows = stmt.query_map([], principal_row)?.collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
     /// Disables a principal. False if it does not exist or was already disabled.
     pub fn disable_principal(&self, id: &str, now_ms: i64) -> Result<bool, AccessError> {
-        let n = self
-            .db()
-            .execute("UPDATE principals SET disabled_at_ms = ?2 WHERE id = ?1 AND disabled_at_ms IS NULL", params![id, now_ms])?;
+        let n = self.db().execute(
+            "UPDATE principals SET disabled_at_ms = ?2 WHERE id = ?1 AND disabled_at_ms IS NULL",
+            params![id, now_ms],
+        )?;
         Ok(n == 1)
     }
 
@@ -223,7 +225,15 @@ impl AccessStore {
         db.execute(
             "INSERT INTO grants (principal, role, scope, granted_by, created_at_ms, expires_at_ms, revoked_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![row.principal, row.role, row.scope, row.granted_by, row.created_at_ms, row.expires_at_ms, row.revoked_at_ms],
+            params![
+                row.principal,
+                row.role,
+                row.scope,
+                row.granted_by,
+                row.created_at_ms,
+                row.expires_at_ms,
+                row.revoked_at_ms
+            ],
         )?;
         Ok(db.last_insert_rowid())
     }
@@ -296,7 +306,13 @@ impl AccessStore {
 
     /// Marks a request approved and stores the grant it makes, in one transaction. False (and
     /// nothing stored) if it was already approved: an approval cannot be replayed.
-    pub fn approve_break_glass(&self, id: &str, approver: &str, now_ms: i64, grant: &GrantRow) -> Result<bool, AccessError> {
+    pub fn approve_break_glass(
+        &self,
+        id: &str,
+        approver: &str,
+        now_ms: i64,
+        grant: &GrantRow,
+    ) -> Result<bool, AccessError> {
         let mut db = self.db();
         let tx = db.transaction()?;
         let n = tx.execute(
@@ -309,7 +325,14 @@ impl AccessStore {
         tx.execute(
             "INSERT INTO grants (principal, role, scope, granted_by, created_at_ms, expires_at_ms, revoked_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
-            params![grant.principal, grant.role, grant.scope, grant.granted_by, grant.created_at_ms, grant.expires_at_ms],
+            params![
+                grant.principal,
+                grant.role,
+                grant.scope,
+                grant.granted_by,
+                grant.created_at_ms,
+                grant.expires_at_ms
+            ],
         )?;
         tx.commit()?;
         Ok(true)
@@ -325,7 +348,8 @@ impl AccessStore {
         let mut db = self.db();
         let tx = db.transaction()?;
         {
-            let mut insert = tx.prepare_cached("INSERT INTO reads (principal, time_ms, records) VALUES (?1, ?2, ?3)")?;
+            let mut insert =
+                tx.prepare_cached("INSERT INTO reads (principal, time_ms, records) VALUES (?1, ?2, ?3)")?;
             for (principal, now_ms, records) in reads {
                 insert.execute(params![principal, now_ms, *records as i64])?;
             }
@@ -363,7 +387,8 @@ impl AccessStore {
     /// Records opened by `principal` at or after `since_ms`.
     pub fn reads_since(&self, principal: &str, since_ms: i64) -> Result<u64, AccessError> {
         let db = self.db();
-        let mut stmt = db.prepare_cached("SELECT COALESCE(SUM(records), 0) FROM reads WHERE principal = ?1 AND time_ms >= ?2")?;
+        let mut stmt =
+            db.prepare_cached("SELECT COALESCE(SUM(records), 0) FROM reads WHERE principal = ?1 AND time_ms >= ?2")?;
         let n: i64 = stmt.query_row(params![principal, since_ms], |r| r.get(0))?;
         Ok(n as u64)
     }

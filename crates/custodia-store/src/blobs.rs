@@ -74,7 +74,12 @@ impl BlobStore {
         std::fs::create_dir_all(root)
             .map_err(|source| BlobError::Folder { path: root.display().to_string(), source })?;
         let store = LocalFileSystem::new_with_prefix(root)?;
-        Ok(Self { store: Arc::new(store), local_root: Some(root.to_path_buf()), sync_faults: None, writes: Arc::default() })
+        Ok(Self {
+            store: Arc::new(store),
+            local_root: Some(root.to_path_buf()),
+            sync_faults: None,
+            writes: Arc::default(),
+        })
     }
 
     /// A local-directory blob store whose writes and reads go through a [`FaultyStore`] switched

@@ -418,8 +418,12 @@ mod tests {
 
         faults.clear();
         store.put(&Path::from("e"), Bytes::from_static(b"x").into()).await.unwrap();
-        let mut names: Vec<String> =
-            futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None)).await.unwrap().into_iter().map(|m| m.location.to_string()).collect();
+        let mut names: Vec<String> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .collect();
         names.sort();
         assert_eq!(names, ["a", "c", "d", "e"]);
     }

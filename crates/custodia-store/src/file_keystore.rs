@@ -238,8 +238,8 @@ impl MasterKey {
         if manifest.master_id.as_ref().is_some_and(|id| *id != hex::encode(self.id)) {
             return Ok(false);
         }
-        let check = hex::decode(&manifest.check)
-            .map_err(|_| KeystoreError::NotAKeystore("check value is not hex".into()))?;
+        let check =
+            hex::decode(&manifest.check).map_err(|_| KeystoreError::NotAKeystore("check value is not hex".into()))?;
         Ok(open_with(&self.cipher, &check, CHECK_AAD).is_some_and(|opened| *opened == *CHECK_PLAINTEXT))
     }
 }
@@ -349,11 +349,7 @@ impl FileKeystore {
                 let current = read_master_file(&files.current)?;
                 let next = match read_master_file(&files.next) {
                     Ok(next) => Some(next),
-                    Err(KeystoreError::Io { source, .. })
-                        if source.kind() == std::io::ErrorKind::NotFound =>
-                    {
-                        None
-                    }
+                    Err(KeystoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => None,
                     Err(other) => return Err(other),
                 };
                 if current.opens(&manifest)? {
@@ -369,8 +365,7 @@ impl FileKeystore {
             }
             ManifestMaster::Argon2id { salt, params } => {
                 let passphrase = passphrase.ok_or(KeystoreError::WrongMasterKey)?;
-                let salt = hex::decode(salt)
-                    .map_err(|_| KeystoreError::NotAKeystore("salt is not hex".into()))?;
+                let salt = hex::decode(salt).map_err(|_| KeystoreError::NotAKeystore("salt is not hex".into()))?;
                 let stretched = stretch(passphrase, &salt, *params)?;
                 let kek = kek_cipher(&stretched);
                 let current = match &manifest.data_master {
@@ -429,11 +424,7 @@ impl FileKeystore {
 
     /// Step 1: makes the next master key and writes it durably, or picks up the one an
     /// interrupted rotation left (files may already be sealed under it).
-    fn begin_rotation(
-        &self,
-        state: &mut MasterState,
-        rng: &mut dyn CryptoRngCore,
-    ) -> Result<MasterKey, KeystoreError> {
+    fn begin_rotation(&self, state: &mut MasterState, rng: &mut dyn CryptoRngCore) -> Result<MasterKey, KeystoreError> {
         match &state.manifest.master {
             ManifestMaster::KeyFile { path } => {
                 let files = MasterFiles::new(Path::new(path));
@@ -460,8 +451,7 @@ impl FileKeystore {
                 rng.fill_bytes(bytes.as_mut());
                 let mut manifest = state.manifest.clone();
                 manifest.version = VERSION;
-                manifest.next_data_master =
-                    Some(hex::encode(seal_with(kek, bytes.as_ref(), DATA_MASTER_AAD, rng)));
+                manifest.next_data_master = Some(hex::encode(seal_with(kek, bytes.as_ref(), DATA_MASTER_AAD, rng)));
                 write_manifest(&self.root, &manifest)?;
                 state.manifest = manifest;
                 Ok(MasterKey::new(&bytes))
@@ -602,9 +592,7 @@ impl FileKeystore {
         let path = self.key_path(name);
         let file = match read_bounded(&path, MAX_KEY_FILE_LEN) {
             Ok(file) => file,
-            Err(KeystoreError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(KeystoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(if self.tombstone_path(name).exists() {
                     KeystoreError::Destroyed(name.to_string())
                 } else {
@@ -623,8 +611,8 @@ impl FileKeystore {
             (Some(pending), Some(KeyFile::V2 { master_id, .. })) if master_id == pending.id => pending,
             _ => &state.master,
         };
-        let (_, secret) = open_key_file(master, name, &file, Some(kind))
-            .ok_or_else(|| KeystoreError::Corrupt(name.to_string()))?;
+        let (_, secret) =
+            open_key_file(master, name, &file, Some(kind)).ok_or_else(|| KeystoreError::Corrupt(name.to_string()))?;
         let loaded = match kind {
             KeyKind::EpochP256 => Loaded::Epoch(Arc::new(
                 EpochSecretKey::from_bytes(&secret).map_err(|_| KeystoreError::Corrupt(name.to_string()))?,
@@ -638,11 +626,7 @@ impl FileKeystore {
 }
 
 impl Keystore for FileKeystore {
-    fn generate_epoch_key(
-        &self,
-        name: &KeyName,
-        rng: &mut dyn CryptoRngCore,
-    ) -> Result<EpochPublicKey, KeystoreError> {
+    fn generate_epoch_key(&self, name: &KeyName, rng: &mut dyn CryptoRngCore) -> Result<EpochPublicKey, KeystoreError> {
         let secret = EpochSecretKey::generate(&mut RngAdapter(rng));
         self.store_new(name, KeyKind::EpochP256, &secret.to_bytes(), rng)?;
         Ok(secret.public_key())
@@ -655,11 +639,7 @@ impl Keystore for FileKeystore {
         }
     }
 
-    fn secret(
-        &self,
-        name: &KeyName,
-        rng: &mut dyn CryptoRngCore,
-    ) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+    fn secret(&self, name: &KeyName, rng: &mut dyn CryptoRngCore) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
         match self.load(name, KeyKind::Secret) {
             Ok(Loaded::Secret(secret)) => Ok(secret),
             Ok(_) => Err(KeystoreError::WrongKind(name.to_string())),
@@ -673,11 +653,7 @@ impl Keystore for FileKeystore {
         }
     }
 
-    fn ensure_signing_key(
-        &self,
-        name: &KeyName,
-        rng: &mut dyn CryptoRngCore,
-    ) -> Result<[u8; 32], KeystoreError> {
+    fn ensure_signing_key(&self, name: &KeyName, rng: &mut dyn CryptoRngCore) -> Result<[u8; 32], KeystoreError> {
         match self.load(name, KeyKind::Ed25519) {
             Ok(Loaded::Signing(key)) => Ok(key.verifying_key().to_bytes()),
             Ok(_) => Err(KeystoreError::WrongKind(name.to_string())),
@@ -705,11 +681,7 @@ impl Keystore for FileKeystore {
         let tombstone = self.tombstone_path(name);
         self.cache.lock().expect("keystore cache lock").remove(name);
         if !path.exists() {
-            return if tombstone.exists() {
-                Ok(())
-            } else {
-                Err(KeystoreError::NotFound(name.to_string()))
-            };
+            return if tombstone.exists() { Ok(()) } else { Err(KeystoreError::NotFound(name.to_string())) };
         }
         // Tombstone first: a crash after it and before the unlink leaves a key that `state`
         // reports destroyed and that the next destroy (or rotation) finishes off.
@@ -864,8 +836,7 @@ fn kek_cipher(stretched: &Zeroizing<[u8; 32]>) -> Aes256Gcm {
 }
 
 fn unwrap_data_master(kek: &Aes256Gcm, wrapped: &str) -> Result<MasterKey, KeystoreError> {
-    let wrapped = hex::decode(wrapped)
-        .map_err(|_| KeystoreError::NotAKeystore("data master key is not hex".into()))?;
+    let wrapped = hex::decode(wrapped).map_err(|_| KeystoreError::NotAKeystore("data master key is not hex".into()))?;
     // A wrong passphrase fails here, before the check value.
     let plain = open_with(kek, &wrapped, DATA_MASTER_AAD).ok_or(KeystoreError::WrongMasterKey)?;
     let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(
@@ -877,11 +848,7 @@ fn unwrap_data_master(kek: &Aes256Gcm, wrapped: &str) -> Result<MasterKey, Keyst
     Ok(MasterKey::new(&bytes))
 }
 
-fn stretch(
-    passphrase: &[u8],
-    salt: &[u8],
-    params: Argon2Params,
-) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+fn stretch(passphrase: &[u8], salt: &[u8], params: Argon2Params) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
     let argon_params = argon2::Params::new(params.m_kib, params.t, params.p, Some(32))
         .map_err(|e| KeystoreError::NotAKeystore(format!("Argon2 parameters: {e}")))?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon_params);
@@ -904,8 +871,8 @@ fn io_err(path: &Path, source: std::io::Error) -> KeystoreError {
 fn read_manifest(root: &Path) -> Result<Manifest, KeystoreError> {
     let path = root.join("keystore.json");
     let json = read_bounded(&path, MAX_MANIFEST_LEN)?;
-    let manifest: Manifest = serde_json::from_slice(&json)
-        .map_err(|e| KeystoreError::NotAKeystore(format!("{}: {e}", path.display())))?;
+    let manifest: Manifest =
+        serde_json::from_slice(&json).map_err(|e| KeystoreError::NotAKeystore(format!("{}: {e}", path.display())))?;
     if manifest.version != VERSION && manifest.version != VERSION_1 {
         return Err(KeystoreError::NotAKeystore(format!(
             "{}: version {} (this build reads {VERSION_1} and {VERSION})",
@@ -957,8 +924,7 @@ fn retire_old_master_file(files: &MasterFiles, stop_after_zeroing: bool) -> Resu
 fn overwrite_with_zeros(path: &Path) -> Result<(), KeystoreError> {
     let len = fs::metadata(path).map_err(|e| io_err(path, e))?.len();
     let mut file = OpenOptions::new().write(true).open(path).map_err(|e| io_err(path, e))?;
-    std::io::copy(&mut std::io::Read::take(std::io::repeat(0), len), &mut file)
-        .map_err(|e| io_err(path, e))?;
+    std::io::copy(&mut std::io::Read::take(std::io::repeat(0), len), &mut file).map_err(|e| io_err(path, e))?;
     file.sync_all().map_err(|e| io_err(path, e))
 }
 

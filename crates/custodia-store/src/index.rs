@@ -403,9 +403,7 @@ impl Index {
         );
         match result {
             Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
                 Err(IndexError::DeviceExists(device.id.to_string()))
             }
             Err(e) => Err(e.into()),
@@ -499,11 +497,7 @@ impl Index {
 
     /// The stored record with this id, if any.
     pub fn record(&self, id: &RecordId) -> Result<Option<RecordRow>, IndexError> {
-        self.read_optional(
-            RECORD_BY_ID,
-            params![id.device.0.as_slice(), sequence_to_sql(id.sequence)],
-            record_from_row,
-        )
+        self.read_optional(RECORD_BY_ID, params![id.device.0.as_slice(), sequence_to_sql(id.sequence)], record_from_row)
     }
 
     /// How many records are stored.
@@ -539,9 +533,8 @@ impl Index {
         let tx = conn.transaction()?;
         let mut outcomes = Vec::with_capacity(batch.len());
         {
-            let mut existing = tx.prepare_cached(
-                "SELECT content_digest FROM records WHERE device = ?1 AND sequence = ?2",
-            )?;
+            let mut existing =
+                tx.prepare_cached("SELECT content_digest FROM records WHERE device = ?1 AND sequence = ?2")?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO records (device, sequence, content_digest, site, lane, capture_time_ms,
                                       blob_key, size, ingested_at_ms, image_roles, quarantine_reason)
@@ -563,8 +556,7 @@ impl Index {
             for record in batch {
                 let device = record.id.device.0.as_slice();
                 let sequence = sequence_to_sql(record.id.sequence);
-                let stored: Option<Vec<u8>> =
-                    existing.query_row(params![device, sequence], |r| r.get(0)).optional()?;
+                let stored: Option<Vec<u8>> = existing.query_row(params![device, sequence], |r| r.get(0)).optional()?;
                 if let Some(stored) = stored {
                     outcomes.push(if stored == record.content_digest {
                         InsertOutcome::Duplicate
@@ -596,13 +588,7 @@ impl Index {
                     ])?;
                 }
                 for plate in &record.plates {
-                    insert_plate.execute(params![
-                        plate.blind.as_slice(),
-                        plate.month,
-                        device,
-                        sequence,
-                        plate.rank
-                    ])?;
+                    insert_plate.execute(params![plate.blind.as_slice(), plate.month, device, sequence, plate.rank])?;
                 }
                 for p in &record.pdq {
                     insert_pdq.execute(params![
@@ -628,11 +614,9 @@ impl Index {
     /// the blob store).
     pub fn record_blob_keys(&self) -> Result<Vec<(RecordId, String)>, IndexError> {
         let conn = self.read();
-        let mut statement =
-            conn.prepare("SELECT device, sequence, blob_key FROM records ORDER BY device, sequence")?;
-        let rows = statement.query_map([], |row| {
-            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
-        })?;
+        let mut statement = conn.prepare("SELECT device, sequence, blob_key FROM records ORDER BY device, sequence")?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?)))?;
         rows.map(|row| {
             let (device, sequence, key) = row?;
             Ok((RecordId { device: device_id_from(&device)?, sequence: sequence as u64 }, key))
@@ -658,8 +642,8 @@ impl Index {
         while let Some(row) = rows.next()? {
             let id = row.get::<_, i64>(0)? as u64;
             let pipeline = row.get_ref(1)?.as_str().map_err(|_| IndexError::Invalid("pdq pipeline"))?;
-            let hash: &[u8; 32] =
-                row.get_ref(2)?
+            let hash: &[u8; 32] = row
+                .get_ref(2)?
                 .as_blob()
                 .ok()
                 .and_then(|b| b.try_into().ok())
@@ -926,11 +910,10 @@ impl Index {
         let conn = self.read();
         let mut total = 0i64;
         for table in ["record_groups", "record_reseals"] {
-            let count: i64 = conn.query_row(
-                &format!("SELECT COUNT(*) FROM {table} WHERE epoch = ?1"),
-                [epoch.0.as_slice()],
-                |r| r.get(0),
-            )?;
+            let count: i64 =
+                conn.query_row(&format!("SELECT COUNT(*) FROM {table} WHERE epoch = ?1"), [epoch.0.as_slice()], |r| {
+                    r.get(0)
+                })?;
             total += count;
         }
         Ok(total as u64)
@@ -997,10 +980,10 @@ impl Index {
              WHERE r.device = ?1 AND r.sequence = ?2 AND r.group_index = ?3
              ORDER BY e.not_after_ms DESC",
         )?;
-        let rows = statement.query_map(
-            params![record.device.0.as_slice(), sequence_to_sql(record.sequence), group],
-            |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?)),
-        )?;
+        let rows = statement
+            .query_map(params![record.device.0.as_slice(), sequence_to_sql(record.sequence), group], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?))
+            })?;
         rows.map(|row| {
             let (epoch, wrapped, resealed_at_ms) = row?;
             if wrapped.len() > MAX_WRAPPED_LEN {
@@ -1056,9 +1039,8 @@ impl Index {
                 "SELECT EXISTS (SELECT 1 FROM record_groups WHERE device = ?1 AND sequence = ?2 AND group_index = ?3)
                      OR EXISTS (SELECT 1 FROM record_reseals WHERE device = ?1 AND sequence = ?2 AND group_index = ?3)",
             )?;
-            let mut delete_pdq = tx.prepare_cached(
-                "DELETE FROM record_pdq WHERE device = ?1 AND sequence = ?2 AND group_index = ?3",
-            )?;
+            let mut delete_pdq =
+                tx.prepare_cached("DELETE FROM record_pdq WHERE device = ?1 AND sequence = ?2 AND group_index = ?3")?;
             for (device, sequence, group) in &affected {
                 let alive: bool = group_alive.query_row(params![device, sequence, group], |r| r.get(0))?;
                 if !alive {

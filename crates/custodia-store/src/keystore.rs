@@ -38,9 +38,9 @@ impl KeyName {
             && name.split('/').all(|segment| {
                 !segment.is_empty()
                     && !segment.starts_with('.')
-                    && segment.bytes().all(|b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-                    })
+                    && segment
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
             });
         if ok { Ok(Self(name)) } else { Err(KeystoreError::BadKeyName) }
     }
@@ -85,28 +85,16 @@ pub type SharedDecapsulator = Arc<dyn Decapsulator + Send + Sync>;
 pub trait Keystore: Send + Sync {
     /// Generates a new P-256 epoch key pair under `name` and returns its public key.
     /// Refuses a name that is present or was ever destroyed.
-    fn generate_epoch_key(
-        &self,
-        name: &KeyName,
-        rng: &mut dyn CryptoRngCore,
-    ) -> Result<EpochPublicKey, KeystoreError>;
+    fn generate_epoch_key(&self, name: &KeyName, rng: &mut dyn CryptoRngCore) -> Result<EpochPublicKey, KeystoreError>;
 
     /// A handle that performs the HPKE decapsulation's Diffie-Hellman with the key `name`.
     fn epoch_decapsulator(&self, name: &KeyName) -> Result<SharedDecapsulator, KeystoreError>;
 
     /// The 32-byte secret under `name`, generated first if absent. Refuses a destroyed name.
-    fn secret(
-        &self,
-        name: &KeyName,
-        rng: &mut dyn CryptoRngCore,
-    ) -> Result<Zeroizing<[u8; 32]>, KeystoreError>;
+    fn secret(&self, name: &KeyName, rng: &mut dyn CryptoRngCore) -> Result<Zeroizing<[u8; 32]>, KeystoreError>;
 
     /// Generates an Ed25519 signing key under `name` if absent; returns its public key.
-    fn ensure_signing_key(
-        &self,
-        name: &KeyName,
-        rng: &mut dyn CryptoRngCore,
-    ) -> Result<[u8; 32], KeystoreError>;
+    fn ensure_signing_key(&self, name: &KeyName, rng: &mut dyn CryptoRngCore) -> Result<[u8; 32], KeystoreError>;
 
     /// Signs `message` with the Ed25519 key `name`.
     fn sign(&self, name: &KeyName, message: &[u8]) -> Result<[u8; 64], KeystoreError>;

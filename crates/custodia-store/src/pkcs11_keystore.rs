@@ -67,9 +67,7 @@ use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{
-    Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass, ObjectHandle,
-};
+use cryptoki::object::{Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -169,13 +167,8 @@ struct PoolState {
 impl Token {
     /// Runs `f` on a pooled session. After a failure the session is checked and closed if the
     /// token no longer knows it, so a dead session is not handed out again.
-    fn with_session<T>(
-        &self,
-        f: impl FnOnce(&Session) -> Result<T, KeystoreError>,
-    ) -> Result<T, KeystoreError> {
-        let _shared = TOKEN_ORDER
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T, KeystoreError>) -> Result<T, KeystoreError> {
+        let _shared = TOKEN_ORDER.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.run_on_session(f)
     }
 
@@ -184,16 +177,11 @@ impl Token {
         &self,
         f: impl FnOnce(&Session) -> Result<T, KeystoreError>,
     ) -> Result<T, KeystoreError> {
-        let _exclusive = TOKEN_ORDER
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _exclusive = TOKEN_ORDER.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.run_on_session(f)
     }
 
-    fn run_on_session<T>(
-        &self,
-        f: impl FnOnce(&Session) -> Result<T, KeystoreError>,
-    ) -> Result<T, KeystoreError> {
+    fn run_on_session<T>(&self, f: impl FnOnce(&Session) -> Result<T, KeystoreError>) -> Result<T, KeystoreError> {
         let session = self.checkout()?;
         let result = f(&session);
         let healthy = result.is_ok() || session.get_session_info().is_ok();
@@ -237,10 +225,7 @@ impl Token {
 }
 
 fn token_err(uri: &str, e: CkError) -> KeystoreError {
-    KeystoreError::Io {
-        path: uri.to_string(),
-        source: std::io::Error::other(e),
-    }
+    KeystoreError::Io { path: uri.to_string(), source: std::io::Error::other(e) }
 }
 
 /// Orders this process's token operations: creating or destroying token objects takes it
@@ -276,19 +261,11 @@ impl Pkcs11Keystore {
     /// locked ([`KeystoreError::WrongMasterKey`]). If this process is already logged in to the
     /// token (another `Pkcs11Keystore` on it), the login is shared and the PIN is not checked
     /// again: PKCS#11 has no way to check a PIN without logging the other user out.
-    pub fn open(
-        module: &Path,
-        token_label: &str,
-        user_pin: Zeroizing<String>,
-    ) -> Result<Self, KeystoreError> {
-        let module_err = |e: CkError| KeystoreError::Io {
-            path: module.display().to_string(),
-            source: std::io::Error::other(e),
-        };
+    pub fn open(module: &Path, token_label: &str, user_pin: Zeroizing<String>) -> Result<Self, KeystoreError> {
+        let module_err =
+            |e: CkError| KeystoreError::Io { path: module.display().to_string(), source: std::io::Error::other(e) };
         if token_label.is_empty() || token_label.len() > MAX_TOKEN_LABEL_LEN {
-            return Err(KeystoreError::NotAKeystore(format!(
-                "token label must be 1 to {MAX_TOKEN_LABEL_LEN} bytes"
-            )));
+            return Err(KeystoreError::NotAKeystore(format!("token label must be 1 to {MAX_TOKEN_LABEL_LEN} bytes")));
         }
         let context = Pkcs11::new(module).map_err(module_err)?;
         match context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
@@ -299,10 +276,7 @@ impl Pkcs11Keystore {
         }
         let uri = format!("pkcs11:token={token_label}");
         let mut found = None;
-        for slot in context
-            .get_slots_with_initialized_token()
-            .map_err(module_err)?
-        {
+        for slot in context.get_slots_with_initialized_token().map_err(module_err)? {
             let info = context.get_token_info(slot).map_err(module_err)?;
             if info.label().trim_end() == token_label {
                 if found.is_some() {
@@ -315,19 +289,12 @@ impl Pkcs11Keystore {
             }
         }
         let slot = found.ok_or_else(|| {
-            KeystoreError::NotAKeystore(format!(
-                "no initialised token labelled {token_label} in {}",
-                module.display()
-            ))
+            KeystoreError::NotAKeystore(format!("no initialised token labelled {token_label} in {}", module.display()))
         })?;
-        let mechanisms = context
-            .get_mechanism_list(slot)
-            .map_err(|e| token_err(&uri, e))?;
-        for needed in [
-            MechanismType::ECC_KEY_PAIR_GEN,
-            MechanismType::ECDH1_DERIVE,
-            MechanismType::GENERIC_SECRET_KEY_GEN,
-        ] {
+        let mechanisms = context.get_mechanism_list(slot).map_err(|e| token_err(&uri, e))?;
+        for needed in
+            [MechanismType::ECC_KEY_PAIR_GEN, MechanismType::ECDH1_DERIVE, MechanismType::GENERIC_SECRET_KEY_GEN]
+        {
             if !mechanisms.contains(&needed) {
                 return Err(KeystoreError::Io {
                     path: uri,
@@ -338,12 +305,10 @@ impl Pkcs11Keystore {
                 });
             }
         }
-        let eddsa = mechanisms.contains(&MechanismType::ECC_EDWARDS_KEY_PAIR_GEN)
-            && mechanisms.contains(&MechanismType::EDDSA);
+        let eddsa =
+            mechanisms.contains(&MechanismType::ECC_EDWARDS_KEY_PAIR_GEN) && mechanisms.contains(&MechanismType::EDDSA);
 
-        let anchor = context
-            .open_rw_session(slot)
-            .map_err(|e| token_err(&uri, e))?;
+        let anchor = context.open_rw_session(slot).map_err(|e| token_err(&uri, e))?;
         let pin = AuthPin::new(user_pin.as_str().into());
         match anchor.login(UserType::User, Some(&pin)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
@@ -363,16 +328,11 @@ impl Pkcs11Keystore {
             slot,
             uri,
             _anchor: Mutex::new(anchor),
-            pool: Mutex::new(PoolState {
-                idle: Vec::new(),
-                open: 0,
-            }),
+            pool: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
             returned: Condvar::new(),
             eddsa,
         };
-        Ok(Self {
-            token: Arc::new(token),
-        })
+        Ok(Self { token: Arc::new(token) })
     }
 
     /// Whether the token offers Ed25519 (`CKM_EC_EDWARDS_KEY_PAIR_GEN` and `CKM_EDDSA`). Without
@@ -403,26 +363,12 @@ impl Pkcs11Keystore {
                 return Ok(Holding::Key(kind));
             }
         }
-        let any = find_bounded(
-            session,
-            &[Attribute::Label(label.to_vec())],
-            name,
-            &self.token,
-        )?;
-        Ok(if any.is_empty() {
-            Holding::Nothing
-        } else {
-            Holding::Other
-        })
+        let any = find_bounded(session, &[Attribute::Label(label.to_vec())], name, &self.token)?;
+        Ok(if any.is_empty() { Holding::Nothing } else { Holding::Other })
     }
 
     /// The handle of the key `name` of kind `kind`, or the reason there is none.
-    fn key_handle(
-        &self,
-        session: &Session,
-        name: &KeyName,
-        kind: Kind,
-    ) -> Result<ObjectHandle, KeystoreError> {
+    fn key_handle(&self, session: &Session, name: &KeyName, kind: Kind) -> Result<ObjectHandle, KeystoreError> {
         match self.classify(session, name)? {
             Holding::Key(found) if found == kind => {
                 let template = kind.key_template(name.as_str().as_bytes());
@@ -436,25 +382,11 @@ impl Pkcs11Keystore {
     }
 
     /// Reads the public point of the key pair `name` of kind `kind`.
-    fn public_point(
-        &self,
-        session: &Session,
-        name: &KeyName,
-        kind: Kind,
-    ) -> Result<Zeroizing<Vec<u8>>, KeystoreError> {
-        let template = kind
-            .public_template(name.as_str().as_bytes())
-            .expect("only key-pair kinds have a public half");
-        let public = find_one(session, &template, name, &self.token)?
-            .ok_or_else(|| KeystoreError::Corrupt(name.to_string()))?;
-        let der = read_bounded(
-            session,
-            public,
-            AttributeType::EcPoint,
-            MAX_EC_POINT_LEN,
-            name,
-            &self.token,
-        )?;
+    fn public_point(&self, session: &Session, name: &KeyName, kind: Kind) -> Result<Zeroizing<Vec<u8>>, KeystoreError> {
+        let template = kind.public_template(name.as_str().as_bytes()).expect("only key-pair kinds have a public half");
+        let public =
+            find_one(session, &template, name, &self.token)?.ok_or_else(|| KeystoreError::Corrupt(name.to_string()))?;
+        let der = read_bounded(session, public, AttributeType::EcPoint, MAX_EC_POINT_LEN, name, &self.token)?;
         let expected = match kind {
             Kind::EpochP256 => P256_POINT_LEN,
             _ => ED25519_KEY_LEN,
@@ -508,25 +440,14 @@ impl Keystore for Pkcs11Keystore {
                 Attribute::Label(label),
             ];
             let (public, private) = session
-                .generate_key_pair(
-                    &Mechanism::EccKeyPairGen,
-                    &public_template,
-                    &private_template,
-                )
+                .generate_key_pair(&Mechanism::EccKeyPairGen, &public_template, &private_template)
                 .map_err(|e| self.token.err(e))?;
-            let parsed = read_bounded(
-                session,
-                public,
-                AttributeType::EcPoint,
-                MAX_EC_POINT_LEN,
-                name,
-                &self.token,
-            )
-            .and_then(|der| {
-                unwrap_ec_point(&der, P256_POINT_LEN)
-                    .and_then(|point| EpochPublicKey::from_sec1_bytes(point).ok())
-                    .ok_or_else(|| KeystoreError::Corrupt(name.to_string()))
-            });
+            let parsed = read_bounded(session, public, AttributeType::EcPoint, MAX_EC_POINT_LEN, name, &self.token)
+                .and_then(|der| {
+                    unwrap_ec_point(&der, P256_POINT_LEN)
+                        .and_then(|point| EpochPublicKey::from_sec1_bytes(point).ok())
+                        .ok_or_else(|| KeystoreError::Corrupt(name.to_string()))
+                });
             if parsed.is_err() {
                 // A key we cannot publish is no key: take it back out so the name stays usable.
                 let _ = session.destroy_object(private);
@@ -540,21 +461,12 @@ impl Keystore for Pkcs11Keystore {
         let public = self.token.with_session(|session| {
             self.key_handle(session, name, Kind::EpochP256)?;
             let point = self.public_point(session, name, Kind::EpochP256)?;
-            EpochPublicKey::from_sec1_bytes(&point)
-                .map_err(|_| KeystoreError::Corrupt(name.to_string()))
+            EpochPublicKey::from_sec1_bytes(&point).map_err(|_| KeystoreError::Corrupt(name.to_string()))
         })?;
-        Ok(Arc::new(TokenDecapsulator {
-            token: Arc::clone(&self.token),
-            name: name.clone(),
-            public,
-        }))
+        Ok(Arc::new(TokenDecapsulator { token: Arc::clone(&self.token), name: name.clone(), public }))
     }
 
-    fn secret(
-        &self,
-        name: &KeyName,
-        _rng: &mut dyn CryptoRngCore,
-    ) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+    fn secret(&self, name: &KeyName, _rng: &mut dyn CryptoRngCore) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
         // The common case, a secret that exists, needs no lock.
         match self.token.with_session(|session| {
             let handle = self.key_handle(session, name, Kind::Secret)?;
@@ -580,9 +492,7 @@ impl Keystore for Pkcs11Keystore {
                         Attribute::Derive(false),
                         Attribute::Label(name.as_str().as_bytes().to_vec()),
                     ];
-                    session
-                        .generate_key(&Mechanism::GenericSecretKeyGen, &template)
-                        .map_err(|e| self.token.err(e))?
+                    session.generate_key(&Mechanism::GenericSecretKeyGen, &template).map_err(|e| self.token.err(e))?
                 }
                 Err(other) => return Err(other),
             };
@@ -590,11 +500,7 @@ impl Keystore for Pkcs11Keystore {
         })
     }
 
-    fn ensure_signing_key(
-        &self,
-        name: &KeyName,
-        _rng: &mut dyn CryptoRngCore,
-    ) -> Result<[u8; 32], KeystoreError> {
+    fn ensure_signing_key(&self, name: &KeyName, _rng: &mut dyn CryptoRngCore) -> Result<[u8; 32], KeystoreError> {
         if !self.token.eddsa {
             return Err(self.unsupported_eddsa());
         }
@@ -632,11 +538,7 @@ impl Keystore for Pkcs11Keystore {
                         Attribute::Label(label),
                     ];
                     session
-                        .generate_key_pair(
-                            &Mechanism::EccEdwardsKeyPairGen,
-                            &public_template,
-                            &private_template,
-                        )
+                        .generate_key_pair(&Mechanism::EccEdwardsKeyPairGen, &public_template, &private_template)
                         .map_err(|e| self.token.err(e))?;
                 }
                 Err(other) => return Err(other),
@@ -648,39 +550,24 @@ impl Keystore for Pkcs11Keystore {
     fn sign(&self, name: &KeyName, message: &[u8]) -> Result<[u8; 64], KeystoreError> {
         if !self.token.eddsa {
             // A name that holds another kind still says so; only real signing needs EdDSA.
-            self.token
-                .with_session(|session| self.key_handle(session, name, Kind::Ed25519))?;
+            self.token.with_session(|session| self.key_handle(session, name, Kind::Ed25519))?;
             return Err(self.unsupported_eddsa());
         }
         self.token.with_session(|session| {
             let key = self.key_handle(session, name, Kind::Ed25519)?;
             let mechanism = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
-            let signature = session
-                .sign(&mechanism, key, message)
-                .map_err(|e| self.token.err(e))?;
-            signature
-                .as_slice()
-                .try_into()
-                .map_err(|_| KeystoreError::Corrupt(name.to_string()))
+            let signature = session.sign(&mechanism, key, message).map_err(|e| self.token.err(e))?;
+            signature.as_slice().try_into().map_err(|_| KeystoreError::Corrupt(name.to_string()))
         })
     }
 
     fn destroy(&self, name: &KeyName) -> Result<(), KeystoreError> {
         self.token.with_session_exclusive(|session| {
             let label = name.as_str().as_bytes().to_vec();
-            let objects = find_bounded(
-                session,
-                &[Attribute::Token(true), Attribute::Label(label)],
-                name,
-                &self.token,
-            )?;
+            let objects = find_bounded(session, &[Attribute::Token(true), Attribute::Label(label)], name, &self.token)?;
             let has_tombstone = tombstone(session, name, &self.token)?.is_some();
             if objects.is_empty() {
-                return if has_tombstone {
-                    Ok(())
-                } else {
-                    Err(KeystoreError::NotFound(name.to_string()))
-                };
+                return if has_tombstone { Ok(()) } else { Err(KeystoreError::NotFound(name.to_string())) };
             }
             // Tombstone first: a crash after it and before the objects go leaves a name that
             // `state` reports destroyed, that no method will use, and that the next destroy
@@ -741,8 +628,7 @@ impl Decapsulator for TokenDecapsulator {
             let key = find_one(session, &template, &self.name, &self.token)?
                 .ok_or_else(|| KeystoreError::NotFound(self.name.to_string()))?;
             let peer_point = peer.to_sec1_bytes();
-            let mechanism =
-                Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), &peer_point));
+            let mechanism = Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), &peer_point));
             let derived_template = [
                 Attribute::Token(false),
                 Attribute::Class(ObjectClass::SECRET_KEY),
@@ -751,15 +637,11 @@ impl Decapsulator for TokenDecapsulator {
                 Attribute::Sensitive(false),
                 Attribute::Extractable(true),
             ];
-            let derived = session
-                .derive_key(&mechanism, key, &derived_template)
-                .map_err(|e| self.token.err(e))?;
+            let derived = session.derive_key(&mechanism, key, &derived_template).map_err(|e| self.token.err(e))?;
             let value = read_secret(session, derived, &self.name, &self.token);
             // The derived object is a session object and would vanish with the session, but the
             // pool keeps sessions open: destroy it now.
-            let destroyed = session
-                .destroy_object(derived)
-                .map_err(|e| self.token.err(e));
+            let destroyed = session.destroy_object(derived).map_err(|e| self.token.err(e));
             let value = value?;
             destroyed?;
             Ok(value)
@@ -773,11 +655,7 @@ impl Decapsulator for TokenDecapsulator {
 }
 
 /// The tombstone of `name`, if there is one.
-fn tombstone(
-    session: &Session,
-    name: &KeyName,
-    token: &Token,
-) -> Result<Option<ObjectHandle>, KeystoreError> {
+fn tombstone(session: &Session, name: &KeyName, token: &Token) -> Result<Option<ObjectHandle>, KeystoreError> {
     let template = [
         Attribute::Class(ObjectClass::DATA),
         Attribute::Token(true),
@@ -796,10 +674,7 @@ fn find_bounded(
 ) -> Result<Vec<ObjectHandle>, KeystoreError> {
     let batch = NonZeroUsize::new(MAX_OBJECTS_PER_NAME + 1).expect("non-zero");
     let mut found = Vec::with_capacity(MAX_OBJECTS_PER_NAME + 1);
-    for handle in session
-        .iter_objects_with_cache_size(template, batch)
-        .map_err(|e| token.err(e))?
-    {
+    for handle in session.iter_objects_with_cache_size(template, batch).map_err(|e| token.err(e))? {
         found.push(handle.map_err(|e| token.err(e))?);
         if found.len() > MAX_OBJECTS_PER_NAME {
             return Err(KeystoreError::Corrupt(name.to_string()));
@@ -833,16 +708,12 @@ fn read_bounded(
     name: &KeyName,
     token: &Token,
 ) -> Result<Zeroizing<Vec<u8>>, KeystoreError> {
-    let info = session
-        .get_attribute_info(object, &[attribute])
-        .map_err(|e| token.err(e))?;
+    let info = session.get_attribute_info(object, &[attribute]).map_err(|e| token.err(e))?;
     match info.as_slice() {
         [AttributeInfo::Available(len)] if *len <= max => {}
         _ => return Err(KeystoreError::Corrupt(name.to_string())),
     }
-    let mut attributes = session
-        .get_attributes(object, &[attribute])
-        .map_err(|e| token.err(e))?;
+    let mut attributes = session.get_attributes(object, &[attribute]).map_err(|e| token.err(e))?;
     let value = match attributes.as_mut_slice() {
         [Attribute::EcPoint(bytes) | Attribute::Value(bytes)] if bytes.len() <= max => {
             Zeroizing::new(std::mem::take(bytes))
@@ -864,14 +735,7 @@ fn read_secret(
     name: &KeyName,
     token: &Token,
 ) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
-    let value = read_bounded(
-        session,
-        object,
-        AttributeType::Value,
-        SECRET_LEN,
-        name,
-        token,
-    )?;
+    let value = read_bounded(session, object, AttributeType::Value, SECRET_LEN, name, token)?;
     let mut out = Zeroizing::new([0u8; SECRET_LEN]);
     if value.len() != SECRET_LEN {
         return Err(KeystoreError::Corrupt(name.to_string()));
@@ -885,9 +749,7 @@ fn read_secret(
 /// tokens return. Anything else is `None`.
 fn unwrap_ec_point(bytes: &[u8], expected: usize) -> Option<&[u8]> {
     match bytes {
-        [0x04, len, rest @ ..] if usize::from(*len) == expected && rest.len() == expected => {
-            Some(rest)
-        }
+        [0x04, len, rest @ ..] if usize::from(*len) == expected && rest.len() == expected => Some(rest),
         raw if raw.len() == expected && (expected != P256_POINT_LEN || raw[0] == 0x04) => Some(raw),
         _ => None,
     }

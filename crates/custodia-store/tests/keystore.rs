@@ -60,7 +60,8 @@ fn passphrase_keystore_reopens_only_with_its_passphrase() {
     let dir = tempfile::tempdir().unwrap();
     let name = KeyName::new("epoch/plate/0/00").unwrap();
     let public = {
-        let store = FileKeystore::create(dir.path(), MasterKeySource::Passphrase(b"correct horse", FAST), &mut rng()).unwrap();
+        let store =
+            FileKeystore::create(dir.path(), MasterKeySource::Passphrase(b"correct horse", FAST), &mut rng()).unwrap();
         store.generate_epoch_key(&name, &mut rng()).unwrap()
     };
     assert!(matches!(FileKeystore::open(dir.path(), Some(b"wrong horse")), Err(KeystoreError::WrongMasterKey)));
@@ -77,7 +78,8 @@ fn passphrase_keystore_reopens_only_with_its_passphrase() {
 fn key_file_keystore_is_private_and_keys_do_not_leave_it_in_plaintext() {
     let dir = tempfile::tempdir().unwrap();
     let master = dir.path().join("master.key");
-    let store = FileKeystore::create(&dir.path().join("ks"), MasterKeySource::KeyFile(master.clone()), &mut rng()).unwrap();
+    let store =
+        FileKeystore::create(&dir.path().join("ks"), MasterKeySource::KeyFile(master.clone()), &mut rng()).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -17,15 +17,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::object::{
-    Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass, ObjectHandle,
-};
+use cryptoki::object::{Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use custodia_seal::{
-    DataKey, DecapError, EpochSecretKey, OpenError, unwrap_data_key, wrap_data_key,
-};
+use custodia_seal::{DataKey, DecapError, EpochSecretKey, OpenError, unwrap_data_key, wrap_data_key};
 use custodia_store::pkcs11_keystore::Pkcs11Keystore;
 use custodia_store::{KeyName, KeyState, Keystore, KeystoreError};
 use rand_chacha::ChaCha20Rng;
@@ -67,10 +63,7 @@ fn module_path() -> Option<PathBuf> {
     if let Some(explicit) = std::env::var_os("SOFTHSM2_MODULE") {
         return Some(PathBuf::from(explicit)).filter(|p| p.exists());
     }
-    MODULE_CANDIDATES
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    MODULE_CANDIDATES.iter().map(PathBuf::from).find(|p| p.exists())
 }
 
 /// The process's SoftHSM2 token, made on first use; `None` only when skipping was asked for.
@@ -96,10 +89,7 @@ fn token() -> Option<&'static TestToken> {
         let conf = dir.path().join("softhsm2.conf");
         std::fs::write(
             &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
+            format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
         )
         .unwrap();
         // SAFETY: `set_var` races only with another thread reading or writing the environment.
@@ -134,11 +124,7 @@ fn init_token(context: &Pkcs11, label: &str) {
         .get_all_slots()
         .unwrap()
         .into_iter()
-        .find(|slot| {
-            context
-                .get_token_info(*slot)
-                .is_ok_and(|info| !info.token_initialized())
-        })
+        .find(|slot| context.get_token_info(*slot).is_ok_and(|info| !info.token_initialized()))
         .expect("SoftHSM2 always offers one free slot");
     let so_pin = AuthPin::new(SO_PIN.into());
     context.init_token(free, &so_pin, label).unwrap();
@@ -166,15 +152,8 @@ fn open(t: &TestToken) -> Pkcs11Keystore {
 /// For the tests that inspect the token: the one-at-a-time guard, a keystore on the inspection
 /// token, and a session of our own on it to look at what the keystore left there.
 fn inspect(t: &TestToken) -> (MutexGuard<'static, ()>, Pkcs11Keystore, Session) {
-    let guard = INSPECT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let ks = Pkcs11Keystore::open(
-        &t.module,
-        INSPECT_LABEL,
-        Zeroizing::new(USER_PIN.to_string()),
-    )
-    .unwrap();
+    let guard = INSPECT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let ks = Pkcs11Keystore::open(&t.module, INSPECT_LABEL, Zeroizing::new(USER_PIN.to_string())).unwrap();
     (guard, ks, raw_session(t))
 }
 
@@ -184,9 +163,7 @@ fn raw_session(t: &TestToken) -> Session {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => panic!("{e}"),
     }
-    let session = context
-        .open_rw_session(slot_of(&context, INSPECT_LABEL))
-        .unwrap();
+    let session = context.open_rw_session(slot_of(&context, INSPECT_LABEL)).unwrap();
     match session.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))) {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
         Err(e) => panic!("{e}"),
@@ -195,9 +172,7 @@ fn raw_session(t: &TestToken) -> Session {
 }
 
 fn objects_labelled(session: &Session, label: &str) -> Vec<ObjectHandle> {
-    session
-        .find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
-        .unwrap()
+    session.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]).unwrap()
 }
 
 fn tombstone_of(name: &KeyName) -> String {
@@ -211,11 +186,7 @@ fn one_object(session: &Session, template: &[Attribute]) -> ObjectHandle {
 }
 
 fn bool_attribute(session: &Session, object: ObjectHandle, attribute: AttributeType) -> bool {
-    match session
-        .get_attributes(object, &[attribute])
-        .unwrap()
-        .as_slice()
-    {
+    match session.get_attributes(object, &[attribute]).unwrap().as_slice() {
         [
             Attribute::Extractable(b)
             | Attribute::Sensitive(b)
@@ -250,10 +221,7 @@ impl conformance::Fixture for HsmFixture {
     }
 }
 
-conformance::mount_conformance!(|tag: &str| token().map(|token| HsmFixture {
-    token,
-    tag: tag.to_string()
-}));
+conformance::mount_conformance!(|tag: &str| token().map(|token| HsmFixture { token, tag: tag.to_string() }));
 
 fn name(tag: &str, suffix: &str) -> KeyName {
     KeyName::new(format!("t/{tag}/{suffix}")).unwrap()
@@ -279,56 +247,24 @@ fn private_keys_cannot_be_read_out_of_the_token() {
         );
         // C_GetAttributeValue(CKA_VALUE) answers CKR_ATTRIBUTE_SENSITIVE.
         assert_eq!(
-            format!(
-                "{:?}",
-                session
-                    .get_attribute_info(private, &[AttributeType::Value])
-                    .unwrap()
-            ),
+            format!("{:?}", session.get_attribute_info(private, &[AttributeType::Value]).unwrap()),
             format!("{:?}", [AttributeInfo::Sensitive])
         );
-        assert!(
-            session
-                .get_attributes(private, &[AttributeType::Value])
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            !bool_attribute(&session, private, AttributeType::Extractable),
-            "{key:?}"
-        );
+        assert!(session.get_attributes(private, &[AttributeType::Value]).unwrap().is_empty());
+        assert!(!bool_attribute(&session, private, AttributeType::Extractable), "{key:?}");
         assert!(bool_attribute(&session, private, AttributeType::Sensitive));
-        assert!(bool_attribute(
-            &session,
-            private,
-            AttributeType::NeverExtractable
-        ));
-        assert!(bool_attribute(
-            &session,
-            private,
-            AttributeType::AlwaysSensitive
-        ));
+        assert!(bool_attribute(&session, private, AttributeType::NeverExtractable));
+        assert!(bool_attribute(&session, private, AttributeType::AlwaysSensitive));
         // Generated inside the token, and kept on it.
         assert!(bool_attribute(&session, private, AttributeType::Local));
         assert!(bool_attribute(&session, private, AttributeType::Token));
     }
     let epoch_private = one_object(
         &session,
-        &[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Label(epoch.as_str().as_bytes().to_vec()),
-        ],
+        &[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(epoch.as_str().as_bytes().to_vec())],
     );
-    assert!(bool_attribute(
-        &session,
-        epoch_private,
-        AttributeType::Derive
-    ));
-    assert!(!bool_attribute(
-        &session,
-        epoch_private,
-        AttributeType::Sign
-    ));
+    assert!(bool_attribute(&session, epoch_private, AttributeType::Derive));
+    assert!(!bool_attribute(&session, epoch_private, AttributeType::Sign));
 }
 
 #[test]
@@ -345,17 +281,10 @@ fn blind_index_secrets_are_made_in_the_token_and_readable_by_design() {
             Attribute::Label(blind.as_str().as_bytes().to_vec()),
         ],
     );
-    assert!(
-        bool_attribute(&session, object, AttributeType::Local),
-        "generated by the token"
-    );
+    assert!(bool_attribute(&session, object, AttributeType::Local), "generated by the token");
     assert!(bool_attribute(&session, object, AttributeType::Token));
     assert!(!bool_attribute(&session, object, AttributeType::Sensitive));
-    match session
-        .get_attributes(object, &[AttributeType::Value])
-        .unwrap()
-        .as_slice()
-    {
+    match session.get_attributes(object, &[AttributeType::Value]).unwrap().as_slice() {
         [Attribute::Value(value)] => assert_eq!(value.as_slice(), &secret[..]),
         other => panic!("{other:?}"),
     }
@@ -365,40 +294,23 @@ fn blind_index_secrets_are_made_in_the_token_and_readable_by_design() {
 fn destruction_takes_every_object_off_the_token_and_leaves_one_tombstone() {
     let Some(t) = token() else { return };
     let (_inspecting, ks, session) = inspect(t);
-    let names = [
-        name("destroy-objects", "epoch"),
-        name("destroy-objects", "blind"),
-        name("destroy-objects", "signing"),
-    ];
+    let names =
+        [name("destroy-objects", "epoch"), name("destroy-objects", "blind"), name("destroy-objects", "signing")];
     ks.generate_epoch_key(&names[0], &mut rng(4)).unwrap();
     ks.secret(&names[1], &mut rng(5)).unwrap();
     ks.ensure_signing_key(&names[2], &mut rng(6)).unwrap();
-    assert_eq!(
-        objects_labelled(&session, names[0].as_str()).len(),
-        2,
-        "public and private"
-    );
+    assert_eq!(objects_labelled(&session, names[0].as_str()).len(), 2, "public and private");
     assert_eq!(objects_labelled(&session, names[1].as_str()).len(), 1);
     assert_eq!(objects_labelled(&session, names[2].as_str()).len(), 2);
     for name in &names {
         ks.destroy(name).unwrap();
         ks.destroy(name).unwrap();
-        assert!(
-            objects_labelled(&session, name.as_str()).is_empty(),
-            "{name:?}"
-        );
+        assert!(objects_labelled(&session, name.as_str()).is_empty(), "{name:?}");
         let tombstone = one_object(
             &session,
-            &[
-                Attribute::Class(ObjectClass::DATA),
-                Attribute::Label(tombstone_of(name).into_bytes()),
-            ],
+            &[Attribute::Class(ObjectClass::DATA), Attribute::Label(tombstone_of(name).into_bytes())],
         );
-        match session
-            .get_attributes(tombstone, &[AttributeType::Application])
-            .unwrap()
-            .as_slice()
-        {
+        match session.get_attributes(tombstone, &[AttributeType::Application]).unwrap().as_slice() {
             [Attribute::Application(app)] => assert_eq!(app.as_slice(), b"custodia"),
             other => panic!("{other:?}"),
         }
@@ -421,40 +333,19 @@ fn a_destruction_interrupted_after_its_tombstone_is_finished_by_the_next() {
         Attribute::Label(tombstone_of(&epoch).into_bytes()),
     ];
     session.create_object(&tombstone).unwrap();
-    assert_eq!(
-        objects_labelled(&session, epoch.as_str()).len(),
-        2,
-        "the key is still there"
-    );
+    assert_eq!(objects_labelled(&session, epoch.as_str()).len(), 2, "the key is still there");
     // Yet it is already dead to every method.
     let ks = {
         drop(ks);
-        Pkcs11Keystore::open(
-            &t.module,
-            INSPECT_LABEL,
-            Zeroizing::new(USER_PIN.to_string()),
-        )
-        .unwrap()
+        Pkcs11Keystore::open(&t.module, INSPECT_LABEL, Zeroizing::new(USER_PIN.to_string())).unwrap()
     };
     assert_eq!(ks.state(&epoch).unwrap(), KeyState::Destroyed);
-    assert!(matches!(
-        ks.epoch_decapsulator(&epoch),
-        Err(KeystoreError::Destroyed(_))
-    ));
-    assert!(matches!(
-        ks.generate_epoch_key(&epoch, &mut rng(7)),
-        Err(KeystoreError::AlreadyExists(_))
-    ));
+    assert!(matches!(ks.epoch_decapsulator(&epoch), Err(KeystoreError::Destroyed(_))));
+    assert!(matches!(ks.generate_epoch_key(&epoch, &mut rng(7)), Err(KeystoreError::AlreadyExists(_))));
     // The resumed retention run finishes the job.
     ks.destroy(&epoch).unwrap();
     assert!(objects_labelled(&session, epoch.as_str()).is_empty());
-    assert_eq!(
-        session
-            .find_objects(&[Attribute::Label(tombstone_of(&epoch).into_bytes())])
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(session.find_objects(&[Attribute::Label(tombstone_of(&epoch).into_bytes())]).unwrap().len(), 1);
 }
 
 #[test]
@@ -469,10 +360,7 @@ fn a_decapsulator_taken_before_destruction_stops_working() {
     assert_eq!(unwrap_data_key(&wrapped, &*dec, b"binding").unwrap(), key);
     ks.destroy(&epoch).unwrap();
     let peer = EpochSecretKey::generate(&mut rng(13)).public_key();
-    assert!(matches!(
-        dec.diffie_hellman(&peer),
-        Err(DecapError::KeyUnavailable)
-    ));
+    assert!(matches!(dec.diffie_hellman(&peer), Err(DecapError::KeyUnavailable)));
     assert_eq!(
         unwrap_data_key(&wrapped, &*dec, b"binding").unwrap_err(),
         OpenError::Keystore(DecapError::KeyUnavailable)
@@ -521,15 +409,9 @@ fn racing_generations_of_one_name_make_one_key() {
     let made: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     assert_eq!(made.len(), 1, "{results:?}");
     for result in &results {
-        assert!(
-            matches!(result, Ok(_) | Err(KeystoreError::AlreadyExists(_))),
-            "{result:?}"
-        );
+        assert!(matches!(result, Ok(_) | Err(KeystoreError::AlreadyExists(_))), "{result:?}");
     }
-    assert_eq!(
-        &stores[0].epoch_decapsulator(&epoch).unwrap().public_key(),
-        made[0]
-    );
+    assert_eq!(&stores[0].epoch_decapsulator(&epoch).unwrap().public_key(), made[0]);
 }
 
 #[test]
@@ -562,11 +444,7 @@ fn login_and_token_errors_are_told_apart() {
         );
     }
     assert!(matches!(
-        Pkcs11Keystore::open(
-            Path::new("/nonexistent/libpkcs11.so"),
-            LABEL,
-            Zeroizing::new(USER_PIN.into())
-        ),
+        Pkcs11Keystore::open(Path::new("/nonexistent/libpkcs11.so"), LABEL, Zeroizing::new(USER_PIN.into())),
         Err(KeystoreError::Io { .. })
     ));
 }

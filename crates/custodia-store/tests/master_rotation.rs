@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use custodia_seal::{DataKey, DeviceId, EpochPublicKey, WrappedDataKey, data_key_binding, unwrap_data_key, wrap_data_key};
+use custodia_seal::{
+    DataKey, DeviceId, EpochPublicKey, WrappedDataKey, data_key_binding, unwrap_data_key, wrap_data_key,
+};
 use custodia_store::file_keystore::{Argon2Params, FileKeystore, MasterKeySource, RotationStep};
 use custodia_store::{KeyName, KeyState, Keystore, KeystoreError};
 use rand_chacha::ChaCha20Rng;
@@ -219,7 +221,10 @@ fn key_file_rotation_makes_a_destroyed_key_unopenable_from_an_earlier_copy() {
     let new_master = std::fs::read(&vault.master).unwrap();
     let late_file = std::fs::read(key_file(&vault.root, &late)).unwrap();
     assert_eq!(late_file[5..13], master_id(&new_master));
-    assert_eq!(FileKeystore::open(&vault.root, None).unwrap().epoch_decapsulator(&late).unwrap().public_key(), late_public);
+    assert_eq!(
+        FileKeystore::open(&vault.root, None).unwrap().epoch_decapsulator(&late).unwrap().public_key(),
+        late_public
+    );
 
     // (b) The copy no longer opens with the master key the vault has…
     assert!(matches!(FileKeystore::open(&vault.usb, None), Err(KeystoreError::WrongMasterKey)));
@@ -267,7 +272,8 @@ fn rotation_re_seals_every_key_file_and_names_the_new_master() {
     assert_eq!(new_manifest["master_id"], hex::encode(master_id(&new_master)));
     // Seven keys: four epochs, two secrets, one signing key; each opens by the book under the new
     // master to the same secret the old master sealed, with its kind in the header.
-    let key_files: Vec<_> = all_files(&vault.root.join("keys")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "key")).collect();
+    let key_files: Vec<_> =
+        all_files(&vault.root.join("keys")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "key")).collect();
     assert_eq!(key_files.len(), 7);
     for epoch in &contents.epochs {
         let file = std::fs::read(key_file(&vault.root, &epoch.name)).unwrap();
@@ -428,7 +434,11 @@ fn a_key_file_under_an_unknown_master_stops_rotation_without_losing_keys() {
     assert!(matches!(store.seal_destructions(&mut rng(2)), Err(KeystoreError::Corrupt(n)) if n == foreign.as_str()));
     let next_id = master_id(&std::fs::read(with_suffix(&vault.master, ".next")).unwrap());
     let old_id = master_id(&std::fs::read(&vault.master).unwrap());
-    let headers: Vec<[u8; 8]> = contents.epochs.iter().map(|e| std::fs::read(key_file(&vault.root, &e.name)).unwrap()[5..13].try_into().unwrap()).collect();
+    let headers: Vec<[u8; 8]> = contents
+        .epochs
+        .iter()
+        .map(|e| std::fs::read(key_file(&vault.root, &e.name)).unwrap()[5..13].try_into().unwrap())
+        .collect();
     assert!(headers.contains(&next_id) && headers.contains(&old_id), "mixed generations");
     assert_survivors_work(&store, &contents, &[]);
     drop(store);
@@ -554,7 +564,12 @@ fn a_passphrase_rotation_interrupted_at_any_step_is_finished_by_open() {
 /// Writes a format-1 keystore exactly as the code before rotation did (crate history, commit
 /// 6a987f7): `keystore.json` version 1, the master key sealing key files directly, key files
 /// `nonce || AES-GCM(master, secret)` with associated data `"custodia keystore v1 key\0" || kind || name`.
-fn write_version_1(root: &Path, master: &[u8; 32], manifest_master: serde_json::Value, keys: &[(&KeyName, u8, [u8; 32])]) {
+fn write_version_1(
+    root: &Path,
+    master: &[u8; 32],
+    manifest_master: serde_json::Value,
+    keys: &[(&KeyName, u8, [u8; 32])],
+) {
     let cipher = Aes256Gcm::new_from_slice(master).unwrap();
     let seal = |msg: &[u8], aad: &[u8], nonce: [u8; 12]| {
         let mut out = nonce.to_vec();
@@ -579,8 +594,10 @@ fn write_version_1(root: &Path, master: &[u8; 32], manifest_master: serde_json::
 fn a_version_1_keystore_still_opens_and_becomes_version_2_at_its_first_rotation() {
     let epoch_key = custodia_seal::EpochSecretKey::generate(&mut rng(5));
     let epoch_public = epoch_key.public_key();
-    let (epoch_name, blind_name, signing_name) = (name("epoch/face/3600000/aa"), name("blind/2026-11"), name("vault/epoch-signing"));
-    let keys = [(&epoch_name, 1u8, *epoch_key.to_bytes()), (&blind_name, 2, [0x42; 32]), (&signing_name, 3, [0x17; 32])];
+    let (epoch_name, blind_name, signing_name) =
+        (name("epoch/face/3600000/aa"), name("blind/2026-11"), name("vault/epoch-signing"));
+    let keys =
+        [(&epoch_name, 1u8, *epoch_key.to_bytes()), (&blind_name, 2, [0x42; 32]), (&signing_name, 3, [0x17; 32])];
     let signing_public = ed25519_dalek::SigningKey::from_bytes(&[0x17; 32]).verifying_key().to_bytes();
     let check = |store: &FileKeystore| {
         assert_eq!(store.epoch_decapsulator(&epoch_name).unwrap().public_key(), epoch_public);
@@ -593,7 +610,12 @@ fn a_version_1_keystore_still_opens_and_becomes_version_2_at_its_first_rotation(
     let (root, master_path) = (dir.path().join("ks"), dir.path().join("master.key"));
     let master = [0x5a; 32];
     std::fs::write(&master_path, master).unwrap();
-    write_version_1(&root, &master, serde_json::json!({ "kind": "key-file", "path": master_path.display().to_string() }), &keys);
+    write_version_1(
+        &root,
+        &master,
+        serde_json::json!({ "kind": "key-file", "path": master_path.display().to_string() }),
+        &keys,
+    );
     let store = FileKeystore::open(&root, None).unwrap();
     check(&store);
     assert_eq!(store.master_generation(), 0);
@@ -610,9 +632,13 @@ fn a_version_1_keystore_still_opens_and_becomes_version_2_at_its_first_rotation(
     let root = dir.path().join("ks");
     let salt = [3u8; 16];
     let mut stretched = [0u8; 32];
-    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2::Params::new(FAST.m_kib, FAST.t, FAST.p, Some(32)).unwrap())
-        .hash_password_into(PASSPHRASE, &salt, &mut stretched)
-        .unwrap();
+    argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(FAST.m_kib, FAST.t, FAST.p, Some(32)).unwrap(),
+    )
+    .hash_password_into(PASSPHRASE, &salt, &mut stretched)
+    .unwrap();
     let manifest_master = serde_json::json!({ "kind": "argon2id", "salt": hex::encode(salt), "params": { "m_kib": FAST.m_kib, "t": FAST.t, "p": FAST.p } });
     write_version_1(&root, &stretched, manifest_master, &keys);
     let store = FileKeystore::open(&root, Some(PASSPHRASE)).unwrap();

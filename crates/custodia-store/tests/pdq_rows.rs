@@ -38,13 +38,18 @@ fn record(sequence: u64, pdq: Vec<PdqEntry>) -> NewRecord {
 fn hashes_are_stored_read_back_joined_and_deleted_per_group() {
     let dir = tempfile::tempdir().unwrap();
     let index = Index::open(&dir.path().join("i.sqlite3")).unwrap();
-    let r1 = record(1, vec![entry(0, 1, "overview", "full", 1), entry(0, 1, "overview", "inset-5", 2), entry(1, 0, "face", "full", 3)]);
+    let r1 = record(
+        1,
+        vec![entry(0, 1, "overview", "full", 1), entry(0, 1, "overview", "inset-5", 2), entry(1, 0, "face", "full", 3)],
+    );
     // A retried upload (same id, same digest) adds no second copy of its hashes.
-    let out = index.insert_records(&[r1.clone(), r1.clone(), record(2, vec![entry(0, 1, "overview", "full", 4)])]).unwrap();
+    let out =
+        index.insert_records(&[r1.clone(), r1.clone(), record(2, vec![entry(0, 1, "overview", "full", 4)])]).unwrap();
     assert_eq!(out, [InsertOutcome::Inserted, InsertOutcome::Duplicate, InsertOutcome::Inserted]);
 
     let mut seen = Vec::new();
-    let last = index.for_each_pdq_since(0, |id, pipeline, hash| seen.push((id, pipeline.to_string(), hash[0]))).unwrap();
+    let last =
+        index.for_each_pdq_since(0, |id, pipeline, hash| seen.push((id, pipeline.to_string(), hash[0]))).unwrap();
     assert_eq!(seen.iter().map(|s| s.2).collect::<Vec<_>>(), [1, 2, 3, 4]);
     assert_eq!(last, seen.last().unwrap().0);
     assert_eq!(index.for_each_pdq_since(last, |_, _, _| panic!("nothing new")).unwrap(), last);
@@ -54,12 +59,19 @@ fn hashes_are_stored_read_back_joined_and_deleted_per_group() {
     assert_eq!(rows.len(), 4);
     assert_eq!(rows[2].entry, entry(1, 0, "face", "full", 3));
     assert_eq!(rows[2].record, r1.id);
-    assert_eq!((rows[3].site.as_str(), rows[3].lane.as_str(), rows[3].capture_time_ms), ("anzalduas", "lane-2", 1_780_000_000_002));
+    assert_eq!(
+        (rows[3].site.as_str(), rows[3].lane.as_str(), rows[3].capture_time_ms),
+        ("anzalduas", "lane-2", 1_780_000_000_002)
+    );
 
     // Retention of record 1's face group: one DELETE, the other hashes stay.
     assert_eq!(index.delete_pdq(&r1.id, 1, Some("face")).unwrap(), 1);
     let rows = index.pdq_rows(&ids).unwrap();
-    assert_eq!(rows.iter().map(|r| r.entry.hash[0]).collect::<Vec<_>>(), [1, 2, 4], "a deleted id is dropped, not an error");
+    assert_eq!(
+        rows.iter().map(|r| r.entry.hash[0]).collect::<Vec<_>>(),
+        [1, 2, 4],
+        "a deleted id is dropped, not an error"
+    );
     // Ids are never reused after a delete, so an in-memory index cannot point at a stranger.
     index.insert_records(&[record(3, vec![entry(1, 0, "face", "full", 5)])]).unwrap();
     let mut fresh = Vec::new();

@@ -76,7 +76,9 @@ fn padded(n: usize) -> usize {
 }
 
 fn ifd_len(entries: &[Entry]) -> usize {
-    2 + 12 * entries.len() + 4 + entries.iter().filter(|e| e.data.len() > 4).map(|e| padded(e.data.len())).sum::<usize>()
+    2 + 12 * entries.len()
+        + 4
+        + entries.iter().filter(|e| e.data.len() > 4).map(|e| padded(e.data.len())).sum::<usize>()
 }
 
 /// Appends one IFD that starts at TIFF offset `at` (== out.len() - tiff_start), values that do

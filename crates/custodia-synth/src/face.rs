@@ -25,15 +25,8 @@ const SKIN: [Rgb; 10] = [
     [96, 62, 42],
     [72, 48, 34],
 ];
-const HAIR: [Rgb; 7] = [
-    [20, 16, 14],
-    [48, 32, 22],
-    [84, 56, 34],
-    [150, 112, 64],
-    [196, 160, 100],
-    [150, 150, 150],
-    [130, 60, 30],
-];
+const HAIR: [Rgb; 7] =
+    [[20, 16, 14], [48, 32, 22], [84, 56, 34], [150, 112, 64], [196, 160, 100], [150, 150, 150], [130, 60, 30]];
 const IRIS: [Rgb; 5] = [[60, 40, 24], [90, 60, 30], [50, 90, 130], [70, 110, 80], [40, 30, 20]];
 const SHIRT: [Rgb; 9] = [
     [30, 40, 90],
@@ -157,8 +150,22 @@ pub(crate) fn render<R: Rng + ?Sized>(p: &Person, light: [i32; 3], rng: &mut R) 
     let fringe_y = cy - ry * 0.78;
     match p.hair_style {
         2 => {
-            c.ellipse((cx - rx * 0.9) as i32, (cy - ry * 0.25) as i32, (rx * 0.14) as i32, (ry * 0.25) as i32, p.hair, 256);
-            c.ellipse((cx + rx * 0.9) as i32, (cy - ry * 0.25) as i32, (rx * 0.14) as i32, (ry * 0.25) as i32, p.hair, 256);
+            c.ellipse(
+                (cx - rx * 0.9) as i32,
+                (cy - ry * 0.25) as i32,
+                (rx * 0.14) as i32,
+                (ry * 0.25) as i32,
+                p.hair,
+                256,
+            );
+            c.ellipse(
+                (cx + rx * 0.9) as i32,
+                (cy - ry * 0.25) as i32,
+                (rx * 0.14) as i32,
+                (ry * 0.25) as i32,
+                p.hair,
+                256,
+            );
         }
         3 => {
             for k in 0..9 {
@@ -169,12 +176,32 @@ pub(crate) fn render<R: Rng + ?Sized>(p: &Person, light: [i32; 3], rng: &mut R) 
         }
         4 => {
             c.ellipse(cxi, fringe_y as i32, (rx * 1.05) as i32, (ry * 0.42) as i32, p.cap, 256);
-            c.fill_rect((cx - rx * 1.0 + yaw) as i32, (fringe_y + ry * 0.12) as i32, (cx + rx * 1.15 + yaw) as i32, (fringe_y + ry * 0.24) as i32, shade(p.cap, 170));
+            c.fill_rect(
+                (cx - rx * 1.0 + yaw) as i32,
+                (fringe_y + ry * 0.12) as i32,
+                (cx + rx * 1.15 + yaw) as i32,
+                (fringe_y + ry * 0.24) as i32,
+                shade(p.cap, 170),
+            );
         }
         _ => {
             c.ellipse(cxi, fringe_y as i32, (rx * 1.04) as i32, (ry * 0.38) as i32, p.hair, 256);
-            c.ellipse((cx - rx * 0.85) as i32, (cy - ry * 0.35) as i32, (rx * 0.2) as i32, (ry * 0.35) as i32, p.hair, 256);
-            c.ellipse((cx + rx * 0.85) as i32, (cy - ry * 0.35) as i32, (rx * 0.2) as i32, (ry * 0.35) as i32, p.hair, 256);
+            c.ellipse(
+                (cx - rx * 0.85) as i32,
+                (cy - ry * 0.35) as i32,
+                (rx * 0.2) as i32,
+                (ry * 0.35) as i32,
+                p.hair,
+                256,
+            );
+            c.ellipse(
+                (cx + rx * 0.85) as i32,
+                (cy - ry * 0.35) as i32,
+                (rx * 0.2) as i32,
+                (ry * 0.35) as i32,
+                p.hair,
+                256,
+            );
         }
     }
 
@@ -191,7 +218,13 @@ pub(crate) fn render<R: Rng + ?Sized>(p: &Person, light: [i32; 3], rng: &mut R) 
             let look = rng.gen_range(-2..=2);
             c.ellipse(ex as i32 + look, ey as i32, (ery as f32 * 1.0) as i32, ery, p.iris, 256);
             c.ellipse(ex as i32 + look, ey as i32, (ery / 2).max(1), (ery / 2).max(1), [10, 10, 10], 256);
-            c.line((ex - erx as f32, ey - ery as f32), (ex + erx as f32, ey - ery as f32), 2.0, shade(p.skin, 120), 256);
+            c.line(
+                (ex - erx as f32, ey - ery as f32),
+                (ex + erx as f32, ey - ery as f32),
+                2.0,
+                shade(p.skin, 120),
+                256,
+            );
         }
         let by = ey - ry * 0.16;
         c.line((ex - rx * 0.2, by + s * 1.0), (ex + rx * 0.2, by - s * 1.0), p.brow * hf, p.hair, 256);
@@ -222,14 +255,25 @@ pub(crate) fn render<R: Rng + ?Sized>(p: &Person, light: [i32; 3], rng: &mut R) 
         c.ellipse((cx + yaw) as i32, my as i32, (p.mouth_w * rx) as i32, (ry * 0.06 + open) as i32, p.lip, 256);
     }
     if p.moustache {
-        c.ellipse((cx + yaw) as i32, (my - ry * 0.12) as i32, (p.mouth_w * rx * 1.05) as i32, (ry * 0.05) as i32, p.hair, 256);
+        c.ellipse(
+            (cx + yaw) as i32,
+            (my - ry * 0.12) as i32,
+            (p.mouth_w * rx * 1.05) as i32,
+            (ry * 0.05) as i32,
+            p.hair,
+            256,
+        );
     }
 
     // Windscreen reflection: a pale diagonal band, different in every photo.
     if rng.gen_bool(0.6) {
         let x0 = rng.gen_range(-0.5..0.8) * wf;
         let bw = rng.gen_range(20.0..70.0);
-        c.polygon(&[(x0, 0.0), (x0 + bw, 0.0), (x0 + bw + 120.0, hf), (x0 + 120.0, hf)], [235, 240, 245], rng.gen_range(20..60));
+        c.polygon(
+            &[(x0, 0.0), (x0 + bw, 0.0), (x0 + bw + 120.0, hf), (x0 + 120.0, hf)],
+            [235, 240, 245],
+            rng.gen_range(20..60),
+        );
     }
     c.grade(light);
     c.noise(rng.r#gen(), rng.gen_range(FACE_NOISE.0..FACE_NOISE.1), 0, 0, w, h);

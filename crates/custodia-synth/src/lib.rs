@@ -103,12 +103,10 @@ pub use face::{FACE_H, FACE_W};
 pub use plate::{PLATE_CROP_H, PLATE_CROP_W, PLATE_LEN, Plate, Region, SYNTHETIC_PREFIX, is_synthetic_plate};
 pub use scene::{OVERVIEW_H, OVERVIEW_W};
 pub use traffic::{
-    CapturePlan, FileRole, LaneSpec, MAX_DAYS, MAX_LABEL_LEN, PlateOutcome, Planner, SITE_GPS, SITE_UTC_OFFSET_MIN, SyntheticCapture,
-    SyntheticFile, Traffic, TrafficConfig, generate, plan, render, sample_capture_bytes,
+    CapturePlan, FileRole, LaneSpec, MAX_DAYS, MAX_LABEL_LEN, Planner, PlateOutcome, SITE_GPS, SITE_UTC_OFFSET_MIN,
+    SyntheticCapture, SyntheticFile, Traffic, TrafficConfig, generate, plan, render, sample_capture_bytes,
 };
-pub use vendor::{
-    Candidate, EngineRead, PixelBox, PlateRead, Vendor, VehicleAttributes, Xy, rekor_agent_uid,
-};
+pub use vendor::{Candidate, EngineRead, PixelBox, PlateRead, VehicleAttributes, Vendor, Xy, rekor_agent_uid};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

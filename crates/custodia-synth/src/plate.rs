@@ -202,11 +202,7 @@ impl Plate {
             return false;
         }
         let digits = b[3..6].iter().all(u8::is_ascii_digit);
-        if region.is_mexican() {
-            digits && b[6].is_ascii_alphabetic()
-        } else {
-            digits && b[6].is_ascii_digit()
-        }
+        if region.is_mexican() { digits && b[6].is_ascii_alphabetic() } else { digits && b[6].is_ascii_digit() }
     }
 
     /// The text as printed on the plate, with the region's separators.
@@ -222,16 +218,8 @@ impl Plate {
 }
 
 /// OCR confusions an ALPR engine makes, both ways round.
-pub(crate) const CONFUSIONS: [(u8, u8); 8] = [
-    (b'O', b'0'),
-    (b'B', b'8'),
-    (b'I', b'1'),
-    (b'S', b'5'),
-    (b'Z', b'2'),
-    (b'D', b'0'),
-    (b'G', b'6'),
-    (b'Q', b'0'),
-];
+pub(crate) const CONFUSIONS: [(u8, u8); 8] =
+    [(b'O', b'0'), (b'B', b'8'), (b'I', b'1'), (b'S', b'5'), (b'Z', b'2'), (b'D', b'0'), (b'G', b'6'), (b'Q', b'0')];
 
 /// The characters `c` is commonly misread as.
 pub(crate) fn confusable(c: u8) -> impl Iterator<Item = u8> {

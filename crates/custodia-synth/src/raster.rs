@@ -76,11 +76,7 @@ pub(crate) fn mix(a: Rgb, b: Rgb, t: u32) -> Rgb {
 /// Scales a colour by `f`/256 (f may exceed 256 to brighten).
 #[inline]
 pub(crate) fn shade(c: Rgb, f: i32) -> Rgb {
-    [
-        clamp_u8((c[0] as i32 * f) >> 8),
-        clamp_u8((c[1] as i32 * f) >> 8),
-        clamp_u8((c[2] as i32 * f) >> 8),
-    ]
+    [clamp_u8((c[0] as i32 * f) >> 8), clamp_u8((c[1] as i32 * f) >> 8), clamp_u8((c[2] as i32 * f) >> 8)]
 }
 
 impl Canvas {
@@ -474,11 +470,7 @@ fn invert_bilinear(
     };
     let denom_x = e.0 + g.0 * v;
     let denom_y = e.1 + g.1 * v;
-    let u = if denom_x.abs() > denom_y.abs() {
-        (h.0 - f.0 * v) / denom_x
-    } else {
-        (h.1 - f.1 * v) / denom_y
-    };
+    let u = if denom_x.abs() > denom_y.abs() { (h.0 - f.0 * v) / denom_x } else { (h.1 - f.1 * v) / denom_y };
     Some((u, v))
 }
 

@@ -181,13 +181,7 @@ pub(crate) fn light_at<R: Rng + ?Sized>(hour: f32, rng: &mut R) -> Light {
         // Night: the port is floodlit, the camera boosts gain (more noise) and sees little colour.
         ([10, 14, 30], [40, 44, 70], [176, 180, 196], true, rng.gen_range(10..14))
     };
-    Light {
-        sky_top,
-        sky_horizon,
-        gain: gain.map(|g| g + exposure),
-        night,
-        noise,
-    }
+    Light { sky_top, sky_horizon, gain: gain.map(|g| g + exposure), night, noise }
 }
 
 /// Where things ended up in an overview: what an engine reports about it.
@@ -261,7 +255,13 @@ pub(crate) fn render_overview<R: Rng + ?Sized>(
                 let mut wx = x + 5;
                 while wx + ws / 2 < x + bw - 5 {
                     if rng.gen_bool(0.8) {
-                        c.fill_rect(wx, wy, wx + ws / 2, wy + wh / 2, if rng.gen_bool(0.8) { win } else { shade(col, 60) });
+                        c.fill_rect(
+                            wx,
+                            wy,
+                            wx + ws / 2,
+                            wy + wh / 2,
+                            if rng.gen_bool(0.8) { win } else { shade(col, 60) },
+                        );
                     }
                     wx += ws;
                 }
@@ -335,7 +335,11 @@ pub(crate) fn render_overview<R: Rng + ?Sized>(
     }
     // An inspection booth at one side.
     if rng.gen_bool(0.6) {
-        let bx = if rng.gen_bool(0.5) { rng.gen_range(0..(wf * 0.2) as i32) } else { rng.gen_range((wf * 0.7) as i32..w - 120) };
+        let bx = if rng.gen_bool(0.5) {
+            rng.gen_range(0..(wf * 0.2) as i32)
+        } else {
+            rng.gen_range((wf * 0.7) as i32..w - 120)
+        };
         let by = horizon + rng.gen_range(-60..60);
         let (bw, bh) = (rng.gen_range(90..170), rng.gen_range(120..220));
         c.fill_rect(bx, by, bx + bw, by + bh, [196, 198, 190]);
@@ -394,12 +398,27 @@ fn draw_vehicle<R: Rng + ?Sized>(
     // Shadow and tyres.
     c.ellipse(x as i32, bottom as i32, (cw * 0.58) as i32, (cw * 0.05) as i32, [12, 12, 14], 170);
     for s in [-1.0, 1.0] {
-        c.fill_rect((x + s * cw * 0.40 - cw * 0.07) as i32, (bottom - cw * 0.16) as i32, (x + s * cw * 0.40 + cw * 0.07) as i32, bottom as i32, v.wheel);
+        c.fill_rect(
+            (x + s * cw * 0.40 - cw * 0.07) as i32,
+            (bottom - cw * 0.16) as i32,
+            (x + s * cw * 0.40 + cw * 0.07) as i32,
+            bottom as i32,
+            v.wheel,
+        );
     }
 
     // Cabin, glass, the people inside.
     let pillar = cw * 0.04;
-    c.polygon(&[(x - cw * 0.31, roof), (x + cw * 0.31, roof), (x + cw * 0.43, hood_top + 2.0), (x - cw * 0.43, hood_top + 2.0)], shade(col, 230), 256);
+    c.polygon(
+        &[
+            (x - cw * 0.31, roof),
+            (x + cw * 0.31, roof),
+            (x + cw * 0.43, hood_top + 2.0),
+            (x - cw * 0.43, hood_top + 2.0),
+        ],
+        shade(col, 230),
+        256,
+    );
     let glass_top = roof + pillar * 0.8;
     let glass = if light.night { [14, 16, 22] } else { [44, 54, 66] };
     let glass_quad = [
@@ -419,22 +438,55 @@ fn draw_vehicle<R: Rng + ?Sized>(
         let hy = glass_top + gh * if size < 1.0 { 0.38 } else { 0.5 };
         let rr = gh * 0.17 * size;
         let dim = if size < 1.0 { 110 } else { 150 };
-        c.ellipse(hx as i32, (hy + rr * 2.1) as i32, (rr * 1.9) as i32, (rr * 1.2) as i32, mix(glass, occ.clothes, dim), 256);
+        c.ellipse(
+            hx as i32,
+            (hy + rr * 2.1) as i32,
+            (rr * 1.9) as i32,
+            (rr * 1.2) as i32,
+            mix(glass, occ.clothes, dim),
+            256,
+        );
         c.ellipse(hx as i32, hy as i32, (rr * 0.82) as i32, rr as i32, mix(glass, occ.skin, dim), 256);
     }
     // Sky reflected in the windscreen.
     let rx0 = x - cw * 0.4 + rng.gen_range(0.0..0.5) * cw;
-    c.polygon(&[(rx0, glass_top), (rx0 + cw * 0.12, glass_top), (rx0 + cw * 0.02, hood_top), (rx0 - cw * 0.10, hood_top)], [220, 230, 240], rng.gen_range(25..70));
+    c.polygon(
+        &[(rx0, glass_top), (rx0 + cw * 0.12, glass_top), (rx0 + cw * 0.02, hood_top), (rx0 - cw * 0.10, hood_top)],
+        [220, 230, 240],
+        rng.gen_range(25..70),
+    );
     // Mirrors.
     for s in [-1.0, 1.0] {
         let mx = x + s * cw * 0.5;
-        c.fill_rect((mx - cw * 0.04) as i32, (hood_top - cw * 0.05) as i32, (mx + cw * 0.04) as i32, (hood_top + cw * 0.01) as i32, shade(col, 200));
+        c.fill_rect(
+            (mx - cw * 0.04) as i32,
+            (hood_top - cw * 0.05) as i32,
+            (mx + cw * 0.04) as i32,
+            (hood_top + cw * 0.01) as i32,
+            shade(col, 200),
+        );
     }
 
     // Hood and body (drawn over anything that spilled below the glass).
-    c.polygon(&[(x - cw * 0.45, hood_top), (x + cw * 0.45, hood_top), (x + cw * 0.5, body_top + 2.0), (x - cw * 0.5, body_top + 2.0)], shade(col, 275), 256);
+    c.polygon(
+        &[
+            (x - cw * 0.45, hood_top),
+            (x + cw * 0.45, hood_top),
+            (x + cw * 0.5, body_top + 2.0),
+            (x - cw * 0.5, body_top + 2.0),
+        ],
+        shade(col, 275),
+        256,
+    );
     c.fill_rect((x - cw * 0.5) as i32, body_top as i32, (x + cw * 0.5) as i32, (bottom - cw * 0.05) as i32, col);
-    c.blend_rect((x - cw * 0.5) as i32, body_top as i32, (x + cw * 0.5) as i32, (body_top + body_h * 0.25) as i32, [255, 255, 255], 30);
+    c.blend_rect(
+        (x - cw * 0.5) as i32,
+        body_top as i32,
+        (x + cw * 0.5) as i32,
+        (body_top + body_h * 0.25) as i32,
+        [255, 255, 255],
+        30,
+    );
     // Bumper.
     let bumper_top = bottom - cw * 0.13;
     let plastic = if v.chrome { [170, 172, 176] } else { shade(col, 150) };
@@ -474,16 +526,17 @@ fn draw_vehicle<R: Rng + ?Sized>(
             (pcx + pw / 2.0, pcy + ph / 2.0 - tilt),
             (pcx - pw / 2.0, pcy + ph / 2.0 + tilt),
         ];
-        c.fill_rect((pcx - pw * 0.55) as i32, (pcy - ph * 0.6) as i32, (pcx + pw * 0.55) as i32, (pcy + ph * 0.6) as i32, [20, 20, 22]);
+        c.fill_rect(
+            (pcx - pw * 0.55) as i32,
+            (pcy - ph * 0.6) as i32,
+            (pcx + pw * 0.55) as i32,
+            (pcy + ph * 0.6) as i32,
+            [20, 20, 22],
+        );
         c.warp_from(face, quad);
         quad
     });
-    let vb = (
-        (x - cw * 0.55) as i32,
-        roof as i32,
-        (cw * 1.1) as i32,
-        (bottom - roof) as i32,
-    );
+    let vb = ((x - cw * 0.55) as i32, roof as i32, (cw * 1.1) as i32, (bottom - roof) as i32);
     Shot { plate_quad, vehicle_box: vb }
 }
 
@@ -508,14 +561,26 @@ fn draw_motorcycle(
     c.line((x - s * 0.55, bottom - s * 1.25), (x + s * 0.55, bottom - s * 1.25), 7.0, [40, 40, 44], 256);
     // Rider: torso and helmet with a dark visor.
     let rider = occupants.first().map(|o| o.clothes).unwrap_or(v.rider);
-    c.polygon(&[(x - s * 0.35, bottom - s * 1.2), (x + s * 0.35, bottom - s * 1.2), (x + s * 0.25, bottom - s * 2.0), (x - s * 0.25, bottom - s * 2.0)], rider, 256);
+    c.polygon(
+        &[
+            (x - s * 0.35, bottom - s * 1.2),
+            (x + s * 0.35, bottom - s * 1.2),
+            (x + s * 0.25, bottom - s * 2.0),
+            (x - s * 0.25, bottom - s * 2.0),
+        ],
+        rider,
+        256,
+    );
     c.ellipse(x as i32, (bottom - s * 2.2) as i32, (s * 0.2) as i32, (s * 0.24) as i32, v.rider, 256);
-    c.fill_rect((x - s * 0.15) as i32, (bottom - s * 2.25) as i32, (x + s * 0.15) as i32, (bottom - s * 2.12) as i32, [15, 15, 18]);
+    c.fill_rect(
+        (x - s * 0.15) as i32,
+        (bottom - s * 2.25) as i32,
+        (x + s * 0.15) as i32,
+        (bottom - s * 2.12) as i32,
+        [15, 15, 18],
+    );
     let top = bottom - s * 2.5;
-    Shot {
-        plate_quad: None,
-        vehicle_box: ((x - s * 0.6) as i32, top as i32, (s * 1.2) as i32, (bottom - top) as i32),
-    }
+    Shot { plate_quad: None, vehicle_box: ((x - s * 0.6) as i32, top as i32, (s * 1.2) as i32, (bottom - top) as i32) }
 }
 
 /// Crops the vehicle out of an overview and scales it to a width of [`VEHICLE_CROP_W`]: what

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use crate::civil::civil;
 use crate::exif::{CameraMeta, jpeg_with_camera_metadata};
 use crate::face::{self, FACE_QUALITY, Person};
+use crate::mix64;
 use crate::plate::{self, PLATE_QUALITY, Plate};
 use crate::raster::shade;
 use crate::scene::{self, Body, OVERVIEW_H, OVERVIEW_QUALITY, OVERVIEW_W, Silhouette, Vehicle};
-use crate::vendor::{Candidate, EngineRead, PixelBox, PlateRead, Vendor, VehicleAttributes, Xy};
-use crate::mix64;
+use crate::vendor::{Candidate, EngineRead, PixelBox, PlateRead, VehicleAttributes, Vendor, Xy};
 
 /// The site's fixed offset from UTC in minutes (US Central Standard Time, like the Anzalduas
 /// port). It shapes the daily traffic curve and the lighting; all `time_ms` values are UTC.
@@ -183,8 +183,8 @@ impl CapturePlan {
 
 /// Relative traffic per local hour: quiet nights, a morning and an evening rush.
 const HOURLY: [f64; 24] = [
-    0.25, 0.15, 0.1, 0.1, 0.2, 0.5, 1.2, 2.4, 2.6, 1.9, 1.5, 1.4, 1.5, 1.5, 1.6, 1.9, 2.4, 2.6, 2.1, 1.6,
-    1.2, 0.9, 0.6, 0.4,
+    0.25, 0.15, 0.1, 0.1, 0.2, 0.5, 1.2, 2.4, 2.6, 1.9, 1.5, 1.4, 1.5, 1.5, 1.6, 1.9, 2.4, 2.6, 2.1, 1.6, 1.2, 0.9,
+    0.6, 0.4,
 ];
 /// Relative traffic per weekday, Monday first: shoppers fill Saturdays.
 const WEEKDAY: [f64; 7] = [1.0, 0.95, 0.95, 1.0, 1.15, 1.3, 0.85];
@@ -311,11 +311,8 @@ impl Planner {
     /// The occupants of this pass.
     fn occupants(&mut self, vehicle_id: u64, motorcycle: bool, commuter: bool, index: u64) -> Vec<u64> {
         let mut r = ChaCha8Rng::seed_from_u64(derive(self.config.seed, TAG_OCCUPANTS, vehicle_id));
-        let regular = if motorcycle {
-            1 + r.gen_bool(0.1) as u64
-        } else {
-            [1, 1, 1, 1, 1, 2, 2, 2, 3, 4][r.gen_range(0..10)]
-        };
+        let regular =
+            if motorcycle { 1 + r.gen_bool(0.1) as u64 } else { [1, 1, 1, 1, 1, 2, 2, 2, 3, 4][r.gen_range(0..10)] };
         let regulars: Vec<u64> = (0..regular).map(|seat| vehicle_id * 8 + seat).collect();
         if !commuter || motorcycle {
             return regulars;
@@ -422,7 +419,6 @@ impl Iterator for Traffic {
 
 impl ExactSizeIterator for Traffic {}
 
-
 /// The camera metadata of a lane.
 fn camera_meta(site: &str, lane: &LaneSpec, time_ms: i64) -> CameraMeta {
     let serial = derive(0, 0x5345_5249, crate::fnv1a(site.as_bytes()) ^ lane.camera_id as u64);
@@ -501,7 +497,8 @@ pub fn render(config: &TrafficConfig, p: &CapturePlan) -> SyntheticCapture {
     let mut rng = ChaCha8Rng::seed_from_u64(derive(config.seed, TAG_CAPTURE, p.index));
     let vehicle = vehicle(config.seed, p.vehicle_id);
     let outcome = p.outcome;
-    let persons: Vec<Person> = p.person_ids.iter().map(|&id| Person::from_seed(derive(config.seed, TAG_PERSON, id))).collect();
+    let persons: Vec<Person> =
+        p.person_ids.iter().map(|&id| Person::from_seed(derive(config.seed, TAG_PERSON, id))).collect();
     let faces = if vehicle.body == Body::Motorcycle {
         0
     } else if persons.len() >= 2 && rng.gen_bool(P_PASSENGER_FACE) {
@@ -515,20 +512,34 @@ pub fn render(config: &TrafficConfig, p: &CapturePlan) -> SyntheticCapture {
 
     let mut files = Vec::with_capacity(5);
     let overview_name = format!("{stem}.jpg");
-    files.push(SyntheticFile { name: overview_name.clone(), bytes: with_meta(rendered.overview, &meta), role: FileRole::Overview });
+    files.push(SyntheticFile {
+        name: overview_name.clone(),
+        bytes: with_meta(rendered.overview, &meta),
+        role: FileRole::Overview,
+    });
     if let Some(crop) = &rendered.plate_crop
         && !lane.vendor.plate_crop_inline()
     {
-        files.push(SyntheticFile { name: format!("{stem}.plate.jpg"), bytes: with_meta(crop.clone(), &meta), role: FileRole::PlateCrop });
+        files.push(SyntheticFile {
+            name: format!("{stem}.plate.jpg"),
+            bytes: with_meta(crop.clone(), &meta),
+            role: FileRole::PlateCrop,
+        });
     }
     for (k, f) in rendered.faces.into_iter().enumerate() {
-        files.push(SyntheticFile { name: format!("{stem}.face{k}.jpg"), bytes: with_meta(f, &meta), role: FileRole::Face });
+        files.push(SyntheticFile {
+            name: format!("{stem}.face{k}.jpg"),
+            bytes: with_meta(f, &meta),
+            role: FileRole::Face,
+        });
     }
 
     let truth = (outcome != PlateOutcome::NoPlate).then(|| vehicle.plate.text().to_owned());
     let read_text = match outcome {
         PlateOutcome::Read => truth.clone(),
-        PlateOutcome::Misread => Some(confuse(vehicle.plate.text(), &mut rng).unwrap_or_else(|| vehicle.plate.text().to_owned())),
+        PlateOutcome::Misread => {
+            Some(confuse(vehicle.plate.text(), &mut rng).unwrap_or_else(|| vehicle.plate.text().to_owned()))
+        }
         PlateOutcome::Obscured | PlateOutcome::NoPlate => None,
     };
     let plate_read = read_text.as_ref().zip(rendered.corners).map(|(best, corners)| {
@@ -613,7 +624,8 @@ fn render_images<R: Rng + ?Sized>(
     let light = scene::light_at(hour, rng);
     let dirt = if outcome == PlateOutcome::Obscured { rng.gen_range(200..250) } else { 0 };
     let plate_face = (outcome != PlateOutcome::NoPlate).then(|| plate::draw_plate(&vehicle.plate, dirt, rng));
-    let silhouettes: Vec<Silhouette> = persons.iter().map(|p| Silhouette { skin: p.skin(), clothes: p.clothes() }).collect();
+    let silhouettes: Vec<Silhouette> =
+        persons.iter().map(|p| Silhouette { skin: p.skin(), clothes: p.clothes() }).collect();
     let caption = format!("{} {} CAM {}", local.caption(), sanitize(&lane.lane).to_ascii_uppercase(), lane.camera_id);
     let (canvas, shot) = scene::render_overview(vehicle, plate_face.as_ref(), &silhouettes, &light, &caption, rng);
     let overview = canvas.encode_jpeg(OVERVIEW_QUALITY);

@@ -309,7 +309,11 @@ const TOPN: u32 = 10;
 fn alpr_candidates(p: &PlateRead) -> Vec<AlprCandidate<'_>> {
     p.candidates
         .iter()
-        .map(|c| AlprCandidate { plate: &c.plate, confidence: r3(c.confidence), matches_template: c.matches_template as u8 })
+        .map(|c| AlprCandidate {
+            plate: &c.plate,
+            confidence: r3(c.confidence),
+            matches_template: c.matches_template as u8,
+        })
         .collect()
 }
 
@@ -337,9 +341,8 @@ fn openalpr(read: &EngineRead, v2: bool) -> AlprResults<'_> {
         img_width: v2.then_some(read.image_width),
         img_height: v2.then_some(read.image_height),
         processing_time_ms: r3(read.processing_time_ms),
-        regions_of_interest: v2.then(|| {
-            vec![Roi { x: 0, y: 0, width: read.image_width as i32, height: read.image_height as i32 }]
-        }),
+        regions_of_interest: v2
+            .then(|| vec![Roi { x: 0, y: 0, width: read.image_width as i32, height: read.image_height as i32 }]),
         results,
         uuid: format!("{}-cam{}-{}", read.site, read.camera_id, read.time_ms),
         camera_id: read.camera_id,
@@ -504,8 +507,16 @@ fn rekor_group<'a>(read: &'a EngineRead, p: &'a PlateRead) -> RekorGroup<'a> {
         frame_end: frame(times[times.len() - 1]),
         company_id: {
             // A UUID-shaped id derived from the site, stable across runs.
-            let (a, b) = (crate::mix64(crate::fnv1a(read.site.as_bytes())), crate::mix64(!crate::fnv1a(read.site.as_bytes())));
-            format!("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff, b >> 48, b & 0xffff_ffff_ffff)
+            let (a, b) =
+                (crate::mix64(crate::fnv1a(read.site.as_bytes())), crate::mix64(!crate::fnv1a(read.site.as_bytes())));
+            format!(
+                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                a >> 32,
+                (a >> 16) & 0xffff,
+                a & 0xffff,
+                b >> 48,
+                b & 0xffff_ffff_ffff
+            )
         },
         agent_uid: agent_uid.clone(),
         agent_version: "4.1.1",

@@ -114,7 +114,9 @@ fn exif_splice_decodes_and_reads_back() {
     assert_eq!(&out[com + 4..com + 2 + len], meta.comment.as_bytes());
 
     let exif = exif::Reader::new().read_from_container(&mut Cursor::new(&out)).expect("Exif parses");
-    let text = |tag| exif.get_field(tag, exif::In::PRIMARY).unwrap_or_else(|| panic!("{tag} missing")).display_value().to_string();
+    let text = |tag| {
+        exif.get_field(tag, exif::In::PRIMARY).unwrap_or_else(|| panic!("{tag} missing")).display_value().to_string()
+    };
     assert_eq!(text(exif::Tag::Make), "\"Synthetic Optics\"");
     assert_eq!(text(exif::Tag::Model), "\"LaneCam X2\"");
     assert_eq!(text(exif::Tag::BodySerialNumber), "\"SO0123456789\"");
@@ -179,7 +181,14 @@ fn plates_in(v: &Value, out: &mut Vec<String>) {
 #[test]
 fn engine_json_has_each_vendors_fields_and_names_its_images() {
     const ALPR_RESULT: &[&str] = &[
-        "plate", "confidence", "matches_template", "region", "region_confidence", "processing_time_ms", "coordinates", "candidates",
+        "plate",
+        "confidence",
+        "matches_template",
+        "region",
+        "region_confidence",
+        "processing_time_ms",
+        "coordinates",
+        "candidates",
     ];
     let mut seen: HashMap<Vendor, usize> = HashMap::new();
     for cap in generate(&all_vendor_config(21, 36)) {
@@ -215,7 +224,11 @@ fn engine_json_has_each_vendors_fields_and_names_its_images() {
         match cap.vendor {
             Vendor::OpenAlprV2 | Vendor::OpenAlprV1 => {
                 let v2 = cap.vendor == Vendor::OpenAlprV2;
-                has_all(&v, &["epoch_time", "processing_time_ms", "results", "uuid", "camera_id", "site_id"], "alpr_results");
+                has_all(
+                    &v,
+                    &["epoch_time", "processing_time_ms", "results", "uuid", "camera_id", "site_id"],
+                    "alpr_results",
+                );
                 let v2_only = ["version", "data_type", "img_width", "img_height", "regions_of_interest"];
                 for k in v2_only {
                     assert_eq!(v.get(k).is_some(), v2, "{k}");
@@ -241,12 +254,43 @@ fn engine_json_has_each_vendors_fields_and_names_its_images() {
                 has_all(
                     &v,
                     &[
-                        "data_type", "version", "epoch_start", "epoch_end", "frame_start", "frame_end", "company_id", "agent_uid",
-                        "agent_version", "agent_type", "camera_id", "gps_latitude", "gps_longitude", "country", "uuids",
-                        "plate_indexes", "vehicle_path", "plate_path", "candidates", "best_plate", "best_confidence",
-                        "best_plate_number", "best_region", "best_region_confidence", "matches_template", "vehicle_crop_jpeg",
-                        "best_uuid", "best_uuid_epoch_ms", "best_image_width", "best_image_height", "travel_direction",
-                        "is_parked", "is_preview", "vehicle_signature", "vehicle", "web_server_config", "direction_of_travel_id",
+                        "data_type",
+                        "version",
+                        "epoch_start",
+                        "epoch_end",
+                        "frame_start",
+                        "frame_end",
+                        "company_id",
+                        "agent_uid",
+                        "agent_version",
+                        "agent_type",
+                        "camera_id",
+                        "gps_latitude",
+                        "gps_longitude",
+                        "country",
+                        "uuids",
+                        "plate_indexes",
+                        "vehicle_path",
+                        "plate_path",
+                        "candidates",
+                        "best_plate",
+                        "best_confidence",
+                        "best_plate_number",
+                        "best_region",
+                        "best_region_confidence",
+                        "matches_template",
+                        "vehicle_crop_jpeg",
+                        "best_uuid",
+                        "best_uuid_epoch_ms",
+                        "best_image_width",
+                        "best_image_height",
+                        "travel_direction",
+                        "is_parked",
+                        "is_preview",
+                        "vehicle_signature",
+                        "vehicle",
+                        "web_server_config",
+                        "direction_of_travel_id",
                     ],
                     "alpr_group",
                 );
@@ -261,7 +305,9 @@ fn engine_json_has_each_vendors_fields_and_names_its_images() {
                 let crop = decode(&b64.decode(bp["plate_crop_jpeg"].as_str().unwrap()).unwrap());
                 assert_eq!((crop.width() as usize, crop.height() as usize), (PLATE_CROP_W, PLATE_CROP_H));
                 decode(&b64.decode(v["vehicle_crop_jpeg"].as_str().unwrap()).unwrap());
-                for k in ["color", "make", "make_model", "body_type", "year", "orientation", "missing_plate", "is_vehicle"] {
+                for k in
+                    ["color", "make", "make_model", "body_type", "year", "orientation", "missing_plate", "is_vehicle"]
+                {
                     has_all(&v["vehicle"][k][0], &["name", "confidence"], k);
                 }
                 has_all(&v["vehicle_path"][0], &["x", "y", "w", "h", "t", "f"], "vehicle_path");
@@ -276,7 +322,11 @@ fn engine_json_has_each_vendors_fields_and_names_its_images() {
                     assert!(v["data"]["timestamp"].as_str().unwrap().ends_with('Z'));
                     (&v["data"], &v["data"]["results"])
                 } else {
-                    has_all(&v, &["processing_time", "timestamp", "filename", "camera_id", "results", "usage"], "snapshot");
+                    has_all(
+                        &v,
+                        &["processing_time", "timestamp", "filename", "camera_id", "results", "usage"],
+                        "snapshot",
+                    );
                     has_all(&v["usage"], &["calls", "max_calls"], "usage");
                     (&v, &v["results"])
                 };
@@ -305,7 +355,13 @@ fn engine_json_has_each_vendors_fields_and_names_its_images() {
             v => panic!("untested vendor {v:?}"),
         }
     }
-    for v in [Vendor::OpenAlprV2, Vendor::OpenAlprV1, Vendor::RekorScoutGroup, Vendor::PlateRecognizerSnapshot, Vendor::PlateRecognizerStream] {
+    for v in [
+        Vendor::OpenAlprV2,
+        Vendor::OpenAlprV1,
+        Vendor::RekorScoutGroup,
+        Vendor::PlateRecognizerSnapshot,
+        Vendor::PlateRecognizerStream,
+    ] {
         assert!(seen.get(&v).copied().unwrap_or(0) >= 2, "too few {v:?} outputs: {seen:?}");
     }
 }
@@ -376,8 +432,12 @@ fn traffic_has_commuters_a_daily_rhythm_no_reads_and_misreads() {
     assert!(rush > 8 * night.max(1), "rush {rush} vs night {night}: {hours:?}");
 
     let count = |o: PlateOutcome| plans.iter().filter(|p| p.outcome() == o).count();
-    let (read, misread, obscured, none) =
-        (count(PlateOutcome::Read), count(PlateOutcome::Misread), count(PlateOutcome::Obscured), count(PlateOutcome::NoPlate));
+    let (read, misread, obscured, none) = (
+        count(PlateOutcome::Read),
+        count(PlateOutcome::Misread),
+        count(PlateOutcome::Obscured),
+        count(PlateOutcome::NoPlate),
+    );
     assert_eq!(read + misread + obscured + none, 3000);
     assert!((30..=150).contains(&misread), "{misread} misreads");
     assert!((40..=150).contains(&obscured), "{obscured} obscured");

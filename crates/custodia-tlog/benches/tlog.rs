@@ -4,7 +4,7 @@
 //! entries within 20 s.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use custodia_tlog::{Appender, MemoryHashStore, leaf_hash, prove_record, verify_entries, Checkpoint};
+use custodia_tlog::{Appender, Checkpoint, MemoryHashStore, leaf_hash, prove_record, verify_entries};
 use std::hint::black_box;
 use std::sync::OnceLock;
 

@@ -32,7 +32,14 @@ fn main() {
     let witness = CosignatureSigner::generate("witness.example/w1", &mut rng).expect("valid name");
 
     let entries: Vec<Vec<u8>> = (0..size)
-        .map(|i| format!("{{\"event\":\"accessed\",\"seq\":{i},\"principal\":\"officer-{}\",\"case\":\"2026-{}\"}}", i % 17, i % 101).into_bytes())
+        .map(|i| {
+            format!(
+                "{{\"event\":\"accessed\",\"seq\":{i},\"principal\":\"officer-{}\",\"case\":\"2026-{}\"}}",
+                i % 17,
+                i % 101
+            )
+            .into_bytes()
+        })
         .collect();
     let mut store = MemoryHashStore::new();
     for e in &entries {

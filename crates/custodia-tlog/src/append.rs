@@ -3,8 +3,7 @@
 
 use crate::hash::{Hash, leaf_hash, node_hash};
 use crate::tree::{
-    HashReader, MAX_TREE_SIZE, ProofError, ReadError, frontier_indexes, root_from_frontier,
-    stored_hash_count,
+    HashReader, MAX_TREE_SIZE, ProofError, ReadError, frontier_indexes, root_from_frontier, stored_hash_count,
 };
 
 /// An in-memory appender over a tree's frontier.

@@ -74,15 +74,15 @@ pub use checkpoint::{
 };
 pub use hash::{EMPTY_TREE_HASH, HASH_SIZE, Hash, leaf_hash, node_hash};
 pub use note::{
-    CosignatureSigner, KeyName, MAX_KEY_NAME_LEN, MAX_NOTE_SIGNATURES, MAX_NOTE_SIZE, Note, NoteError,
-    NoteSignature, NoteSigner, NoteVerifier, SignatureType, Verifiers, add_signature_lines, key_id, open_note,
+    CosignatureSigner, KeyName, MAX_KEY_NAME_LEN, MAX_NOTE_SIGNATURES, MAX_NOTE_SIZE, Note, NoteError, NoteSignature,
+    NoteSigner, NoteVerifier, SignatureType, Verifiers, add_signature_lines, key_id, open_note,
 };
 pub use proof_file::{
     MAX_EXTRA_SIZE, MAX_PROOF_FILE_SIZE, MAX_PROOF_HASHES, TLOG_PROOF_HEADER, TlogProof, TlogProofError,
 };
 pub use tile::{
-    EntryTile, MAX_ENTRY_BUNDLE_SIZE, MAX_ENTRY_SIZE, MAX_TILE_LEVEL, MAX_TILE_PATH_LEN, TILE_HEIGHT, TILE_WIDTH,
-    Tile, TileError, TileHashReader, TilePath, TileReader, format_entry_bundle, hash_from_tile, new_tiles,
+    EntryTile, MAX_ENTRY_BUNDLE_SIZE, MAX_ENTRY_SIZE, MAX_TILE_LEVEL, MAX_TILE_PATH_LEN, TILE_HEIGHT, TILE_WIDTH, Tile,
+    TileError, TileHashReader, TilePath, TileReader, format_entry_bundle, hash_from_tile, new_tiles,
     parse_entry_bundle, parse_tile_path, read_tile_data, stored_hashes_from_tile, tile_for_index,
 };
 pub use tree::{

@@ -495,7 +495,8 @@ pub fn open_note(msg: &[u8], known: &Verifiers) -> Result<Note, NoteError> {
     let mut note = Note { text: text.to_owned(), verified: Vec::new(), unverified: Vec::new() };
     for line in sigs[..sigs.len() - 1].split('\n') {
         let rest = line.strip_prefix("— ").ok_or(NoteError::Malformed("signature line must start with an em dash"))?;
-        let (name, b64) = rest.split_once(' ').ok_or(NoteError::Malformed("signature line needs a name and a signature"))?;
+        let (name, b64) =
+            rest.split_once(' ').ok_or(NoteError::Malformed("signature line needs a name and a signature"))?;
         if KeyName::new(name).is_err() || b64.is_empty() {
             return Err(NoteError::Malformed("bad signature line"));
         }

@@ -86,13 +86,12 @@ impl TlogProof {
             extra = Some(e);
             (line, rest) = rest.split_once('\n').ok_or(TlogProofError::Malformed("truncated"))?;
         }
-        let index = line
-            .strip_prefix("index ")
-            .and_then(parse_decimal)
-            .ok_or(TlogProofError::Malformed("bad index line"))?;
+        let index =
+            line.strip_prefix("index ").and_then(parse_decimal).ok_or(TlogProofError::Malformed("bad index line"))?;
         let mut proof = Vec::new();
         loop {
-            let (l, r) = rest.split_once('\n').ok_or(TlogProofError::Malformed("missing blank line before checkpoint"))?;
+            let (l, r) =
+                rest.split_once('\n').ok_or(TlogProofError::Malformed("missing blank line before checkpoint"))?;
             rest = r;
             if l.is_empty() {
                 break;

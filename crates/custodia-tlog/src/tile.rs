@@ -202,20 +202,14 @@ impl EntryTile {
     /// The entry bundles of a tree of `tree_size` records, in order.
     pub fn all_for(tree_size: u64) -> impl Iterator<Item = EntryTile> {
         let w = u64::from(TILE_WIDTH);
-        (0..tree_size.div_ceil(w)).map(move |n| EntryTile {
-            n,
-            width: (tree_size - n * w).min(w) as u16,
-        })
+        (0..tree_size.div_ceil(w)).map(move |n| EntryTile { n, width: (tree_size - n * w).min(w) as u16 })
     }
 }
 
 /// Parses a C2SP tile path (hash tile or entry bundle), strictly: no leading zeros, canonical
 /// `x` groups, `.p/<W>` only for `1 <= W <= 255`.
 pub fn parse_tile_path(path: &str) -> Result<TilePath, TileError> {
-    let bad = |reason| TileError::InvalidPath {
-        path: path.chars().take(MAX_TILE_PATH_LEN).collect(),
-        reason,
-    };
+    let bad = |reason| TileError::InvalidPath { path: path.chars().take(MAX_TILE_PATH_LEN).collect(), reason };
     if path.len() > MAX_TILE_PATH_LEN {
         return Err(bad("too long"));
     }
@@ -316,8 +310,7 @@ pub fn read_tile_data(tile: &Tile, reader: &impl HashReader) -> Result<Vec<u8>, 
     tile.check()?;
     let start = tile.n << TILE_HEIGHT;
     let level = u32::from(tile.level) * TILE_HEIGHT;
-    let idx: Vec<u64> =
-        (0..u64::from(tile.width)).map(|i| stored_hash_index(level, start + i)).collect();
+    let idx: Vec<u64> = (0..u64::from(tile.width)).map(|i| stored_hash_index(level, start + i)).collect();
     let hashes = reader.read_hashes(&idx)?;
     if hashes.len() != idx.len() {
         return Err(TileError::ShortRead { wanted: idx.len(), got: hashes.len() }.into());
@@ -383,7 +376,11 @@ pub fn new_tiles(old_size: u64, new_size: u64) -> Vec<Tile> {
 /// its bytes.
 pub fn format_entry_bundle<D: AsRef<[u8]>>(entries: &[D]) -> Result<Vec<u8>, TileError> {
     if entries.len() > usize::from(TILE_WIDTH) {
-        return Err(TileError::TooLarge { what: "bundle entry count", len: entries.len(), max: usize::from(TILE_WIDTH) });
+        return Err(TileError::TooLarge {
+            what: "bundle entry count",
+            len: entries.len(),
+            max: usize::from(TILE_WIDTH),
+        });
     }
     let mut total = 0usize;
     for e in entries {

@@ -150,20 +150,12 @@ pub fn stored_hash_count(n: u64) -> u64 {
 
 /// The stored hashes to append when record `n` (with contents `data`) is added, in order.
 /// Reads the roots of the complete subtrees the record closes from `reader`.
-pub fn stored_hashes_for_record(
-    n: u64,
-    data: &[u8],
-    reader: &impl HashReader,
-) -> Result<Vec<Hash>, ProofError> {
+pub fn stored_hashes_for_record(n: u64, data: &[u8], reader: &impl HashReader) -> Result<Vec<Hash>, ProofError> {
     stored_hashes_for_record_hash(n, leaf_hash(data), reader)
 }
 
 /// Like [`stored_hashes_for_record`], for a record whose leaf hash is already known.
-pub fn stored_hashes_for_record_hash(
-    n: u64,
-    h: Hash,
-    reader: &impl HashReader,
-) -> Result<Vec<Hash>, ProofError> {
+pub fn stored_hashes_for_record_hash(n: u64, h: Hash, reader: &impl HashReader) -> Result<Vec<Hash>, ProofError> {
     if n >= MAX_TREE_SIZE {
         return Err(ProofError::InvalidInput { what: "record index too large", tree_size: n, n });
     }
@@ -331,11 +323,7 @@ pub fn check_record(p: &[Hash], t: u64, th: Hash, n: u64, h: Hash) -> Result<(),
         return Err(ProofError::WrongLength { expected, got: p.len() });
     }
     let got = run_record_proof(p, 0, t, n, h);
-    if got == th {
-        Ok(())
-    } else {
-        Err(ProofError::InclusionMismatch { n, tree_size: t })
-    }
+    if got == th { Ok(()) } else { Err(ProofError::InclusionMismatch { n, tree_size: t }) }
 }
 
 fn run_record_proof(p: &[Hash], lo: u64, hi: u64, n: u64, leaf: Hash) -> Hash {
@@ -418,11 +406,7 @@ pub fn check_tree(p: &[Hash], t: u64, th: Hash, n: u64, h: Hash) -> Result<(), P
     }
     let mismatch = ProofError::ConsistencyMismatch { n, tree_size: t };
     let (h2, th2) = run_tree_proof(p, 0, t, n, h).ok_or(mismatch)?;
-    if th2 == th && h2 == h {
-        Ok(())
-    } else {
-        Err(ProofError::ConsistencyMismatch { n, tree_size: t })
-    }
+    if th2 == th && h2 == h { Ok(()) } else { Err(ProofError::ConsistencyMismatch { n, tree_size: t }) }
 }
 
 /// Returns (old hash, new hash) as recomputed from the proof, or None on a length mismatch.

@@ -241,7 +241,8 @@ pub fn verify_tiled_log(
     let mut tile_n: Vec<u64> = Vec::new();
     for bundle in EntryTile::all_for(total) {
         let path = bundle.path();
-        let data = source.read_entry_bundle(&bundle).map_err(|e| VerifyError::Read { path: path.clone(), source: e })?;
+        let data =
+            source.read_entry_bundle(&bundle).map_err(|e| VerifyError::Read { path: path.clone(), source: e })?;
         let entries = parse_entry_bundle(&data, bundle.width).map_err(|e| VerifyError::Tile { path, source: e })?;
         for e in entries {
             out.clear();
@@ -284,7 +285,10 @@ fn compare_tile(source: &impl TileSource, t: &Tile, want: &[Hash]) -> Result<(),
     let data = source.read_tile(t).map_err(|e| VerifyError::Read { path: path.clone(), source: e })?;
     let expected = want.len() * HASH_SIZE;
     if data.len() != expected {
-        return Err(VerifyError::Tile { path, source: TileError::WrongSize { tile: t.path(), got: data.len(), expected } });
+        return Err(VerifyError::Tile {
+            path,
+            source: TileError::WrongSize { tile: t.path(), got: data.len(), expected },
+        });
     }
     for (i, (chunk, h)) in data.chunks_exact(HASH_SIZE).zip(want).enumerate() {
         if chunk != h.0 {
@@ -318,7 +322,9 @@ pub fn check_consistency(old: &Checkpoint, new: &Checkpoint, proof: &[Hash]) -> 
     }
     match check_tree(proof, new.size(), new.hash(), old.size(), old.hash()) {
         Ok(()) => Ok(()),
-        Err(ProofError::ConsistencyMismatch { .. }) | Err(ProofError::WrongLength { .. }) => Err(not_prefix(old, new, None)),
+        Err(ProofError::ConsistencyMismatch { .. }) | Err(ProofError::WrongLength { .. }) => {
+            Err(not_prefix(old, new, None))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -358,11 +364,7 @@ fn same_origin(a: &Checkpoint, b: &Checkpoint) -> Result<(), VerifyError> {
 }
 
 fn empty_root_ok(old: &Checkpoint, new: &Checkpoint) -> Result<(), VerifyError> {
-    if old.hash() == EMPTY_TREE_HASH {
-        Ok(())
-    } else {
-        Err(not_prefix(old, new, Some(EMPTY_TREE_HASH)))
-    }
+    if old.hash() == EMPTY_TREE_HASH { Ok(()) } else { Err(not_prefix(old, new, Some(EMPTY_TREE_HASH))) }
 }
 
 fn not_prefix(old: &Checkpoint, new: &Checkpoint, prefix_root: Option<Hash>) -> VerifyError {

@@ -83,7 +83,10 @@ fn proofs_fail_when_anything_changes() {
     let p = prove_record(t, n, &store).unwrap();
     let h = leaf_hash(&300u32.to_be_bytes());
     check_record(&p, t, root, n, h).unwrap();
-    assert!(matches!(check_record(&p, t, root, n + 1, h), Err(ProofError::InclusionMismatch { .. } | ProofError::WrongLength { .. })));
+    assert!(matches!(
+        check_record(&p, t, root, n + 1, h),
+        Err(ProofError::InclusionMismatch { .. } | ProofError::WrongLength { .. })
+    ));
     assert!(check_record(&p, t, root, n, leaf_hash(b"x")).is_err());
     assert!(check_record(&p[1..], t, root, n, h).is_err());
     for i in 0..p.len() {
@@ -144,7 +147,8 @@ fn matches_go_tlog_reference_output() {
             "incl" => {
                 let j: u64 = f[2].parse().unwrap();
                 assert_eq!(prove_record(n, j, &store).unwrap(), parse_list(f[3]), "incl {n} {j}");
-                check_record(&parse_list(f[3]), n, roots[n as usize], j, leaf_hash(format!("leaf {j}").as_bytes())).unwrap();
+                check_record(&parse_list(f[3]), n, roots[n as usize], j, leaf_hash(format!("leaf {j}").as_bytes()))
+                    .unwrap();
             }
             "cons" => {
                 let m: u64 = f[2].parse().unwrap();

@@ -86,7 +86,9 @@ fn go_open_cases() {
         format!("{text}\n"),
         format!("{text}\n{}", &psig[..psig.len() - 1]),
         format!("\x01{text}\n{psig}"),
-        format!("{text}\n— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM="),
+        format!(
+            "{text}\n— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM="
+        ),
         format!("{text}\n{psig}Unexpected line.\n"),
     ];
     for m in &bad_msgs {

@@ -143,17 +143,19 @@ fn tlog_proof_files() {
     let signed = add_signature_lines(&signed, &[wit.signature_line(&cp.to_text(), 42).unwrap()]).unwrap();
     let vs: Verifiers = [log.verifier(), wit.verifier()].into_iter().collect();
     for (idx, extra) in [(0u64, None), (617, Some(b"vrf".to_vec())), (1233, Some(Vec::new()))] {
-        let p = TlogProof { extra, index: idx, proof: prove_record(s.tree_size(), idx, &s).unwrap(), checkpoint: signed.clone() };
+        let p = TlogProof {
+            extra,
+            index: idx,
+            proof: prove_record(s.tree_size(), idx, &s).unwrap(),
+            checkpoint: signed.clone(),
+        };
         let text = p.to_text();
         let back = TlogProof::parse(text.as_bytes()).unwrap();
         assert_eq!(back, p);
         assert_eq!(back.to_text(), text);
         let entry = format!("event {idx}");
         back.verify(entry.as_bytes(), ORIGIN, &log.verifier(), &vs).unwrap();
-        assert!(matches!(
-            back.verify(b"event 9999", ORIGIN, &log.verifier(), &vs),
-            Err(TlogProofError::Proof(_))
-        ));
+        assert!(matches!(back.verify(b"event 9999", ORIGIN, &log.verifier(), &vs), Err(TlogProofError::Proof(_))));
         assert!(matches!(
             back.verify(entry.as_bytes(), "other.example/log", &log.verifier(), &vs),
             Err(TlogProofError::Checkpoint(OpenCheckpointError::OriginMismatch { .. }))

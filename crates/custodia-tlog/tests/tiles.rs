@@ -3,9 +3,8 @@
 
 use custodia_tlog::{
     EntryTile, Hash, HashReader, MemoryHashStore, ReadError, Tile, TileError, TileHashReader, TilePath, TileReader,
-    format_entry_bundle, hash_from_tile, new_tiles, parse_entry_bundle, parse_tile_path, prove_record,
-    read_tile_data, split_stored_hash_index, stored_hash_count, stored_hash_index, stored_hashes_from_tile,
-    tile_for_index, tree_hash,
+    format_entry_bundle, hash_from_tile, new_tiles, parse_entry_bundle, parse_tile_path, prove_record, read_tile_data,
+    split_stored_hash_index, stored_hash_count, stored_hash_index, stored_hashes_from_tile, tile_for_index, tree_hash,
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -26,10 +25,7 @@ struct MapTiles {
 
 impl MapTiles {
     fn for_tree(s: &MemoryHashStore) -> MapTiles {
-        let tiles = new_tiles(0, s.tree_size())
-            .into_iter()
-            .map(|t| (t, read_tile_data(&t, s).unwrap()))
-            .collect();
+        let tiles = new_tiles(0, s.tree_size()).into_iter().map(|t| (t, read_tile_data(&t, s).unwrap())).collect();
         MapTiles { tiles, reads: RefCell::new(Vec::new()) }
     }
 }
@@ -64,9 +60,22 @@ fn paths_round_trip_and_are_strict() {
     let max = Tile { level: 0, n: u64::MAX, width: 256 }.path();
     assert_eq!(parse_tile_path(&max).unwrap(), TilePath::Hash(Tile { level: 0, n: u64::MAX, width: 256 }));
     for bad in [
-        "tile/0/1", "tile/00/000", "tile/64/000", "tile/0/000.p/0", "tile/0/000.p/256", "tile/0/000.p/05",
-        "tile/0/x000/001", "tile/0/001/002", "tile/0/x1/002", "tile/0/000/", "tile/data/000", "tiles/0/000",
-        "tile/0/000.p/", "tile/0/x018/x446/x744/x073/x709/x551/616", "tile//000", "tile/0/00a",
+        "tile/0/1",
+        "tile/00/000",
+        "tile/64/000",
+        "tile/0/000.p/0",
+        "tile/0/000.p/256",
+        "tile/0/000.p/05",
+        "tile/0/x000/001",
+        "tile/0/001/002",
+        "tile/0/x1/002",
+        "tile/0/000/",
+        "tile/data/000",
+        "tiles/0/000",
+        "tile/0/000.p/",
+        "tile/0/x018/x446/x744/x073/x709/x551/616",
+        "tile//000",
+        "tile/0/00a",
         "tile/entries/000.p/256",
     ] {
         assert!(parse_tile_path(bad).is_err(), "{bad}");
@@ -122,10 +131,7 @@ fn tile_hash_reader_returns_authentic_hashes() {
         }
         let idx: Vec<u64> = (0..stored_hash_count(size)).step_by(13).collect();
         assert_eq!(r.read_hashes(&idx).unwrap(), s.read_hashes(&idx).unwrap());
-        assert!(matches!(
-            r.read_hashes(&[stored_hash_count(size)]),
-            Err(ReadError::OutsideTree { .. })
-        ));
+        assert!(matches!(r.read_hashes(&[stored_hash_count(size)]), Err(ReadError::OutsideTree { .. })));
     }
 }
 
@@ -187,7 +193,10 @@ fn entry_bundles() {
     assert_eq!(back, entries.iter().map(Vec::as_slice).collect::<Vec<_>>());
     assert!(matches!(parse_entry_bundle(&b, 255), Err(TileError::MalformedBundle { .. })));
     assert!(matches!(parse_entry_bundle(&b[..b.len() - 1], 256), Err(TileError::MalformedBundle { .. })));
-    assert!(matches!(parse_entry_bundle(&b[..b.len() - 3], 256), Err(TileError::BundleCount { .. } | TileError::MalformedBundle { .. })));
+    assert!(matches!(
+        parse_entry_bundle(&b[..b.len() - 3], 256),
+        Err(TileError::BundleCount { .. } | TileError::MalformedBundle { .. })
+    ));
     assert!(parse_entry_bundle(&[], 1).is_err());
     assert_eq!(parse_entry_bundle(&[0, 0], 1).unwrap(), vec![&[][..]]);
     assert!(format_entry_bundle(&[vec![0u8; 65_536]]).is_err());

@@ -1,9 +1,9 @@
 //! Whole-log audits, consistency between checkpoints, and fork detection.
 
 use custodia_tlog::{
-    Checkpoint, EntryTile, Hash, MemoryHashStore, ReadError, Tile, TileHashReader, TileReader, TileSource,
-    VerifyError, check_consistency, detect_fork, format_entry_bundle, new_tiles, prove_tree, read_tile_data,
-    stored_hash_index, verify_entries, verify_hash_store, verify_tiled_log,
+    Checkpoint, EntryTile, Hash, MemoryHashStore, ReadError, Tile, TileHashReader, TileReader, TileSource, VerifyError,
+    check_consistency, detect_fork, format_entry_bundle, new_tiles, prove_tree, read_tile_data, stored_hash_index,
+    verify_entries, verify_hash_store, verify_tiled_log,
 };
 use std::collections::HashMap;
 
@@ -69,7 +69,10 @@ fn verify_entries_with_progress() {
     let mut bad = es.clone();
     bad[123_456][0] ^= 1;
     assert!(matches!(verify_entries(&bad, &cp, |_, _| {}), Err(VerifyError::RootMismatch { tree_size: 200_000, .. })));
-    assert!(matches!(verify_entries(&es[1..], &cp, |_, _| {}), Err(VerifyError::EntryCount { expected: 200_000, got: 199_999 })));
+    assert!(matches!(
+        verify_entries(&es[1..], &cp, |_, _| {}),
+        Err(VerifyError::EntryCount { expected: 200_000, got: 199_999 })
+    ));
     let mut more = es.clone();
     more.push(b"extra".to_vec());
     assert!(matches!(verify_entries(&more, &cp, |_, _| {}), Err(VerifyError::EntryCount { .. })));
@@ -109,7 +112,10 @@ fn verify_tiled_log_pinpoints_tampering() {
     let mut bad = Served::new(&es);
     let edge = Tile { level: 0, n: 273, width: 112 };
     bad.tiles.get_mut(&edge).unwrap()[32 * 111] ^= 1;
-    assert!(matches!(verify_tiled_log(&cp, &bad, |_, _| {}), Err(VerifyError::TileMismatch { level: 0, n: 69_999, .. })));
+    assert!(matches!(
+        verify_tiled_log(&cp, &bad, |_, _| {}),
+        Err(VerifyError::TileMismatch { level: 0, n: 69_999, .. })
+    ));
 
     // A malformed bundle is reported with its path.
     let mut bad = Served::new(&es);
@@ -134,7 +140,10 @@ fn consistency_and_forks() {
     let proof = prove_tree(5000, 3000, &s).unwrap();
     check_consistency(&old, &new, &proof).unwrap();
     check_consistency(&new, &new, &[]).unwrap();
-    assert!(matches!(check_consistency(&new, &old, &proof), Err(VerifyError::Shrunk { old_size: 5000, new_size: 3000 })));
+    assert!(matches!(
+        check_consistency(&new, &old, &proof),
+        Err(VerifyError::Shrunk { old_size: 5000, new_size: 3000 })
+    ));
 
     // A forked history: entry 2000 differs, same size 3000.
     let mut forked = es[..3000].to_vec();

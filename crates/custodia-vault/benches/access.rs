@@ -84,10 +84,11 @@ const DONE: &str = "access-bench-done.json";
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let n: u64 = std::env::var("CUSTODIA_ACCESS_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 200_000 } else { 10_000_000 });
+    let n: u64 = std::env::var("CUSTODIA_ACCESS_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(if quick {
+        200_000
+    } else {
+        10_000_000
+    });
     // 16 workers: every read blocks its thread on SQLite and fsync, so C=16 needs 16 threads to
     // be 16 reads in flight rather than 2.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(16).enable_all().build().expect("runtime");
@@ -132,10 +133,16 @@ async fn run(n: u64, quick: bool) {
     let clock = ManualClock::new(NOW);
     let started = Instant::now();
     let (vault, month_keys, reads, build_seconds) = if reuse {
-        let done: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join(DONE)).expect("read marker")).expect("marker");
+        let done: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(root.join(DONE)).expect("read marker")).expect("marker");
         let month_keys = month_keys(&dir);
         let vault = Vault::open(&dir, Arc::new(clock.clone()), Box::new(rand_core::OsRng), None).expect("open");
-        let reads = done["reads"].as_array().expect("reads").iter().map(|r| r.as_str().expect("id").parse().expect("record id")).collect();
+        let reads = done["reads"]
+            .as_array()
+            .expect("reads")
+            .iter()
+            .map(|r| r.as_str().expect("id").parse().expect("record id"))
+            .collect();
         (vault, month_keys, reads, done["build_seconds"].as_f64().expect("seconds"))
     } else {
         let (vault, month_keys, reads) = build(&dir, n, &plan, &clock).await;
@@ -169,7 +176,9 @@ async fn run(n: u64, quick: bool) {
     // The disk's limits in this folder, same run.
     let before = fdatasync_rate(&root, plan.probe_seconds);
     let count_ms = read_count_commit_ms(&root, plan.probe_seconds);
-    println!("access-bench: read-count commit       {count_ms:.2} ms each (AccessStore::add_reads on a scratch database in the same folder)");
+    println!(
+        "access-bench: read-count commit       {count_ms:.2} ms each (AccessStore::add_reads on a scratch database in the same folder)"
+    );
     let after = read_phase(&vault, &reads, run_id, before, count_ms, &plan).await;
     println!(
         "access-bench: disk fdatasync rate     {before:.0}/s before the reads, {after:.0}/s after (200-byte appends to one file in the vault's folder, {:.0} s each; the ratios above use the mean)",
@@ -210,7 +219,12 @@ fn month_keys(dir: &Path) -> HashMap<String, Zeroizing<[u8; 32]>> {
         .collect()
 }
 
-async fn build(dir: &Path, n: u64, plan: &Plan, clock: &ManualClock) -> (Vault, HashMap<String, Zeroizing<[u8; 32]>>, Vec<RecordId>) {
+async fn build(
+    dir: &Path,
+    n: u64,
+    plan: &Plan,
+    clock: &ManualClock,
+) -> (Vault, HashMap<String, Zeroizing<[u8; 32]>>, Vec<RecordId>) {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     std::fs::create_dir_all(dir.parent().expect("parent")).expect("folder");
     let config = VaultConfig { sites: vec![SITE.into()], ..VaultConfig::default() };
@@ -247,7 +261,8 @@ async fn build(dir: &Path, n: u64, plan: &Plan, clock: &ManualClock) -> (Vault, 
     let mut i = 0;
     let mut last_report = Instant::now();
     while i < n {
-        let batch: Vec<NewRecord> = (i..(i + INSERT_BATCH).min(n)).map(|i| record(i, n, &devices, &epochs, &keys)).collect();
+        let batch: Vec<NewRecord> =
+            (i..(i + INSERT_BATCH).min(n)).map(|i| record(i, n, &devices, &epochs, &keys)).collect();
         let outcomes = index.insert_records(&batch).expect("insert");
         assert!(outcomes.iter().all(|o| *o == InsertOutcome::Inserted), "every row new");
         i += batch.len() as u64;
@@ -273,7 +288,8 @@ async fn build(dir: &Path, n: u64, plan: &Plan, clock: &ManualClock) -> (Vault, 
             .map(|s| seal_capture(&set, &key, reader_device, s, n))
             .collect();
         sequence += bodies.len() as u64;
-        let receipts = futures::future::try_join_all(bodies.into_iter().map(|b| vault.ingest(b))).await.expect("ingest");
+        let receipts =
+            futures::future::try_join_all(bodies.into_iter().map(|b| vault.ingest(b))).await.expect("ingest");
         ids.extend(receipts.into_iter().map(|r| r.record_id.parse::<RecordId>().expect("record id")));
     }
     (vault, keys, ids)
@@ -350,7 +366,11 @@ fn record(
         site: SITE.into(),
         lane: lane_of(d),
         capture_time_ms: time,
-        blob_key: format!("captures/{SITE}/{}/{device}/{sequence:020}-{}.cap", date_label(time), hex::encode(&digest[..8])),
+        blob_key: format!(
+            "captures/{SITE}/{}/{device}/{sequence:020}-{}.cap",
+            date_label(time),
+            hex::encode(&digest[..8])
+        ),
         size: 2 * IMAGE_BYTES as u64 + 1200,
         ingested_at_ms: time + 150,
         groups: vec![
@@ -366,7 +386,13 @@ fn record(
 
 /// A real sealed capture: metadata + 60 KB plate crop (plate group), 60 KB overview
 /// (overview group). The images are random bytes between JPEG start and end markers.
-fn seal_capture(set: &custodia_seal::epochs::EpochSet, key: &DeviceSigningKey, device: DeviceId, sequence: u64, n: u64) -> Bytes {
+fn seal_capture(
+    set: &custodia_seal::epochs::EpochSet,
+    key: &DeviceSigningKey,
+    device: DeviceId,
+    sequence: u64,
+    n: u64,
+) -> Bytes {
     let mut rng = ChaCha20Rng::seed_from_u64(1000 + sequence);
     let image = |rng: &mut ChaCha20Rng| {
         let mut bytes = vec![0u8; IMAGE_BYTES];
@@ -512,7 +538,9 @@ fn search_phase(
                     blinds.push(blind_value(key, plate));
                 }
             }
-            let rows = raw.search_records(&RecordQuery::Plate { blinds, from_ms: *from_ms, to_ms: *to_ms }, 100).expect("raw search");
+            let rows = raw
+                .search_records(&RecordQuery::Plate { blinds, from_ms: *from_ms, to_ms: *to_ms }, 100)
+                .expect("raw search");
             (t.elapsed(), rows.len())
         };
         let ((tv, hv), (tr, hr)) = if k % 2 == 0 {
@@ -645,7 +673,11 @@ fn read_count_commit_ms(folder: &Path, seconds: f64) -> f64 {
 /// One plate-crop read through `Vault::read_image`.
 async fn read_logged(vault: &Vault, who: &str, id: &RecordId) {
     let image = vault.read_image(who, id, "plate-crop", &PURPOSE).await.expect("read");
-    assert!(image.bytes.len() == IMAGE_BYTES && image.bytes[..2] == [0xFF, 0xD8] && image.bytes[IMAGE_BYTES - 2..] == [0xFF, 0xD9]);
+    assert!(
+        image.bytes.len() == IMAGE_BYTES
+            && image.bytes[..2] == [0xFF, 0xD8]
+            && image.bytes[IMAGE_BYTES - 2..] == [0xFF, 0xD9]
+    );
 }
 
 /// The same read without its logged step, through the vault's public calls, timing its phases:
@@ -713,7 +745,8 @@ async fn read_phase(vault: &Vault, reads: &[RecordId], run_id: u64, before: f64,
     for id in reads.iter() {
         read_unlogged(vault, &readers[0], id).await;
     }
-    let what = "authorised image reads (60 KB plate crop: decide, log `accessed` durably, count, fetch, unwrap, decrypt)";
+    let what =
+        "authorised image reads (60 KB plate crop: decide, log `accessed` durably, count, fetch, unwrap, decrypt)";
     let c1 = read_rate(vault, &reads, &readers[..1], plan.read_seconds, true).await;
     println!("access-bench: {what}, C=1   {c1:.0} images/s ({:.2} ms each)", 1e3 / c1);
     let c16 = read_rate(vault, &reads, &readers, plan.read_seconds, true).await;

@@ -65,7 +65,8 @@ async fn run(n: u64, root: &Path) {
     let config = VaultConfig { sites: vec![SITE.into()], ..VaultConfig::default() };
     Vault::init(&dir, &config, MasterKey::KeyFileAt(root.join("master.key")), &mut rng).expect("init");
     let clock = ManualClock::new(NOW);
-    let vault = Vault::open(&dir, Arc::new(clock.clone()), Box::new(ChaCha20Rng::seed_from_u64(2)), None).expect("open");
+    let vault =
+        Vault::open(&dir, Arc::new(clock.clone()), Box::new(ChaCha20Rng::seed_from_u64(2)), None).expect("open");
     vault.ensure_epochs(NOW, NOW + 1).expect("epochs");
 
     // Rows, straight into the index.
@@ -151,7 +152,9 @@ async fn run(n: u64, root: &Path) {
     );
     println!(
         "{:<58} {:>12.3} s   ({} epochs, then one seal)",
-        "key phase of the whole run", report.key_seconds, report.shredded.len()
+        "key phase of the whole run",
+        report.key_seconds,
+        report.shredded.len()
     );
     println!(
         "{:<58} {:>12.3} s   (every surviving key re-sealed under a fresh master)",

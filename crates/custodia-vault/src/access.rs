@@ -272,7 +272,11 @@ fn check_id(what: &'static str, id: &str) -> Result<(), AccessError> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
-    if ok { Ok(()) } else { Err(AccessError::Invalid { what, reason: format!("{id:?}: use 1-64 characters of a-z 0-9 - _ .") }) }
+    if ok {
+        Ok(())
+    } else {
+        Err(AccessError::Invalid { what, reason: format!("{id:?}: use 1-64 characters of a-z 0-9 - _ .") })
+    }
 }
 
 fn request_label(request: &Request<'_>) -> (&'static str, String) {
@@ -327,7 +331,11 @@ impl Vault {
         basis: &str,
         purpose: &Purpose<'_>,
     ) -> Result<(), AccessError> {
-        let row = self.inner.index.record(record)?.ok_or_else(|| AccessError::NotFound { what: "record", id: record.to_string() })?;
+        let row = self
+            .inner
+            .index
+            .record(record)?
+            .ok_or_else(|| AccessError::NotFound { what: "record", id: record.to_string() })?;
         let id = record.to_string();
         let facts = RecordFacts { id: &id, site: &row.site, lane: &row.lane };
         // Two checks: the role may extend retention, and a grant covers this record's data.
@@ -353,7 +361,11 @@ impl Vault {
         let summary = format!("in force at start; retention profile {}", self.policy().retention.profile);
         let event = Actor::system().event(
             self.now_ms(),
-            Action::PolicyChanged { policy: digest, summary: crate::audit::event::text(summary).map_err(|e| VaultError::Invalid { what: "audit event", reason: e.to_string() })? },
+            Action::PolicyChanged {
+                policy: digest,
+                summary: crate::audit::event::text(summary)
+                    .map_err(|e| VaultError::Invalid { what: "audit event", reason: e.to_string() })?,
+            },
         )?;
         self.logged(&[event], || Ok(self.inner.access.set_setting(POLICY_DIGEST_SETTING, &hex::encode(digest))?))
     }
@@ -391,7 +403,11 @@ impl Vault {
 
     /// The principal `id` as the policy sees it now: roles, block, live grants.
     fn principal_state(&self, id: &str) -> Result<Principal, AccessError> {
-        let row = self.inner.access.principal(id)?.ok_or_else(|| AccessError::NotFound { what: "principal", id: id.into() })?;
+        let row = self
+            .inner
+            .access
+            .principal(id)?
+            .ok_or_else(|| AccessError::NotFound { what: "principal", id: id.into() })?;
         let now = self.now_ms();
         let roles = row.roles.iter().filter_map(|r| r.parse().ok()).collect();
         let grants = self
@@ -399,7 +415,9 @@ impl Vault {
             .access
             .live_grants(id, now)?
             .into_iter()
-            .filter_map(|g| Some(Grant { role: g.role.parse().ok()?, scope: g.scope.parse().ok()?, expires_at_ms: g.expires_at_ms }))
+            .filter_map(|g| {
+                Some(Grant { role: g.role.parse().ok()?, scope: g.scope.parse().ok()?, expires_at_ms: g.expires_at_ms })
+            })
             .collect();
         Ok(Principal {
             id: row.id,
@@ -433,7 +451,12 @@ impl Vault {
         };
         // Only well-formed purpose and case values go into events.
         let clean = |v: Option<&str>| v.filter(|s| Text::new(*s).is_ok()).map(str::to_string);
-        let mut actor = Actor { principal: who.to_string(), role: String::new(), purpose: clean(purpose.code), case: clean(purpose.case) };
+        let mut actor = Actor {
+            principal: who.to_string(),
+            role: String::new(),
+            purpose: clean(purpose.code),
+            case: clean(purpose.case),
+        };
         match decide(&policy, &principal, request, purpose, &usage, now) {
             Decision::Allow { acting_role } => {
                 actor.role = acting_role.as_str().to_string();
@@ -465,7 +488,8 @@ impl Vault {
             Ok(principal) => Ok(principal),
             Err(reason) => {
                 let actor = Actor { principal: "anonymous".into(), role: "none".into(), purpose: None, case: None };
-                let event = actor.event(self.now_ms(), Action::LoginFailed { claimed: text(claimed)?, reason: text(reason)? })?;
+                let event = actor
+                    .event(self.now_ms(), Action::LoginFailed { claimed: text(claimed)?, reason: text(reason)? })?;
                 self.log_events(&[event])?;
                 Err(AccessError::Unauthenticated)
             }
@@ -478,7 +502,9 @@ impl Vault {
             .then(|| token.strip_prefix(TOKEN_PREFIX))
             .flatten()
             .and_then(|rest| rest.split_once('_'))
-            .filter(|(id, secret)| id.len() == 16 && secret.len() == 64 && id.bytes().chain(secret.bytes()).all(|b| b.is_ascii_hexdigit()));
+            .filter(|(id, secret)| {
+                id.len() == 16 && secret.len() == 64 && id.bytes().chain(secret.bytes()).all(|b| b.is_ascii_hexdigit())
+            });
         let Some((id, secret)) = parsed else { return Ok(("-".into(), Err("malformed-token"))) };
         let Some(row) = self.inner.access.token(id)? else { return Ok((id.into(), Err("unknown-token"))) };
         let secret = Zeroizing::new(hex::decode(secret).map_err(|_| AccessError::Unauthenticated)?);
@@ -504,7 +530,10 @@ impl Vault {
         let now = self.now_ms();
         let event = actor.event(
             now,
-            Action::PrincipalAdded { subject: text(id)?, roles: roles.iter().map(|r| text(r.as_str())).collect::<Result<_, _>>()? },
+            Action::PrincipalAdded {
+                subject: text(id)?,
+                roles: roles.iter().map(|r| text(r.as_str())).collect::<Result<_, _>>()?,
+            },
         )?;
         if self.inner.access.principal(id)?.is_some() {
             return Err(AccessError::Invalid { what: "principal id", reason: format!("{id} already exists") });
@@ -543,12 +572,17 @@ impl Vault {
         if lifetime_ms <= 0 || lifetime_ms > max {
             return Err(AccessError::Invalid {
                 what: "token lifetime",
-                reason: format!("must be more than zero and at most the policy's token_lifetime ({} days)", max / DAY_MS),
+                reason: format!(
+                    "must be more than zero and at most the policy's token_lifetime ({} days)",
+                    max / DAY_MS
+                ),
             });
         }
         match self.inner.access.principal(principal)? {
             Some(p) if p.disabled_at_ms.is_none() => {}
-            Some(_) => return Err(AccessError::Invalid { what: "principal", reason: format!("{principal} is disabled") }),
+            Some(_) => {
+                return Err(AccessError::Invalid { what: "principal", reason: format!("{principal} is disabled") });
+            }
             None => return Err(AccessError::NotFound { what: "principal", id: principal.into() }),
         }
         let mut id = [0u8; 8];
@@ -569,7 +603,11 @@ impl Vault {
         };
         let event = actor.event(
             now,
-            Action::TokenIssued { subject: text(principal)?, token: text(id.clone())?, expires_at_ms: row.expires_at_ms },
+            Action::TokenIssued {
+                subject: text(principal)?,
+                token: text(id.clone())?,
+                expires_at_ms: row.expires_at_ms,
+            },
         )?;
         self.logged(&[event], || Ok(self.inner.access.insert_token(&row)?))?;
         let token = Zeroizing::new(format!("{TOKEN_PREFIX}{id}_{}", hex::encode(secret.as_ref())));
@@ -577,7 +615,14 @@ impl Vault {
     }
 
     /// Gives `grantee` the `role` over `scope` until `expires_at_ms`.
-    pub fn grant(&self, actor: &Actor, grantee: &str, role: Role, scope: &Scope, expires_at_ms: i64) -> Result<(), AccessError> {
+    pub fn grant(
+        &self,
+        actor: &Actor,
+        grantee: &str,
+        role: Role,
+        scope: &Scope,
+        expires_at_ms: i64,
+    ) -> Result<(), AccessError> {
         if self.inner.access.principal(grantee)?.is_none() {
             return Err(AccessError::NotFound { what: "principal", id: grantee.into() });
         }
@@ -587,7 +632,11 @@ impl Vault {
         }
         let event = actor.event(
             now,
-            Action::Granted { grantee: text(grantee)?, grant_role: text(role.as_str())?, scope: text(scope.to_string())? },
+            Action::Granted {
+                grantee: text(grantee)?,
+                grant_role: text(role.as_str())?,
+                scope: text(scope.to_string())?,
+            },
         )?;
         let row = GrantRow {
             id: 0,
@@ -612,12 +661,20 @@ impl Vault {
 
     /// Searches, keeping only records the principal's grants cover, and logs the search (with a
     /// digest of what was searched for, never a plate) before returning.
-    pub fn search(&self, who: &str, query: &SearchQuery, purpose: &Purpose<'_>) -> Result<Vec<RecordSummary>, AccessError> {
+    pub fn search(
+        &self,
+        who: &str,
+        query: &SearchQuery,
+        purpose: &Purpose<'_>,
+    ) -> Result<Vec<RecordSummary>, AccessError> {
         let now = self.now_ms();
         let to_ms = query.to_ms.unwrap_or(now + self.inner.config.max_clock_skew_ms);
         let from_ms = query.from_ms.unwrap_or(to_ms - 30 * DAY_MS);
         if from_ms >= to_ms || to_ms - from_ms > MAX_SEARCH_WINDOW_MS {
-            return Err(AccessError::Invalid { what: "search window", reason: "from_ms must be before to_ms, at most 400 days apart".into() });
+            return Err(AccessError::Invalid {
+                what: "search window",
+                reason: "from_ms must be before to_ms, at most 400 days apart".into(),
+            });
         }
         if query.lane.is_some() && query.site.is_none() {
             return Err(AccessError::Invalid { what: "search", reason: "a lane needs its site".into() });
@@ -635,10 +692,13 @@ impl Vault {
                     // Only months whose key exists: a search never creates a key, and a
                     // shredded month has nothing left to find.
                     let name = custodia_store::KeyName::new(format!("blind/{month}")).map_err(VaultError::from)?;
-                    if self.inner.keystore.state(&name).map_err(VaultError::from)? != custodia_store::KeyState::Present {
+                    if self.inner.keystore.state(&name).map_err(VaultError::from)? != custodia_store::KeyState::Present
+                    {
                         continue;
                     }
-                    let key = self.blind_key(&month).map_err(|e| AccessError::Invalid { what: "blind-index key", reason: e.to_string() })?;
+                    let key = self
+                        .blind_key(&month)
+                        .map_err(|e| AccessError::Invalid { what: "blind-index key", reason: e.to_string() })?;
                     let blind = crate::ingest::blind_value(&key, &plate);
                     digest.update(blind);
                     blinds.push(blind);
@@ -650,12 +710,17 @@ impl Vault {
                 RecordQuery::Window { site: site.clone(), lane: query.lane.clone(), from_ms, to_ms }
             }
             (None, _, Some(device)) => {
-                let device = device.parse().map_err(|_| AccessError::Invalid { what: "device id", reason: "32 hex digits".into() })?;
+                let device = device
+                    .parse()
+                    .map_err(|_| AccessError::Invalid { what: "device id", reason: "32 hex digits".into() })?;
                 digest.update(format!("device:{device}"));
                 RecordQuery::Device { device, from_ms, to_ms }
             }
             _ => {
-                return Err(AccessError::Invalid { what: "search", reason: "give exactly one of plate, site (with lane), device".into() });
+                return Err(AccessError::Invalid {
+                    what: "search",
+                    reason: "give exactly one of plate, site (with lane), device".into(),
+                });
             }
         };
         digest.update(from_ms.to_be_bytes());
@@ -673,7 +738,8 @@ impl Vault {
                 found.push(self.summary(&row)?);
             }
         }
-        let event = actor.event(now, Action::Searched { query: digest.finalize().into(), results: found.len() as u64 })?;
+        let event =
+            actor.event(now, Action::Searched { query: digest.finalize().into(), results: found.len() as u64 })?;
         self.log_events(&[event])?;
         Ok(found)
     }
@@ -692,8 +758,18 @@ impl Vault {
 
     /// Authorises a read of `record`, logs it durably and counts it against the volume limit,
     /// before anything is opened.
-    fn authorize_read(&self, who: &str, record: &RecordId, part: &str, purpose: &Purpose<'_>) -> Result<RecordRow, AccessError> {
-        let row = self.inner.index.record(record)?.ok_or_else(|| AccessError::NotFound { what: "record", id: record.to_string() })?;
+    fn authorize_read(
+        &self,
+        who: &str,
+        record: &RecordId,
+        part: &str,
+        purpose: &Purpose<'_>,
+    ) -> Result<RecordRow, AccessError> {
+        let row = self
+            .inner
+            .index
+            .record(record)?
+            .ok_or_else(|| AccessError::NotFound { what: "record", id: record.to_string() })?;
         let id = record.to_string();
         let facts = RecordFacts { id: &id, site: &row.site, lane: &row.lane };
         let request = if part == "metadata" { Request::ReadMetadata(facts) } else { Request::ReadImage(facts) };
@@ -749,7 +825,8 @@ impl Vault {
                 state.next_batch += 1;
                 drop(state);
                 let events: Vec<crate::audit::Event> = batch.iter().map(|r| r.event.clone()).collect();
-                let counts: Vec<(&str, i64, u64)> = batch.iter().map(|r| (r.principal.as_str(), r.time_ms, 1)).collect();
+                let counts: Vec<(&str, i64, u64)> =
+                    batch.iter().map(|r| (r.principal.as_str(), r.time_ms, 1)).collect();
                 // The counts are the effect: a crash between the frame and the commit loses at
                 // most this batch's counts (the bulk guard undercounts by it), never an event.
                 let result = self.logged(&events, || Ok(self.inner.access.add_reads_many(&counts)?));
@@ -771,7 +848,12 @@ impl Vault {
     }
 
     /// Reads a record's metadata: decide → log → open the metadata part.
-    pub async fn read_metadata(&self, who: &str, record: &RecordId, purpose: &Purpose<'_>) -> Result<RecordView, AccessError> {
+    pub async fn read_metadata(
+        &self,
+        who: &str,
+        record: &RecordId,
+        purpose: &Purpose<'_>,
+    ) -> Result<RecordView, AccessError> {
         let row = self.authorize_read_off_thread(who, record, "metadata", purpose).await?;
         let blob = self.sealed_blob(&row.blob_key).await?;
         let (metadata, _) = self.open_metadata(record, &blob)?;
@@ -781,7 +863,13 @@ impl Vault {
     /// Reads one image part of a record: decide → log → open → return. `part` is an image
     /// role (`overview`, `plate-crop`, `vehicle-crop`, `face`), with `-2`, `-3`... for the
     /// second and later image of the same role.
-    pub async fn read_image(&self, who: &str, record: &RecordId, part: &str, purpose: &Purpose<'_>) -> Result<ImagePart, AccessError> {
+    pub async fn read_image(
+        &self,
+        who: &str,
+        record: &RecordId,
+        part: &str,
+        purpose: &Purpose<'_>,
+    ) -> Result<ImagePart, AccessError> {
         let (role, nth) = match part.rsplit_once('-') {
             Some((role, n)) if n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty() => {
                 (role, n.parse::<usize>().map_err(|_| AccessError::Invalid { what: "part", reason: part.into() })?)
@@ -789,7 +877,10 @@ impl Vault {
             _ => (part, 1),
         };
         if !["overview", "plate-crop", "vehicle-crop", "face"].contains(&role) || nth == 0 || nth > 16 {
-            return Err(AccessError::Invalid { what: "part", reason: format!("{part:?}: overview, plate-crop, vehicle-crop or face, optionally -N") });
+            return Err(AccessError::Invalid {
+                what: "part",
+                reason: format!("{part:?}: overview, plate-crop, vehicle-crop or face, optionally -N"),
+            });
         }
         let row = self.authorize_read_off_thread(who, record, part, purpose).await?;
         let blob = self.sealed_blob(&row.blob_key).await?;
@@ -808,18 +899,24 @@ impl Vault {
             _ => return Err(AccessError::NotFound { what: "image part", id: format!("{record}/{part}") }),
         };
         let key = self.open_group_key(record, &capture, group)?;
-        let bytes = capture.open_part(group, index, &key).map_err(|_| AccessError::Shredded(format!("{record}/{part}")))?;
+        let bytes =
+            capture.open_part(group, index, &key).map_err(|_| AccessError::Shredded(format!("{record}/{part}")))?;
         Ok(ImagePart { media_type, bytes })
     }
 
-    fn open_metadata<'b>(&self, record: &RecordId, blob: &'b [u8]) -> Result<(CaptureMetadata, SealedCapture<'b>), AccessError> {
+    fn open_metadata<'b>(
+        &self,
+        record: &RecordId,
+        blob: &'b [u8],
+    ) -> Result<(CaptureMetadata, SealedCapture<'b>), AccessError> {
         let capture = SealedCapture::parse(blob)
             .map_err(|e| AccessError::Vault(VaultError::Invalid { what: "stored capture", reason: e.to_string() }))?;
         let (group, part) = capture
             .metadata_part()
             .ok_or_else(|| AccessError::NotFound { what: "metadata part", id: record.to_string() })?;
         let key = self.open_group_key(record, &capture, group)?;
-        let plaintext = capture.open_part(group, part, &key).map_err(|_| AccessError::Shredded(format!("{record} metadata")))?;
+        let plaintext =
+            capture.open_part(group, part, &key).map_err(|_| AccessError::Shredded(format!("{record} metadata")))?;
         let metadata = CaptureMetadata::from_slice(&plaintext)
             .map_err(|e| AccessError::Vault(VaultError::Invalid { what: "stored metadata", reason: e.to_string() }))?;
         Ok((metadata, capture))
@@ -827,8 +924,14 @@ impl Vault {
 
     /// A group's data key: [`Vault::group_data_key_in`] is the one place that knows about
     /// epochs and reseals; here its "shredded" answer becomes the reader's.
-    fn open_group_key(&self, record: &RecordId, capture: &SealedCapture<'_>, group: usize) -> Result<custodia_seal::DataKey, AccessError> {
-        let group = u8::try_from(group).map_err(|_| AccessError::NotFound { what: "group", id: format!("{record}/{group}") })?;
+    fn open_group_key(
+        &self,
+        record: &RecordId,
+        capture: &SealedCapture<'_>,
+        group: usize,
+    ) -> Result<custodia_seal::DataKey, AccessError> {
+        let group = u8::try_from(group)
+            .map_err(|_| AccessError::NotFound { what: "group", id: format!("{record}/{group}") })?;
         self.group_data_key_in(record, capture, group).map_err(|e| match e {
             VaultError::Shredded(what) => AccessError::Shredded(what),
             other => AccessError::Vault(other),
@@ -854,7 +957,8 @@ impl Vault {
             approved_by: None,
             approved_at_ms: None,
         };
-        let event = actor.event(now, Action::BreakGlassRequested { request: text(id.clone())?, scope: text(scope.to_string())? })?;
+        let event = actor
+            .event(now, Action::BreakGlassRequested { request: text(id.clone())?, scope: text(scope.to_string())? })?;
         self.logged(&[event], || Ok(self.inner.access.insert_break_glass(&row)?))?;
         Ok(id)
     }
@@ -862,14 +966,27 @@ impl Vault {
     /// Approves a break-glass request: a second principal with `approve-break-glass`. The
     /// requester gets a grant for the policy's break-glass lifetime. An approval is used once.
     pub fn approve_break_glass(&self, who: &str, request: &str) -> Result<(), AccessError> {
-        let row = self.inner.access.break_glass(request)?.ok_or_else(|| AccessError::NotFound { what: "break-glass request", id: request.into() })?;
-        let actor = self.authorize(who, &Request::ApproveBreakGlass { requester: &row.requester }, &Purpose::default())?;
-        let actor = Actor { purpose: Some(row.purpose.clone()).filter(|p| !p.is_empty()), case: Some(row.case.clone()).filter(|c| !c.is_empty()), ..actor };
+        let row = self
+            .inner
+            .access
+            .break_glass(request)?
+            .ok_or_else(|| AccessError::NotFound { what: "break-glass request", id: request.into() })?;
+        let actor =
+            self.authorize(who, &Request::ApproveBreakGlass { requester: &row.requester }, &Purpose::default())?;
+        let actor = Actor {
+            purpose: Some(row.purpose.clone()).filter(|p| !p.is_empty()),
+            case: Some(row.case.clone()).filter(|c| !c.is_empty()),
+            ..actor
+        };
         let now = self.now_ms();
         let replayed = |vault: &Vault| -> Result<AccessError, AccessError> {
             let event = actor.event(
                 now,
-                Action::Refused { request: text("approve-break-glass")?, target: text(request)?, reason: text("replayed-approval")? },
+                Action::Refused {
+                    request: text("approve-break-glass")?,
+                    target: text(request)?,
+                    reason: text("replayed-approval")?,
+                },
             )?;
             vault.log_events(&[event])?;
             Ok(AccessError::AlreadyApproved(request.into()))
@@ -889,16 +1006,25 @@ impl Vault {
         };
         let event = actor.event(
             now,
-            Action::BreakGlassApproved { request: text(request)?, requester: text(row.requester.clone())?, scope: text(row.scope.clone())? },
+            Action::BreakGlassApproved {
+                request: text(request)?,
+                requester: text(row.requester.clone())?,
+                scope: text(row.scope.clone())?,
+            },
         )?;
-        let approved = self.logged(&[event], || Ok(self.inner.access.approve_break_glass(request, who, now, &grant)?))?;
+        let approved =
+            self.logged(&[event], || Ok(self.inner.access.approve_break_glass(request, who, now, &grant)?))?;
         if approved { Ok(()) } else { Err(replayed(self)?) }
     }
 
     /// A supervisor clears a principal's bulk-access block; its read window starts afresh.
     pub fn clear_block(&self, who: &str, subject: &str) -> Result<(), AccessError> {
         let actor = self.authorize(who, &Request::Act(Permission::ClearBulkBlock), &Purpose::default())?;
-        let row = self.inner.access.principal(subject)?.ok_or_else(|| AccessError::NotFound { what: "principal", id: subject.into() })?;
+        let row = self
+            .inner
+            .access
+            .principal(subject)?
+            .ok_or_else(|| AccessError::NotFound { what: "principal", id: subject.into() })?;
         if row.blocked_at_ms.is_none() {
             return Err(AccessError::Invalid { what: "principal", reason: format!("{subject} is not blocked") });
         }
@@ -956,7 +1082,11 @@ impl Vault {
     /// The settings a lane is configured against, for maintainers.
     pub fn lane_facing_config(&self) -> Result<LaneFacingConfig, AccessError> {
         let config = &self.inner.config;
-        let classes = [custodia_seal::RetentionClass::Face, custodia_seal::RetentionClass::Plate, custodia_seal::RetentionClass::Overview];
+        let classes = [
+            custodia_seal::RetentionClass::Face,
+            custodia_seal::RetentionClass::Plate,
+            custodia_seal::RetentionClass::Overview,
+        ];
         Ok(LaneFacingConfig {
             sites: config.sites.clone(),
             epoch_signing_key: hex::encode(self.epoch_signing_public_key()?),

@@ -53,8 +53,7 @@ mod tests {
             let current = civil_date(day * MS_PER_DAY);
             let next_expected_same_month = (previous.0, previous.1, previous.2 + 1);
             assert!(
-                current == next_expected_same_month
-                    || (current.2 == 1 && (current.1 == previous.1 % 12 + 1)),
+                current == next_expected_same_month || (current.2 == 1 && (current.1 == previous.1 % 12 + 1)),
                 "{previous:?} -> {current:?}"
             );
             previous = current;

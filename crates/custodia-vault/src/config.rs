@@ -86,7 +86,8 @@ impl VaultConfig {
     /// Refuses settings that cannot work, naming the field.
     pub fn check(&self) -> Result<(), String> {
         for site in &self.sites {
-            custodia_seal::SiteName::new(site.clone()).map_err(|_| format!("sites: {site:?} is not a valid site name"))?;
+            custodia_seal::SiteName::new(site.clone())
+                .map_err(|_| format!("sites: {site:?} is not a valid site name"))?;
         }
         for (name, value) in [
             ("face_epoch_ms", self.face_epoch_ms),
@@ -94,9 +95,7 @@ impl VaultConfig {
             ("overview_epoch_ms", self.overview_epoch_ms),
         ] {
             if value < 60_000 || DAY_MS % value != 0 && value % DAY_MS != 0 {
-                return Err(format!(
-                    "{name}: {value} must be at least a minute and divide a day or be whole days"
-                ));
+                return Err(format!("{name}: {value} must be at least a minute and divide a day or be whole days"));
             }
         }
         if self.publish_ahead_ms < 0 || self.max_capture_age_ms < 0 || self.max_clock_skew_ms < 0 {

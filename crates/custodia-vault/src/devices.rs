@@ -54,7 +54,11 @@ impl Vault {
         let active = self.inner.index.device(id)?.is_some_and(|d| d.status == DeviceStatus::Active);
         if !active {
             // Unknown, or already revoked: nothing changes, nothing to log.
-            return if self.inner.index.device(id)?.is_some() { Ok(()) } else { Err(VaultError::NoSuchDevice(id.to_string())) };
+            return if self.inner.index.device(id)?.is_some() {
+                Ok(())
+            } else {
+                Err(VaultError::NoSuchDevice(id.to_string()))
+            };
         }
         let now = self.now_ms();
         let event = crate::audit::vault::system_event(

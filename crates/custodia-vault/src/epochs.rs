@@ -121,9 +121,8 @@ impl Vault {
             });
         }
         let set = EpochSet { issued_at_ms: now, epochs };
-        let message = set
-            .signing_message()
-            .map_err(|e| VaultError::Invalid { what: "epoch set", reason: e.to_string() })?;
+        let message =
+            set.signing_message().map_err(|e| VaultError::Invalid { what: "epoch set", reason: e.to_string() })?;
         let signature = self.inner.keystore.sign(&signing_key_name(), &message)?;
         Ok(set.with_signature(signature).to_json())
     }

@@ -16,8 +16,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::civil::{date_label, month_label};
 use crate::Vault;
+use crate::civil::{date_label, month_label};
 
 /// Largest sealed capture accepted, in bytes (the HTTP layer refuses larger bodies before reading
 /// them). Three images of a few MB each plus headers.
@@ -97,7 +97,9 @@ pub enum IngestError {
         epoch: String,
     },
     /// The device already stored other content under this sequence number.
-    #[error("sequence {sequence} of device {device} is already stored with different content (replay or forked device)")]
+    #[error(
+        "sequence {sequence} of device {device} is already stored with different content (replay or forked device)"
+    )]
     SequenceConflict {
         /// The device.
         device: String,
@@ -255,14 +257,13 @@ impl Vault {
             },
             other => storage(other),
         })?;
-        let data_key = capture
-            .open_data_key(metadata_at.0, decapsulator.as_ref())
-            .map_err(|_| IngestError::MetadataUnopenable)?;
-        let plaintext = capture
-            .open_part(metadata_at.0, metadata_at.1, &data_key)
-            .map_err(|_| IngestError::MetadataUnopenable)?;
+        let data_key =
+            capture.open_data_key(metadata_at.0, decapsulator.as_ref()).map_err(|_| IngestError::MetadataUnopenable)?;
+        let plaintext =
+            capture.open_part(metadata_at.0, metadata_at.1, &data_key).map_err(|_| IngestError::MetadataUnopenable)?;
         drop(data_key);
-        let metadata = CaptureMetadata::from_slice(&plaintext).map_err(|e| IngestError::MetadataInvalid(e.to_string()))?;
+        let metadata =
+            CaptureMetadata::from_slice(&plaintext).map_err(|e| IngestError::MetadataInvalid(e.to_string()))?;
         let image_roles = check_images_against_header(&capture, &metadata)?;
         let plates = self.blind_plates(&metadata, capture_ms)?;
         drop(plaintext);
@@ -293,9 +294,9 @@ impl Vault {
         }
         let month = month_label(capture_ms);
         let key = self.blind_key(&month)?;
-        let plates = reads
-            .iter()
-            .flat_map(|read| std::iter::once(read.plate.as_str()).chain(read.candidates.iter().map(|c| c.plate.as_str())));
+        let plates = reads.iter().flat_map(|read| {
+            std::iter::once(read.plate.as_str()).chain(read.candidates.iter().map(|c| c.plate.as_str()))
+        });
         let mut seen = std::collections::HashSet::new();
         Ok(plates
             .enumerate()
@@ -368,15 +369,20 @@ fn check_images_against_header(
 ) -> Result<Vec<String>, IngestError> {
     let mut described = std::collections::HashSet::new();
     for image in &metadata.images {
-        let group = capture
-            .groups()
-            .get(image.group as usize)
-            .ok_or_else(|| IngestError::MetadataInvalid(format!("image names group {} which does not exist", image.group)))?;
+        let group = capture.groups().get(image.group as usize).ok_or_else(|| {
+            IngestError::MetadataInvalid(format!("image names group {} which does not exist", image.group))
+        })?;
         let part = group.parts().get(image.part as usize).ok_or_else(|| {
-            IngestError::MetadataInvalid(format!("image names part {}/{} which does not exist", image.group, image.part))
+            IngestError::MetadataInvalid(format!(
+                "image names part {}/{} which does not exist",
+                image.group, image.part
+            ))
         })?;
         if !matches!(part.kind(), PartKind::Jpeg | PartKind::Png) {
-            return Err(IngestError::MetadataInvalid(format!("part {}/{} is not an image part", image.group, image.part)));
+            return Err(IngestError::MetadataInvalid(format!(
+                "part {}/{} is not an image part",
+                image.group, image.part
+            )));
         }
         let expected_class = match image.role {
             ImageRole::Face => custodia_seal::RetentionClass::Face,
@@ -391,7 +397,10 @@ fn check_images_against_header(
             )));
         }
         if !described.insert((image.group, image.part)) {
-            return Err(IngestError::MetadataInvalid(format!("part {}/{} is described twice", image.group, image.part)));
+            return Err(IngestError::MetadataInvalid(format!(
+                "part {}/{} is described twice",
+                image.group, image.part
+            )));
         }
     }
     let image_parts = capture

@@ -142,7 +142,13 @@ impl Vault {
     /// Logs a finished scan as a `scanned` event (files examined, records matched, SHA-256 of
     /// the report) and returns its sequence number in the log. Call it before handing the
     /// report out: if the log cannot be written, the report must not be used.
-    pub fn log_scan(&self, scan_id: &str, files: u64, matches: u64, report_sha256: [u8; 32]) -> Result<u64, VaultError> {
+    pub fn log_scan(
+        &self,
+        scan_id: &str,
+        files: u64,
+        matches: u64,
+        report_sha256: [u8; 32],
+    ) -> Result<u64, VaultError> {
         let scan = crate::audit::event::text(scan_id)
             .map_err(|e| VaultError::Invalid { what: "scan id", reason: e.to_string() })?;
         let event = crate::audit::vault::system_event(

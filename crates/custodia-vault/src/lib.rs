@@ -50,9 +50,9 @@ use rand_core::CryptoRngCore;
 use tokio::sync::mpsc;
 
 pub use clock::Clock;
+pub use config::VaultConfig;
 pub use custodia_policy as policy;
 pub use custodia_store::index::RecordId;
-pub use config::VaultConfig;
 pub use epochs::EPOCH_SIGNING_KEY;
 pub use ingest::{IngestError, Receipt};
 
@@ -200,7 +200,12 @@ impl Vault {
         std::fs::create_dir_all(dir).map_err(|source| io(dir, source))
     }
 
-    fn init_in(dir: &Path, config: &VaultConfig, keystore: &dyn Keystore, rng: &mut dyn CryptoRngCore) -> Result<(), VaultError> {
+    fn init_in(
+        dir: &Path,
+        config: &VaultConfig,
+        keystore: &dyn Keystore,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<(), VaultError> {
         let settings = dir.join("vault.json");
         keystore.ensure_signing_key(&epochs::signing_key_name(), rng)?;
         keystore.ensure_signing_key(&audit::signing_key_name(), rng)?;
@@ -235,10 +240,10 @@ impl Vault {
                     path: settings.display().to_string(),
                     reason: "this vault's keys are in a PKCS#11 token: give its user PIN".into(),
                 })?;
-                let pin = zeroize::Zeroizing::new(String::from_utf8(pin.to_vec()).map_err(|_| VaultError::Invalid {
-                    what: "PIN",
-                    reason: "not UTF-8".into(),
-                })?);
+                let pin = zeroize::Zeroizing::new(
+                    String::from_utf8(pin.to_vec())
+                        .map_err(|_| VaultError::Invalid { what: "PIN", reason: "not UTF-8".into() })?,
+                );
                 Arc::new(custodia_store::Pkcs11Keystore::open(Path::new(module), token_label, pin)?)
             }
         };
@@ -273,11 +278,8 @@ impl Vault {
         let mut rng = rng;
         // Vaults made before the audit log have no log key yet.
         let log_public_key = keystore.ensure_signing_key(&audit::signing_key_name(), rng.as_mut())?;
-        let log = Arc::new(audit::AuditLog::open(
-            &dir.join("log"),
-            &audit::default_origin(&config.sites),
-            log_public_key,
-        )?);
+        let log =
+            Arc::new(audit::AuditLog::open(&dir.join("log"), &audit::default_origin(&config.sites), log_public_key)?);
         // Bounded: when the disk is slow, handlers wait here instead of piling up memory.
         let pdq = leak::PdqIndexes::default();
         let (committer, queue) = mpsc::channel(config.max_batch_records * 2);

@@ -63,7 +63,6 @@ use crate::civil::civil_date;
 use crate::config::{DAY_MS, HOUR_MS};
 use crate::{Vault, VaultError};
 
-
 /// Group and reseal rows deleted per index transaction during clean-up.
 const PURGE_BATCH: usize = 10_000;
 /// Blobs taken from the purge queue per round.
@@ -471,7 +470,8 @@ impl Vault {
             return Ok(false);
         }
         let path = self.inner.dir.join("blobs").join(&row.blob_key);
-        let blob = std::fs::read(&path).map_err(|source| VaultError::Io { path: path.display().to_string(), source })?;
+        let blob =
+            std::fs::read(&path).map_err(|source| VaultError::Io { path: path.display().to_string(), source })?;
         let capture = SealedCapture::parse(&blob).map_err(|e| bad(format!("stored blob of {id}: {e}")))?;
         let public_key =
             EpochPublicKey::from_sec1_bytes(&extension.public_key).map_err(|e| bad(format!("extension key: {e}")))?;
@@ -544,10 +544,7 @@ impl Vault {
                     async move { blobs.delete(&key).await }
                 })
                 .collect();
-            futures::stream::iter(deletes)
-                .buffer_unordered(BLOB_DELETES_IN_FLIGHT)
-                .try_collect::<Vec<()>>()
-                .await?;
+            futures::stream::iter(deletes).buffer_unordered(BLOB_DELETES_IN_FLIGHT).try_collect::<Vec<()>>().await?;
             deleted += queue.len() as u64;
             let ids: Vec<RecordId> = queue.into_iter().map(|(id, _)| id).collect();
             let vault = self.clone();
@@ -631,17 +628,16 @@ impl Vault {
         let row = self.inner.index.record(record)?.ok_or_else(|| invalid(format!("no record {record} is stored")))?;
         let blob = self.inner.blobs.get(&row.blob_key).await?;
         let capture = SealedCapture::parse(&blob).map_err(|e| invalid(format!("stored blob of {record}: {e}")))?;
-        let groups: Vec<u8> = (0..capture.groups().len())
-            .filter(|&g| capture.groups()[g].class() == class)
-            .map(|g| g as u8)
-            .collect();
+        let groups: Vec<u8> =
+            (0..capture.groups().len()).filter(|&g| capture.groups()[g].class() == class).map(|g| g as u8).collect();
         if groups.is_empty() {
             return Err(invalid(format!("record {record} has no {} group", class.as_str())));
         }
         for &group in &groups {
-            let original = self.inner.index.epoch(&capture.groups()[group as usize].epoch_id())?.ok_or_else(|| {
-                invalid(format!("group {group} of {record} names an epoch the vault does not have"))
-            })?;
+            let original =
+                self.inner.index.epoch(&capture.groups()[group as usize].epoch_id())?.ok_or_else(|| {
+                    invalid(format!("group {group} of {record} names an epoch the vault does not have"))
+                })?;
             if class == RetentionClass::Face && kind == Basis::HandOff {
                 let limit = original.not_after_ms.saturating_add(rules.face_handoff_ms);
                 if until_ms > limit {
@@ -765,7 +761,12 @@ impl Vault {
     }
 
     /// Opens a group's data key; also says which epoch opened it.
-    fn open_group(&self, record: &RecordId, capture: &SealedCapture<'_>, group: u8) -> Result<(DataKey, EpochId), VaultError> {
+    fn open_group(
+        &self,
+        record: &RecordId,
+        capture: &SealedCapture<'_>,
+        group: u8,
+    ) -> Result<(DataKey, EpochId), VaultError> {
         let header = capture.header();
         if header.device_id != record.device || header.sequence != record.sequence {
             return Err(VaultError::Invalid { what: "stored capture", reason: format!("it is not record {record}") });
@@ -829,7 +830,10 @@ mod tests {
     #[test]
     fn the_default_rules_are_the_real_ones() {
         let d = RetentionRules::default();
-        assert_eq!((d.face_ms, d.face_handoff_ms, d.plate_ms, d.overview_ms), (43_200_000, 1_209_600_000, 2_592_000_000, 2_592_000_000));
+        assert_eq!(
+            (d.face_ms, d.face_handoff_ms, d.plate_ms, d.overview_ms),
+            (43_200_000, 1_209_600_000, 2_592_000_000, 2_592_000_000)
+        );
     }
 
     #[test]

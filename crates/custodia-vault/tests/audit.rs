@@ -290,7 +290,9 @@ async fn ingest_enrol_and_epochs_are_logged_and_the_log_verifies_under_the_publi
 
     // A search is logged with a digest, not the plate, and fails closed.
     assert_eq!(f.vault.records_by_plate(PLATE, NOW - HOUR_MS).unwrap().len(), 1);
-    let Action::Searched { results, .. } = events(&f.vault).last().unwrap().action.clone() else { panic!("not logged") };
+    let Action::Searched { results, .. } = events(&f.vault).last().unwrap().action.clone() else {
+        panic!("not logged")
+    };
     assert_eq!(results, 1);
     f.vault.audit_log().inject_fault(LogFault::FailAppend);
     assert!(f.vault.records_by_plate(PLATE, NOW - HOUR_MS).is_err());

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use custodia_seal::epochs::SignedEpochSet;
 use custodia_seal::metadata::{CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PlateReadRecord};
 use custodia_seal::{
-    CaptureHeader, DeviceId, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass, SealedCapture,
-    SiteName, VaultVerifyingKey,
+    CaptureHeader, DeviceId, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass,
+    SealedCapture, SiteName, VaultVerifyingKey,
 };
 use custodia_store::blobs::{BlobStore, Fault, Faults};
 use custodia_store::file_keystore::FileKeystore;
@@ -209,7 +209,8 @@ async fn assert_holds_exactly(f: &Fixture, sequences: &[u64]) {
     let known: Verifiers = [key.clone()].into_iter().collect();
     let checkpoint = SignedCheckpoint::open(text.as_bytes(), vault.audit_log().origin(), &key, &known).unwrap();
     assert_eq!(checkpoint.checkpoint.size(), vault.audit_log().size());
-    let entries: Vec<Vec<u8>> = (0..checkpoint.checkpoint.size()).map(|i| vault.audit_log().entry(i).unwrap()).collect();
+    let entries: Vec<Vec<u8>> =
+        (0..checkpoint.checkpoint.size()).map(|i| vault.audit_log().entry(i).unwrap()).collect();
     custodia_tlog::verify_entries(&entries, &checkpoint.checkpoint, |_, _| {}).unwrap();
 }
 
@@ -355,13 +356,15 @@ async fn staging_files_of_writes_a_crash_cut_short_are_removed_when_the_vault_op
     let blobs = f.dir.path().join("blobs");
     let linked = blobs.join(format!("{stored_key}#1"));
     std::fs::hard_link(blobs.join(&stored_key), &linked).unwrap();
-    let partial = blobs.join(format!("captures/{SITE}/2026-05-28/{}/00000000000000000009-0011223344556677.cap#1", f.device_id));
+    let partial =
+        blobs.join(format!("captures/{SITE}/2026-05-28/{}/00000000000000000009-0011223344556677.cap#1", f.device_id));
     std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
     std::fs::write(&partial, &bodies[0][..100]).unwrap();
 
     let Fixture { dir, vault, .. } = f;
     drop(vault);
-    let vault = Vault::open(dir.path(), Arc::new(ManualClock::new(NOW)), Box::new(ChaCha20Rng::seed_from_u64(9)), None).unwrap();
+    let vault = Vault::open(dir.path(), Arc::new(ManualClock::new(NOW)), Box::new(ChaCha20Rng::seed_from_u64(9)), None)
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while linked.exists() || partial.exists() {
         assert!(std::time::Instant::now() < deadline, "staging files still there 10 s after open");

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use custodia_seal::epochs::SignedEpochSet;
 use custodia_seal::metadata::{CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PlateReadRecord};
 use custodia_seal::{
-    CaptureHeader, DeviceId, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass,
-    SiteName, VaultVerifyingKey,
+    CaptureHeader, DeviceId, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass, SiteName,
+    VaultVerifyingKey,
 };
 use custodia_vault::clock::ManualClock;
 use custodia_vault::config::{DAY_MS, HOUR_MS};
@@ -54,7 +54,14 @@ struct Spec {
 
 impl Spec {
     fn new(sequence: u64) -> Self {
-        Self { sequence, time_ms: NOW - HOUR_MS, lane: "lane-1", with_metadata: true, describe_images: true, overview: vec![0xAB; 2000] }
+        Self {
+            sequence,
+            time_ms: NOW - HOUR_MS,
+            lane: "lane-1",
+            with_metadata: true,
+            describe_images: true,
+            overview: vec![0xAB; 2000],
+        }
     }
 }
 
@@ -103,7 +110,12 @@ fn capture(f: &mut Fixture, spec: &Spec) -> Vec<u8> {
     }
     plate_parts.push(PartToSeal { kind: PartKind::Jpeg, plaintext: b"plate crop bytes" });
     let groups = [
-        GroupToSeal { class: RetentionClass::Plate, epoch_id: plate_epoch.epoch_id, epoch_key: &plate_epoch.public_key, parts: plate_parts },
+        GroupToSeal {
+            class: RetentionClass::Plate,
+            epoch_id: plate_epoch.epoch_id,
+            epoch_key: &plate_epoch.public_key,
+            parts: plate_parts,
+        },
         GroupToSeal {
             class: RetentionClass::Overview,
             epoch_id: overview_epoch.epoch_id,
@@ -155,8 +167,24 @@ fn good_capture_at(f: &mut Fixture, sequence: u64, time_ms: i64, overview: Vec<u
         other_reads: vec![],
         engine: None,
         images: vec![
-            ImageRecord { group: 0, part: 1, role: ImageRole::PlateCrop, bytes: 16, sha256: String::new(), stripped: vec![], pdq: vec![] },
-            ImageRecord { group: 1, part: 0, role: ImageRole::Overview, bytes: overview.len() as u64, sha256: String::new(), stripped: vec![], pdq: vec![] },
+            ImageRecord {
+                group: 0,
+                part: 1,
+                role: ImageRole::PlateCrop,
+                bytes: 16,
+                sha256: String::new(),
+                stripped: vec![],
+                pdq: vec![],
+            },
+            ImageRecord {
+                group: 1,
+                part: 0,
+                role: ImageRole::Overview,
+                bytes: overview.len() as u64,
+                sha256: String::new(),
+                stripped: vec![],
+                pdq: vec![],
+            },
         ],
         quarantine: None,
     }
@@ -220,7 +248,11 @@ fn assert_no_bytes_under(dir: &std::path::Path, needle: &[u8]) {
             assert_no_bytes_under(&entry.path(), needle);
         } else {
             let bytes = std::fs::read(entry.path()).unwrap();
-            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{} holds the plaintext", entry.path().display());
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds the plaintext",
+                entry.path().display()
+            );
         }
     }
 }

@@ -28,11 +28,16 @@ type Planned = Vec<(String, u8, u8, String, String, PdqHash)>;
 /// A vault fed `captures` captures of synthetic traffic. With `first_query_after: Some(n)`,
 /// the leak index is first used (and so loaded) after the n-th capture, the rest arriving
 /// while it is loaded.
-async fn vault_with_traffic(dir: &std::path::Path, captures: u32, first_query_after: Option<usize>) -> (Vault, Planned) {
+async fn vault_with_traffic(
+    dir: &std::path::Path,
+    captures: u32,
+    first_query_after: Option<usize>,
+) -> (Vault, Planned) {
     let mut rng = ChaCha20Rng::seed_from_u64(11);
     let config = VaultConfig { sites: vec![SITE.into()], ..VaultConfig::default() };
     Vault::init(dir, &config, MasterKey::KeyFile, &mut rng).unwrap();
-    let vault = Vault::open(dir, Arc::new(ManualClock::new(NOW)), Box::new(ChaCha20Rng::seed_from_u64(12)), None).unwrap();
+    let vault =
+        Vault::open(dir, Arc::new(ManualClock::new(NOW)), Box::new(ChaCha20Rng::seed_from_u64(12)), None).unwrap();
     vault.ensure_epochs(NOW - 2 * DAY_MS, NOW + 2 * DAY_MS).unwrap();
     let device_key = DeviceSigningKey::generate(&mut rng);
     let device = vault.enroll_device(SITE, "lane-1", &device_key.verifying_key()).unwrap();
@@ -54,7 +59,11 @@ async fn vault_with_traffic(dir: &std::path::Path, captures: u32, first_query_af
         let files: Vec<InputFile> = capture
             .files
             .iter()
-            .map(|f| InputFile { name: f.name.clone(), bytes: Zeroizing::new(f.bytes.clone()), modified_ms: capture.time_ms })
+            .map(|f| InputFile {
+                name: f.name.clone(),
+                bytes: Zeroizing::new(f.bytes.clone()),
+                modified_ms: capture.time_ms,
+            })
             .collect();
         for plan in plan_group(&files, PairingContext { expects_engine_output: true }) {
             if plan.images.is_empty() && plan.metadata.read.is_none() {
@@ -70,7 +79,14 @@ async fn vault_with_traffic(dir: &std::path::Path, captures: u32, first_query_af
             let layout = custodia_lane_layout(&plan);
             for (image, (group, part)) in plan.images.iter().zip(layout) {
                 for p in &image.pdq {
-                    planned.push((receipt.record_id.clone(), group, part, image.role.as_str().to_string(), p.variant.clone(), p.hash.parse().unwrap()));
+                    planned.push((
+                        receipt.record_id.clone(),
+                        group,
+                        part,
+                        image.role.as_str().to_string(),
+                        p.variant.clone(),
+                        p.hash.parse().unwrap(),
+                    ));
                 }
             }
         }
@@ -88,7 +104,11 @@ async fn hashes_stored_after_the_index_is_loaded_are_found_too() {
     let queries: Vec<PdqHash> = planned.iter().map(|p| p.5).collect();
     let hits = vault.leak_match("pdq-fast-v1", &queries, 0).unwrap();
     for (qi, p) in planned.iter().enumerate() {
-        assert!(hits.iter().any(|h| h.query == qi && h.stored.record.to_string() == p.0), "hash {qi} of {} not found", p.0);
+        assert!(
+            hits.iter().any(|h| h.query == qi && h.stored.record.to_string() == p.0),
+            "hash {qi} of {} not found",
+            p.0
+        );
     }
 }
 
@@ -175,7 +195,15 @@ async fn ingest_indexes_every_planned_hash_and_the_index_equals_brute_force() {
                 let got: BTreeSet<(String, u8, u8, String, u32)> = hits
                     .iter()
                     .filter(|h| h.query == qi)
-                    .map(|h| (h.stored.record.to_string(), h.stored.entry.group, h.stored.entry.part, h.stored.entry.variant.clone(), h.distance))
+                    .map(|h| {
+                        (
+                            h.stored.record.to_string(),
+                            h.stored.entry.group,
+                            h.stored.entry.part,
+                            h.stored.entry.variant.clone(),
+                            h.distance,
+                        )
+                    })
                     .collect();
                 let want: BTreeSet<(String, u8, u8, String, u32)> = brute
                     .query(q, radius)
@@ -192,7 +220,9 @@ async fn ingest_indexes_every_planned_hash_and_the_index_equals_brute_force() {
     check(&vault);
     // Persisted with the index and rebuilt from it at open.
     drop(vault);
-    let reopened = Vault::open(dir.path(), Arc::new(ManualClock::new(NOW)), Box::new(ChaCha20Rng::seed_from_u64(13)), None).unwrap();
+    let reopened =
+        Vault::open(dir.path(), Arc::new(ManualClock::new(NOW)), Box::new(ChaCha20Rng::seed_from_u64(13)), None)
+            .unwrap();
     assert_eq!(reopened.pdq_pipelines().unwrap(), [("pdq-fast-v1".to_string(), planned.len())]);
     check(&reopened);
 }

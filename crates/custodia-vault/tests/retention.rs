@@ -100,7 +100,12 @@ fn reopen(f: Fixture) -> Fixture {
 }
 
 fn pdq(seed: u8) -> Vec<PdqRecord> {
-    vec![PdqRecord { pipeline: "pdq-fast-v1".into(), variant: "full".into(), hash: hex::encode([seed; 32]), quality: 90 }]
+    vec![PdqRecord {
+        pipeline: "pdq-fast-v1".into(),
+        variant: "full".into(),
+        hash: hex::encode([seed; 32]),
+        quality: 90,
+    }]
 }
 
 /// A capture as the lane seals it: plate group (metadata + crop), overview group, face group.
@@ -110,7 +115,8 @@ fn capture(f: &mut Fixture, sequence: u64, time_ms: i64) -> Vec<u8> {
     let set = SignedEpochSet::from_json(&json).unwrap().verify(&key).unwrap();
     let site = SiteName::new(SITE).unwrap();
     let find = |class| set.find(&site, class, time_ms).expect("epoch").clone();
-    let (plate, overview, face) = (find(RetentionClass::Plate), find(RetentionClass::Overview), find(RetentionClass::Face));
+    let (plate, overview, face) =
+        (find(RetentionClass::Plate), find(RetentionClass::Overview), find(RetentionClass::Face));
     let overview_bytes = vec![0xAB; 2000];
     let image = |group, part, role, bytes: usize, seed| ImageRecord {
         group,
@@ -294,8 +300,10 @@ async fn faces_are_gone_after_12_hours_while_plates_and_overviews_stay() {
     let ours: Vec<_> = report.shredded.iter().filter(|s| s.epoch == face_epoch.to_string()).collect();
     assert_eq!(ours.len(), 1);
     assert_eq!((ours[0].class.as_str(), ours[0].records), ("face", 3));
-    assert_eq!(shredded_events(&f.vault).iter().filter(|(e, _)| *e == face_epoch.to_string()).collect::<Vec<_>>(),
-               vec![&(face_epoch.to_string(), 3)]);
+    assert_eq!(
+        shredded_events(&f.vault).iter().filter(|(e, _)| *e == face_epoch.to_string()).collect::<Vec<_>>(),
+        vec![&(face_epoch.to_string(), 3)]
+    );
     // No plate or overview epoch of ours went; no record or blob went.
     assert!(report.shredded.iter().all(|s| s.class == "face"), "{report:?}");
     assert_eq!((report.records_deleted, report.blobs_deleted), (0, 0));
@@ -400,17 +408,28 @@ async fn a_face_hand_off_keeps_a_face_to_14_days_refuses_15_and_ends_with_its_ex
     }
     // The 14-day limit follows the rules passed in.
     let short = RetentionRules { face_handoff_ms: 2 * DAY_MS, ..RetentionRules::default() };
-    assert!(f.vault.reseal_group_under(&short, held, RetentionClass::Face, face_end + 3 * DAY_MS, handoff, &system()).await.is_err());
+    assert!(
+        f.vault
+            .reseal_group_under(&short, held, RetentionClass::Face, face_end + 3 * DAY_MS, handoff, &system())
+            .await
+            .is_err()
+    );
     assert!(!events(&f.vault).iter().any(|e| e.action.kind() == "resealed"));
 
-    let officer = Actor { principal: "officer-7".into(), role: "officer".into(), purpose: Some("referral".into()), case: None };
+    let officer =
+        Actor { principal: "officer-7".into(), role: "officer".into(), purpose: Some("referral".into()), case: None };
     let until = face_end + 14 * DAY_MS;
     f.vault.reseal_group(held, RetentionClass::Face, until, handoff, &officer).await.unwrap();
     let resealed: Vec<Event> = events(&f.vault).into_iter().filter(|e| e.action.kind() == "resealed").collect();
     assert_eq!(resealed.len(), 1);
     assert_eq!(resealed[0].principal.as_str(), "officer-7");
-    let Action::Resealed { record, class, from_epoch, to_epoch, until_ms, basis } = &resealed[0].action else { unreachable!() };
-    assert_eq!((record.as_str(), class.as_str(), *until_ms, basis.as_str()), (held.to_string().as_str(), "face", until, handoff));
+    let Action::Resealed { record, class, from_epoch, to_epoch, until_ms, basis } = &resealed[0].action else {
+        unreachable!()
+    };
+    assert_eq!(
+        (record.as_str(), class.as_str(), *until_ms, basis.as_str()),
+        (held.to_string().as_str(), "face", until, handoff)
+    );
     assert_eq!(from_epoch.as_str(), epoch_of(body, GROUP_FACE).to_string());
     let extension: EpochId = to_epoch.as_str().parse().unwrap();
     let ext_row = index(&f).epoch(&extension).unwrap().unwrap();
@@ -428,7 +447,15 @@ async fn a_face_hand_off_keeps_a_face_to_14_days_refuses_15_and_ends_with_its_ex
         read: None,
         other_reads: vec![],
         engine: None,
-        images: vec![ImageRecord { group: 0, part: 1, role: ImageRole::Face, bytes: FACE.len() as u64, sha256: String::new(), stripped: vec![], pdq: pdq(9) }],
+        images: vec![ImageRecord {
+            group: 0,
+            part: 1,
+            role: ImageRole::Face,
+            bytes: FACE.len() as u64,
+            sha256: String::new(),
+            stripped: vec![],
+            pdq: pdq(9),
+        }],
         quarantine: None,
     }
     .to_vec();
@@ -436,7 +463,10 @@ async fn a_face_hand_off_keeps_a_face_to_14_days_refuses_15_and_ends_with_its_ex
         class: RetentionClass::Face,
         epoch_id: extension,
         epoch_key: &ext_key,
-        parts: vec![PartToSeal { kind: PartKind::Metadata, plaintext: &metadata }, PartToSeal { kind: PartKind::Jpeg, plaintext: FACE }],
+        parts: vec![
+            PartToSeal { kind: PartKind::Metadata, plaintext: &metadata },
+            PartToSeal { kind: PartKind::Jpeg, plaintext: FACE },
+        ],
     }];
     let header = CaptureHeader {
         device_id: f.device_id,
@@ -484,14 +514,28 @@ async fn a_legal_hold_keeps_the_held_group_and_its_blob_past_retention_and_then_
     let t = NOW - HOUR_MS;
     let records = ingest(&mut f, 1, 3, t).await;
     let (held, body) = &records[0];
-    let supervisor = Actor { principal: "sup-1".into(), role: "supervisor".into(), purpose: None, case: Some("case-2019-0531".into()) };
+    let supervisor = Actor {
+        principal: "sup-1".into(),
+        role: "supervisor".into(),
+        purpose: None,
+        case: Some("case-2019-0531".into()),
+    };
     let hold_until = NOW + 90 * DAY_MS;
-    f.vault.reseal_group(held, RetentionClass::Plate, hold_until, "legal-hold:case-2019-0531", &supervisor).await.unwrap();
+    f.vault
+        .reseal_group(held, RetentionClass::Plate, hold_until, "legal-hold:case-2019-0531", &supervisor)
+        .await
+        .unwrap();
     // A legal hold is not bounded by the 14-day face hand-off limit.
     let face_hold = hour_end(t) + 60 * DAY_MS;
-    f.vault.reseal_group(held, RetentionClass::Face, face_hold, "legal-hold:case-2019-0531", &supervisor).await.unwrap();
+    f.vault
+        .reseal_group(held, RetentionClass::Face, face_hold, "legal-hold:case-2019-0531", &supervisor)
+        .await
+        .unwrap();
     // Re-sealing is idempotent per extension day: the same hold again adds no second key.
-    f.vault.reseal_group(held, RetentionClass::Plate, hold_until, "legal-hold:case-2019-0531", &supervisor).await.unwrap();
+    f.vault
+        .reseal_group(held, RetentionClass::Plate, hold_until, "legal-hold:case-2019-0531", &supervisor)
+        .await
+        .unwrap();
     assert_eq!(index(&f).reseals(held, GROUP_PLATE).unwrap().len(), 1);
 
     f.clock.set(day_end(t) + 30 * DAY_MS);
@@ -530,7 +574,8 @@ async fn an_interrupted_run_resumes_with_every_key_and_its_event_in_agreement() 
     let body = records[0].1.clone();
     let rules = RetentionRules::default();
     f.clock.set(day_end(t) + 30 * DAY_MS);
-    let expired: Vec<EpochId> = f.vault.retention_status(&rules).unwrap().expired.iter().map(|e| e.epoch.parse().unwrap()).collect();
+    let expired: Vec<EpochId> =
+        f.vault.retention_status(&rules).unwrap().expired.iter().map(|e| e.epoch.parse().unwrap()).collect();
     assert!(expired.len() > 3, "{expired:?}");
 
     // The log refuses the first event: nothing is destroyed and nothing is logged.
@@ -710,7 +755,10 @@ async fn usb_copy_of_the_keystore_folder_does_not_open_with_the_vaults_current_m
     // still has, rotated.
     assert!(!f.master.starts_with(&f.dir));
     // Its manifest names the vault's master key file, which now holds the new master.
-    assert!(matches!(FileKeystore::open(&copied_keystore, None), Err(KeystoreError::WrongMasterKey)), "the copy opened");
+    assert!(
+        matches!(FileKeystore::open(&copied_keystore, None), Err(KeystoreError::WrongMasterKey)),
+        "the copy opened"
+    );
     // Even a keystore handle over the copied files with the vault's current master cannot open
     // them: put the copied key files under the live keystore folder's manifest, in a scratch
     // folder, and try each shredded name.
@@ -767,10 +815,13 @@ async fn a_reseal_interrupted_after_its_events_is_completed_on_reopen() {
     // 1. The extension epoch's `epoch-created` is durable, its row is not ("crash").
     f.vault.audit_log().inject_fault(LogFault::FailAfterAppend);
     assert!(f.vault.reseal_group(&records[0].0, RetentionClass::Face, until, basis, &system()).await.is_err());
-    let created: Vec<String> = events(&f.vault).iter().filter_map(|e| match &e.action {
-        Action::EpochCreated { epoch, .. } => Some(epoch.as_str().to_string()),
-        _ => None,
-    }).collect();
+    let created: Vec<String> = events(&f.vault)
+        .iter()
+        .filter_map(|e| match &e.action {
+            Action::EpochCreated { epoch, .. } => Some(epoch.as_str().to_string()),
+            _ => None,
+        })
+        .collect();
     let extension: EpochId = created.last().unwrap().parse().unwrap();
     assert!(index(&f).epoch(&extension).unwrap().is_none());
     f = reopen(f);

@@ -33,17 +33,23 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut files = Vec::new();
     for c in custodia_synth::generate(&traffic) {
-        let Some(f) = c.files.iter().find(|f| f.role == FileRole::Overview && f.bytes.starts_with(&[0xFF, 0xD8])) else {
+        let Some(f) = c.files.iter().find(|f| f.role == FileRole::Overview && f.bytes.starts_with(&[0xFF, 0xD8]))
+        else {
             continue;
         };
-        let img = image::load_from_memory(&f.bytes).unwrap().resize_exact(1920, 1080, image::imageops::FilterType::Triangle);
+        let img =
+            image::load_from_memory(&f.bytes).unwrap().resize_exact(1920, 1080, image::imageops::FilterType::Triangle);
         let mut out = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).encode_image(&img.to_rgb8()).unwrap();
         let path = dir.join(format!("{:04}.jpg", files.len()));
         std::fs::write(&path, &out).unwrap();
         files.push((path, out));
     }
-    println!("{} demo overviews as 1920x1080 JPEG q85 (mean {} KB)", files.len(), files.iter().map(|f| f.1.len()).sum::<usize>() / files.len() / 1000);
+    println!(
+        "{} demo overviews as 1920x1080 JPEG q85 (mean {} KB)",
+        files.len(),
+        files.iter().map(|f| f.1.len()).sum::<usize>() / files.len() / 1000
+    );
     // Per pipeline: images/s and every hash (kept to compare with the C++ reference below).
     let mut ours = Vec::new();
     for pipeline in [Pipeline::FastV1, Pipeline::CanonicalV1] {
@@ -53,7 +59,11 @@ fn main() {
             hashes.push(std::hint::black_box(custodia_pdq::hash_bytes(bytes, pipeline).unwrap()).hash);
         }
         let s = t.elapsed().as_secs_f64();
-        println!("ours {pipeline}: {:.1} images/s ({:.2} ms each)", files.len() as f64 / s, s * 1e3 / files.len() as f64);
+        println!(
+            "ours {pipeline}: {:.1} images/s ({:.2} ms each)",
+            files.len() as f64 / s,
+            s * 1e3 / files.len() as f64
+        );
         ours.push((pipeline, files.len() as f64 / s, hashes));
     }
     reference(&files, &ours);
@@ -99,7 +109,11 @@ fn reference(files: &[(std::path::PathBuf, Vec<u8>)], ours: &[(Pipeline, f64, Ve
     // `--info` (on stderr) says how its CImg was built; without `cimg_use_jpeg` every JPEG would
     // go through an ImageMagick `convert` subprocess and we would be timing that instead.
     let decoder = match std::process::Command::new(&bin).arg("--info").output() {
-        Ok(o) if [&o.stdout, &o.stderr].iter().any(|b| String::from_utf8_lossy(b).contains("'cimg_use_jpeg' defined")) => {
+        Ok(o)
+            if [&o.stdout, &o.stderr]
+                .iter()
+                .any(|b| String::from_utf8_lossy(b).contains("'cimg_use_jpeg' defined")) =>
+        {
             "CImg+libjpeg decode"
         }
         Ok(_) => "CImg WITHOUT libjpeg: JPEG decoded by an ImageMagick subprocess",
@@ -113,7 +127,13 @@ fn reference(files: &[(std::path::PathBuf, Vec<u8>)], ours: &[(Pipeline, f64, Ve
     let s = t.elapsed().as_secs_f64();
     let out = match out {
         Ok(o) if o.status.success() => o,
-        Ok(o) => return println!("ThreatExchange C++ reference failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr)),
+        Ok(o) => {
+            return println!(
+                "ThreatExchange C++ reference failed ({}): {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
         Err(e) => return println!("ThreatExchange C++ reference not run ({}: {e})", bin.display()),
     };
     // One line per file, in argument order: `hash,quality,filename`.
@@ -145,5 +165,10 @@ fn reference(files: &[(std::path::PathBuf, Vec<u8>)], ours: &[(Pipeline, f64, Ve
         );
     }
     let canonical = &ours.iter().find(|o| o.0 == Pipeline::CanonicalV1).unwrap().2[0];
-    println!("first image: reference {} q{}, ours canonical {canonical} (distance {})", theirs[0].0, theirs[0].1, canonical.hamming(&theirs[0].0));
+    println!(
+        "first image: reference {} q{}, ours canonical {canonical} (distance {})",
+        theirs[0].0,
+        theirs[0].1,
+        canonical.hamming(&theirs[0].0)
+    );
 }

@@ -84,11 +84,7 @@ fn main() {
         })
         .collect();
     single.sort_by(f64::total_cmp);
-    println!(
-        "one query against {n_stored}: median {:.3} ms, p99 {:.3} ms",
-        single[100] * 1e3,
-        single[198] * 1e3
-    );
+    println!("one query against {n_stored}: median {:.3} ms, p99 {:.3} ms", single[100] * 1e3, single[198] * 1e3);
 
     // FAISS on the same data.
     let dir = std::env::temp_dir().join(format!("custodia-leak-match-{}", std::process::id()));

@@ -84,7 +84,8 @@ fn main() {
             }
         }
     }
-    let images: Vec<(u64, &str, Vec<u8>, u64)> = images.into_iter().filter(|(_, _, b, _)| b.starts_with(&[0xFF, 0xD8])).collect();
+    let images: Vec<(u64, &str, Vec<u8>, u64)> =
+        images.into_iter().filter(|(_, _, b, _)| b.starts_with(&[0xFF, 0xD8])).collect();
     println!("{} demo images ({} captures; overviews and faces as the cameras produced them)", images.len(), n);
 
     // Stored side: what the lane puts in the metadata part.
@@ -132,7 +133,8 @@ fn main() {
             }
             // Unrelated: every image of a different capture, except faces of the same person
             // (regular occupants: the same face really is in both).
-            let unrelated = |j: usize| images[j].0 != images[k].0 && (images[j].3 == u64::MAX || images[j].3 != images[k].3);
+            let unrelated =
+                |j: usize| images[j].0 != images[k].0 && (images[j].3 == u64::MAX || images[j].3 != images[k].3);
             false_pairs += matched_images.iter().filter(|&&j| unrelated(j)).count() as u64;
             total_pairs += (0..images.len()).filter(|&j| unrelated(j)).count() as u64;
         }

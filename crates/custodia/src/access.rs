@@ -207,7 +207,11 @@ pub async fn principal(command: PrincipalCommand) -> Result<()> {
             Ok(())
         }
         PrincipalCommand::Token { vault, id, lifetime } => {
-            let token = open_vault(&vault.vault, &vault.passphrase_env)?.issue_token(&operator, &id, lifetime_ms(&lifetime)?)?;
+            let token = open_vault(&vault.vault, &vault.passphrase_env)?.issue_token(
+                &operator,
+                &id,
+                lifetime_ms(&lifetime)?,
+            )?;
             println!("{}", token.token.as_str());
             Ok(())
         }

@@ -96,7 +96,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             None
         }
     };
-    let vault = Vault::open(&vault_dir, Arc::new(clock), Box::new(rand_core::OsRng), pin.as_ref().map(|p| p.as_slice()))?;
+    let vault =
+        Vault::open(&vault_dir, Arc::new(clock), Box::new(rand_core::OsRng), pin.as_ref().map(|p| p.as_slice()))?;
     say(&args, &format!("Vault created at {}; publishing key epochs for {} days…", vault_dir.display(), args.days));
     let publisher = vault.clone();
     let ahead = config.publish_ahead_ms;
@@ -110,7 +111,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }));
 
     // Four lanes, each fed by another engine's format.
-    let vendors = [Vendor::OpenAlprV2, Vendor::RekorScoutGroup, Vendor::PlateRecognizerSnapshot, Vendor::PlateRecognizerStream];
+    let vendors =
+        [Vendor::OpenAlprV2, Vendor::RekorScoutGroup, Vendor::PlateRecognizerSnapshot, Vendor::PlateRecognizerStream];
     let epoch_key = hex::encode(vault.epoch_signing_public_key()?);
     let mut lanes = Vec::new();
     for (i, vendor) in vendors.into_iter().enumerate() {
@@ -141,7 +143,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     for lane in &lanes {
         let mut agent = Lane::open(lane.dir.clone())?;
         let stop = stop_lanes.clone();
-        agents.push(tokio::spawn(async move { agent.run(stop, Duration::from_millis(50)).await.map(|()| agent.status().clone()) }));
+        agents.push(tokio::spawn(async move {
+            agent.run(stop, Duration::from_millis(50)).await.map(|()| agent.status().clone())
+        }));
     }
 
     // Traffic: rendered on worker threads, dropped into the inboxes by this task.
@@ -161,7 +165,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let (patterns, generated) = drop_traffic(&traffic, &lanes, &vault, &progress).await?;
 
     // Two inputs a lane cannot use: they must end up quarantined, sealed, visible, not lost.
-    drop_file(&lanes[0].dir.inbox(), "bad-0001.json", b"{\"version\": 2, \"data_type\": \"alpr_results\", \"results\": [")?;
+    drop_file(
+        &lanes[0].dir.inbox(),
+        "bad-0001.json",
+        b"{\"version\": 2, \"data_type\": \"alpr_results\", \"results\": [",
+    )?;
     drop_file(&lanes[2].dir.inbox(), "junk-0001.jpg", b"this is not an image")?;
     let expected = generated + 2;
 
@@ -214,7 +222,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     for (reason, count) in &reasons {
         println!("      quarantined: {count:>5} × {reason}");
     }
-    println!("  sealed bytes stored          {:.1} MB ({:.0} KB a capture)", blob_bytes as f64 / 1e6, blob_bytes as f64 / 1e3 / records.max(1) as f64);
+    println!(
+        "  sealed bytes stored          {:.1} MB ({:.0} KB a capture)",
+        blob_bytes as f64 / 1e6,
+        blob_bytes as f64 / 1e3 / records.max(1) as f64
+    );
     println!(
         "  wall time                    {:.1} s, {:.0} captures/s end to end (rendering the synthetic images and the lanes' perceptual hashing are most of it)",
         elapsed.as_secs_f64(),
@@ -249,7 +261,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }
     println!();
     println!("Next: `custodia device list --vault {}` lists the lane devices;", vault_dir.display());
-    println!("      `custodia lane status --dir {}` shows a lane's counters and quarantine.", lanes[0].dir.root().display());
+    println!(
+        "      `custodia lane status --dir {}` shows a lane's counters and quarantine.",
+        lanes[0].dir.root().display()
+    );
     Ok(())
 }
 

@@ -88,9 +88,9 @@ pub async fn run(command: LeakCommand, open_vault: fn(&Path, &Option<String>) ->
 }
 
 fn hash_files(pipeline: &str, dihedral: bool, files: &[PathBuf]) -> Result<()> {
-    let pipeline: Pipeline = pipeline.parse().map_err(|_| {
-        anyhow::anyhow!("unknown pipeline {pipeline:?} (pdq-canonical-v1 or pdq-fast-v1)")
-    })?;
+    let pipeline: Pipeline = pipeline
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown pipeline {pipeline:?} (pdq-canonical-v1 or pdq-fast-v1)"))?;
     let mut failed = 0;
     for path in files {
         let result = read_bounded(path, custodia_pdq::MAX_INPUT_BYTES as u64).and_then(|bytes| {
@@ -223,9 +223,7 @@ fn walk(path: &Path, limits: Limits, each: &mut dyn FnMut(Item)) -> Result<()> {
         }
         SourceKind::Zip => walk_zip(path, limits, each),
         SourceKind::Tar => walk_tar(BufReader::new(File::open(path)?), limits, each),
-        SourceKind::TarGz => {
-            walk_tar(flate2::read::GzDecoder::new(BufReader::new(File::open(path)?)), limits, each)
-        }
+        SourceKind::TarGz => walk_tar(flate2::read::GzDecoder::new(BufReader::new(File::open(path)?)), limits, each),
     }
 }
 
@@ -237,7 +235,10 @@ fn file_item(path: &Path, name: String, limits: Limits, left: &mut u64) -> Item 
     if size > *left {
         return Item::Skipped { name, reason: "the scan's total byte limit is reached".into() };
     }
-    match File::open(path).map_err(|e| format!("unreadable: {e}")).and_then(|mut f| read_entry(&mut f, size, limits.max_entry)) {
+    match File::open(path)
+        .map_err(|e| format!("unreadable: {e}"))
+        .and_then(|mut f| read_entry(&mut f, size, limits.max_entry))
+    {
         Ok(bytes) => {
             *left -= bytes.len() as u64;
             Item::File { name, bytes }
@@ -247,10 +248,8 @@ fn file_item(path: &Path, name: String, limits: Limits, left: &mut u64) -> Item 
 }
 
 fn walk_folder(root: &Path, dir: &Path, limits: Limits, left: &mut u64, each: &mut dyn FnMut(Item)) -> Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("listing {}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .collect();
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?.filter_map(|e| e.ok()).collect();
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
@@ -363,7 +362,8 @@ pub(crate) const FIND_INSET_PER_MILLE: u32 = 33;
 pub(crate) fn hash_find(bytes: &[u8], pipeline: Pipeline) -> Result<Vec<(&'static str, Dihedral)>, String> {
     let guarded = std::panic::catch_unwind(|| -> Result<Vec<(&'static str, Dihedral)>, String> {
         let img = custodia_pdq::decode_image(bytes).map_err(|e| e.to_string())?;
-        let mut versions = vec![("as-found", custodia_pdq::hash_bytes_dihedral(bytes, pipeline).map_err(|e| e.to_string())?)];
+        let mut versions =
+            vec![("as-found", custodia_pdq::hash_bytes_dihedral(bytes, pipeline).map_err(|e| e.to_string())?)];
         let stripped = custodia_pdq::crops::strip_borders(&img);
         let base = if (stripped.width(), stripped.height()) != (img.width(), img.height()) {
             versions.push(("bars-stripped", custodia_pdq::hash_image_dihedral(&stripped, pipeline)));
@@ -503,7 +503,8 @@ fn scan(vault: &Vault, args: &ScanArgs) -> Result<ScanOutcome> {
         .into_values()
         .map(|(find, version, dihedral, hit)| {
             let find = &finds[find];
-            let weak = find.as_found().quality < MIN_TRUSTED_QUALITY || u32::from(hit.stored.entry.quality) < MIN_TRUSTED_QUALITY;
+            let weak = find.as_found().quality < MIN_TRUSTED_QUALITY
+                || u32::from(hit.stored.entry.quality) < MIN_TRUSTED_QUALITY;
             Match { find, version, dihedral, hit, weak }
         })
         .collect();
@@ -552,11 +553,8 @@ fn build_report(
     let face_parts: BTreeSet<(String, u8, u8)> =
         strong.iter().filter(|m| m.hit.stored.entry.role == "face").map(|m| part_of(m)).collect();
     let face_records: BTreeSet<&String> = face_parts.iter().map(|p| &p.0).collect();
-    let vehicle_records: BTreeSet<String> = strong
-        .iter()
-        .filter(|m| m.hit.stored.entry.role != "face")
-        .map(|m| m.hit.stored.record.to_string())
-        .collect();
+    let vehicle_records: BTreeSet<String> =
+        strong.iter().filter(|m| m.hit.stored.entry.role != "face").map(|m| m.hit.stored.record.to_string()).collect();
     let weak_only: BTreeSet<String> = matches
         .iter()
         .filter(|m| m.weak)
@@ -564,7 +562,8 @@ fn build_report(
         .filter(|r| !records.contains(r))
         .collect();
     let sites: BTreeSet<&str> = strong.iter().map(|m| m.hit.stored.site.as_str()).collect();
-    let lanes: BTreeSet<String> = strong.iter().map(|m| format!("{}/{}", m.hit.stored.site, m.hit.stored.lane)).collect();
+    let lanes: BTreeSet<String> =
+        strong.iter().map(|m| format!("{}/{}", m.hit.stored.site, m.hit.stored.lane)).collect();
     let dates: BTreeSet<String> = strong.iter().map(|m| date(m.hit.stored.capture_time_ms)).collect();
     let matched_files: BTreeSet<&str> = matches.iter().map(|m| m.find.name.as_str()).collect();
     let mut random = [0u8; 8];
@@ -632,7 +631,11 @@ fn esc(s: &str) -> String {
 fn val(v: &Value) -> String {
     match v {
         Value::String(s) => esc(s),
-        Value::Array(a) => esc(&a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(", ")),
+        Value::Array(a) => esc(&a
+            .iter()
+            .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+            .collect::<Vec<_>>()
+            .join(", ")),
         other => esc(&other.to_string()),
     }
 }
@@ -652,7 +655,10 @@ fn render_html(r: &Value) -> String {
     h.push_str("<h2>Who and what is affected</h2><table>");
     for (label, key) in [
         ("Stored records shown", "records"),
-        ("Vehicles (records whose vehicle, plate or overview image matched; repeat passes count separately)", "vehicles"),
+        (
+            "Vehicles (records whose vehicle, plate or overview image matched; repeat passes count separately)",
+            "vehicles",
+        ),
         ("Records showing occupants' faces", "records_with_faces"),
         ("Occupants (distinct face images matched)", "occupants"),
         ("Records matched only weakly", "weak_only_records"),

@@ -182,9 +182,7 @@ enum LaneCommand {
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CUSTODIA_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CUSTODIA_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -282,7 +280,13 @@ fn init(args: InitArgs) -> Result<()> {
 
 /// Creates a vault in `dir` whose keys live in a PKCS#11 token: opens the token with `pin`,
 /// records in `config` how to reach it again, and makes the vault's keys inside it.
-pub(crate) fn init_on_token(dir: &std::path::Path, config: &mut VaultConfig, module: &std::path::Path, token_label: &str, pin: &[u8]) -> Result<()> {
+pub(crate) fn init_on_token(
+    dir: &std::path::Path,
+    config: &mut VaultConfig,
+    module: &std::path::Path,
+    token_label: &str,
+    pin: &[u8],
+) -> Result<()> {
     let pin = zeroize::Zeroizing::new(String::from_utf8(pin.to_vec()).context("the PIN is not UTF-8")?);
     let keystore = custodia_store::Pkcs11Keystore::open(module, token_label, pin)
         .with_context(|| format!("opening token {token_label:?} through {}", module.display()))?;
@@ -296,9 +300,8 @@ pub(crate) fn init_on_token(dir: &std::path::Path, config: &mut VaultConfig, mod
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let vault = open_vault(&args.dir, &args.passphrase_env)?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     custodia_server::spawn_epoch_maintenance(vault.clone(), Duration::from_secs(600));
     // Retention every minute under the policy in force (read at each run).
     custodia_server::spawn_retention(vault.clone(), custodia_vault::retention::DEFAULT_RUN_EVERY);
@@ -333,7 +336,13 @@ async fn device(command: DeviceCommand) -> Result<()> {
                 upload_concurrency: 4,
             };
             lane_dir.create(&config, &key)?;
-            println!("Enrolled device {} for {}/{}; lane folder {}", row.id, row.site, row.lane, lane_dir.root().display());
+            println!(
+                "Enrolled device {} for {}/{}; lane folder {}",
+                row.id,
+                row.site,
+                row.lane,
+                lane_dir.root().display()
+            );
             Ok(())
         }
         DeviceCommand::List { vault, passphrase_env } => {

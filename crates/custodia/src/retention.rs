@@ -51,7 +51,10 @@ pub fn rules(vault: &Vault, profile: Option<&str>) -> Result<RetentionRules> {
         Some(rules) => Ok(rules),
         None => {
             let policy = vault.policy();
-            bail!("the policy defines no retention profile {name:?}: use one of {}", policy.profile_names().collect::<Vec<_>>().join(", "))
+            bail!(
+                "the policy defines no retention profile {name:?}: use one of {}",
+                policy.profile_names().collect::<Vec<_>>().join(", ")
+            )
         }
     }
 }
@@ -116,11 +119,7 @@ pub async fn run(command: RetentionCommand, open_vault: fn(&Path, &Option<String
                 }
             }
             match &status.next {
-                Some(e) => println!(
-                    "Next expiry in {}: {}",
-                    duration(e.expires_at_ms - status.now_ms),
-                    line(e)
-                ),
+                Some(e) => println!("Next expiry in {}: {}", duration(e.expires_at_ms - status.now_ms), line(e)),
                 None => println!("No epoch is due to expire."),
             }
             println!(

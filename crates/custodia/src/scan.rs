@@ -125,7 +125,11 @@ mod tests {
         jpeg.extend_from_slice(b"\xFF\xDA\x00\x02");
         patterns.add_jpeg_tables(&jpeg);
 
-        std::fs::write(dir.path().join("random.bin"), (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<_>>()).unwrap();
+        std::fs::write(
+            dir.path().join("random.bin"),
+            (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<_>>(),
+        )
+        .unwrap();
         assert!(patterns.scan(dir.path()).unwrap().findings.is_empty());
 
         std::fs::create_dir(dir.path().join("sub")).unwrap();

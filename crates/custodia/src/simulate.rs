@@ -256,7 +256,8 @@ impl Folder {
                 Ok(Self { path: dir.to_path_buf(), temporary: false })
             }
             None => {
-                let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+                let nanos =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
                 let path = std::env::temp_dir().join(format!("custodia-simulate-{}-{nanos}", std::process::id()));
                 std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
                 Ok(Self { path, temporary: true })
@@ -375,11 +376,13 @@ async fn simulate(args: &SimulateArgs, root: &Path) -> Result<()> {
         };
         uploaders.push(tokio::spawn(upload_loop(context)));
     }
-    let generator = tokio::spawn(generate(lanes.clone(), stats.clone(), generating.clone(), args.rate, args.duration, started));
+    let generator =
+        tokio::spawn(generate(lanes.clone(), stats.clone(), generating.clone(), args.rate, args.duration, started));
 
     // One line a second until generation ends and the backlog drains (or the drain time is up).
     let mut report = Report::default();
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
+    let mut ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut drain_deadline = None;
     loop {
@@ -584,7 +587,11 @@ async fn upload_loop(cx: UploadContext) -> Result<()> {
                 backoff = Duration::ZERO;
             } else {
                 if Instant::now() > give_up && !cx.generating.load(Ordering::SeqCst) {
-                    bail!("{} captures of {} still unacknowledged after {RESOLVE_LIMIT:?} of retries", open.len(), lane.lane);
+                    bail!(
+                        "{} captures of {} still unacknowledged after {RESOLVE_LIMIT:?} of retries",
+                        open.len(),
+                        lane.lane
+                    );
                 }
                 backoff = (backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
                 let jitter = Duration::from_millis(u64::from(OsRng.next_u32() % 250));
@@ -621,7 +628,9 @@ async fn seal_chunk(cx: &UploadContext, chunk: &[Pending]) -> Result<Vec<Bytes>>
     let (lanes, index, epochs, pool) = (cx.lanes.clone(), cx.index, cx.epochs.clone(), cx.pool.clone());
     tokio::task::spawn_blocking(move || {
         jobs.into_iter()
-            .map(|(sequence, time_ms, p)| seal_one(&lanes[index], &epochs, &pool[p], sequence, time_ms).map(Bytes::from))
+            .map(|(sequence, time_ms, p)| {
+                seal_one(&lanes[index], &epochs, &pool[p], sequence, time_ms).map(Bytes::from)
+            })
             .collect()
     })
     .await?
@@ -629,8 +638,10 @@ async fn seal_chunk(cx: &UploadContext, chunk: &[Pending]) -> Result<Vec<Bytes>>
 
 fn seal_one(lane: &SimLane, epochs: &EpochSet, plain: &Plain, sequence: u64, time_ms: i64) -> Result<Vec<u8>> {
     let site = SiteName::new(SITE).map_err(|e| anyhow::anyhow!("site: {e}"))?;
-    let epoch = |class| epochs.find(&site, class, time_ms).with_context(|| format!("no {class:?} epoch covers {time_ms}"));
-    let (plate, overview, face) = (epoch(RetentionClass::Plate)?, epoch(RetentionClass::Overview)?, epoch(RetentionClass::Face)?);
+    let epoch =
+        |class| epochs.find(&site, class, time_ms).with_context(|| format!("no {class:?} epoch covers {time_ms}"));
+    let (plate, overview, face) =
+        (epoch(RetentionClass::Plate)?, epoch(RetentionClass::Overview)?, epoch(RetentionClass::Face)?);
     let groups = [
         GroupToSeal {
             class: RetentionClass::Plate,
@@ -654,7 +665,8 @@ fn seal_one(lane: &SimLane, epochs: &EpochSet, plain: &Plain, sequence: u64, tim
             parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &plain.face }],
         },
     ];
-    let header = CaptureHeader { device_id: lane.device_id, site, lane: lane.lane.clone(), capture_time_ms: time_ms, sequence };
+    let header =
+        CaptureHeader { device_id: lane.device_id, site, lane: lane.lane.clone(), capture_time_ms: time_ms, sequence };
     custodia_seal::seal(&header, &groups, &lane.key, &mut OsRng).map_err(|e| anyhow::anyhow!("sealing: {e}"))
 }
 
@@ -685,7 +697,8 @@ fn make_pool(image_bytes: usize, hashes_per_image: usize) -> Vec<Plain> {
     };
     (0..POOL)
         .map(|_| {
-            let (plate, overview, face) = (random(quarter), random(image_bytes.saturating_sub(2 * quarter).max(1)), random(quarter));
+            let (plate, overview, face) =
+                (random(quarter), random(image_bytes.saturating_sub(2 * quarter).max(1)), random(quarter));
             let letters: String = (0..3).map(|_| char::from(b'A' + (OsRng.next_u32() % 26) as u8)).collect();
             let text = format!("{letters}{:04}", OsRng.next_u32() % 10_000);
             let record = |group, part, role, bytes: &Vec<u8>| ImageRecord {

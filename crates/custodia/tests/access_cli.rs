@@ -80,7 +80,9 @@ fn an_officer_searches_and_reads_with_purpose_and_case_and_the_admin_controls_it
     ok(&["principal", "grant", "officer-1", "--role", "officer", "--scope", "site:anzalduas", "--vault", v], &[]);
     let listed = ok(&["principal", "list", "--vault", v], &[]);
     assert!(listed.contains("officer-1") && listed.contains("maint-1"), "{listed}");
-    assert!(fails(&["principal", "add", "officer-1", "--role", "officer", "--vault", v], &[]).contains("already exists"));
+    assert!(
+        fails(&["principal", "add", "officer-1", "--role", "officer", "--vault", v], &[]).contains("already exists")
+    );
     assert!(fails(&["principal", "add", "x", "--role", "janitor", "--vault", v], &[]).contains("unknown role"));
 
     // Policies: a bad one names its line and changes nothing.
@@ -119,7 +121,8 @@ fn an_officer_searches_and_reads_with_purpose_and_case_and_the_admin_controls_it
     let none: serde_json::Value = serde_json::from_str(&ok(&plate_search, &env)).unwrap();
     assert_eq!(none["records"].as_array().unwrap().len(), 0);
 
-    let wrong_purpose: Vec<&str> = [&["get", id, "--url", url.as_str(), "--purpose", "curiosity", "--case", "1"][..]].concat();
+    let wrong_purpose: Vec<&str> =
+        [&["get", id, "--url", url.as_str(), "--purpose", "curiosity", "--case", "1"][..]].concat();
     assert!(fails(&wrong_purpose, &env).contains("Refused by policy"));
 
     // The admin CLI works on the folder, so not beside a running vault: it says so.

@@ -114,7 +114,8 @@ async fn a_full_disk_holds_captures_in_the_lane_outbox_and_the_backlog_drains_on
     let stop = Arc::new(AtomicBool::new(false));
     let mut lane = Lane::open(lane_dir.clone()).unwrap();
     let flag = stop.clone();
-    let agent = tokio::spawn(async move { lane.run(flag, Duration::from_millis(10)).await.map(|()| lane.status().clone()) });
+    let agent =
+        tokio::spawn(async move { lane.run(flag, Duration::from_millis(10)).await.map(|()| lane.status().clone()) });
 
     // Every capture is sealed into the outbox and held there; the lane reports the backlog and
     // why its uploads fail; the vault stores nothing.

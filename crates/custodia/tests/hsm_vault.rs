@@ -65,7 +65,11 @@ fn a_vault_on_a_token_leaves_a_usb_copy_nothing_to_open_after_retention() {
     let tokens = root.path().join("tokens");
     std::fs::create_dir_all(&tokens).unwrap();
     let conf = root.path().join("softhsm2.conf");
-    std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display())).unwrap();
+    std::fs::write(
+        &conf,
+        format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
+    )
+    .unwrap();
     let init = Command::new("softhsm2-util")
         .args(["--init-token", "--free", "--label", "custodia-test", "--so-pin", "8642", "--pin", PIN])
         .env("SOFTHSM2_CONF", &conf)
@@ -76,7 +80,22 @@ fn a_vault_on_a_token_leaves_a_usb_copy_nothing_to_open_after_retention() {
     let demo = root.path().join("demo");
     let m = module.to_str().unwrap();
     let summary = custodia(
-        &["demo", "--dir", demo.to_str().unwrap(), "--captures", "16", "--days", "3", "--quiet", "--hsm-module", m, "--hsm-token", "custodia-test", "--pin-env", "HSM_PIN"],
+        &[
+            "demo",
+            "--dir",
+            demo.to_str().unwrap(),
+            "--captures",
+            "16",
+            "--days",
+            "3",
+            "--quiet",
+            "--hsm-module",
+            m,
+            "--hsm-token",
+            "custodia-test",
+            "--pin-env",
+            "HSM_PIN",
+        ],
         &conf,
     );
     assert!(summary.contains("no JPEG/PNG image"), "{summary}");
@@ -110,7 +129,10 @@ fn a_vault_on_a_token_leaves_a_usb_copy_nothing_to_open_after_retention() {
     drop(dec);
 
     // Retention with a 3-minute cap: every epoch of the demo's past traffic expires.
-    let ran = custodia(&["retention", "run", "--dir", vault.to_str().unwrap(), "--passphrase-env", "HSM_PIN", "--profile", "cap-3min"], &conf);
+    let ran = custodia(
+        &["retention", "run", "--dir", vault.to_str().unwrap(), "--passphrase-env", "HSM_PIN", "--profile", "cap-3min"],
+        &conf,
+    );
     assert!(!ran.is_empty());
 
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;

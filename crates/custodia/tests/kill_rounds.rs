@@ -333,7 +333,8 @@ fn vault_and_lanes_killed_at_random_points_lose_and_duplicate_nothing() {
             // Each restarted vault's published log must extend what this auditor accepted.
             audit_verify(&format!("http://127.0.0.1:{port}"), &log_key, &auditor_state);
             verifies += 1;
-            let waiting: usize = lane_dirs.iter().map(|d| files_in(&d.inbox()).len() + files_in(&d.outbox()).len()).sum();
+            let waiting: usize =
+                lane_dirs.iter().map(|d| files_in(&d.inbox()).len() + files_in(&d.outbox()).len()).sum();
             println!(
                 "kill rounds: round {round} at {:.0} s, {:?} records stored, {waiting} lane files waiting",
                 started.elapsed().as_secs_f64(),
@@ -343,7 +344,10 @@ fn vault_and_lanes_killed_at_random_points_lose_and_duplicate_nothing() {
     }
     let killing = started.elapsed();
     let fed_total: u32 = fed.values().sum();
-    assert!(fed.values().all(|&n| n == 1), "the generator repeated a (lane, capture time); the check below needs them unique");
+    assert!(
+        fed.values().all(|&n| n == 1),
+        "the generator repeated a (lane, capture time); the check below needs them unique"
+    );
 
     // Drain: every capture fed must reach the vault.
     let deadline = Instant::now() + DRAIN;
@@ -414,7 +418,11 @@ fn vault_and_lanes_killed_at_random_points_lose_and_duplicate_nothing() {
         let event = Event::parse(&log.entry(i).unwrap()).unwrap();
         if let Action::Ingested { record, digest, .. } = &event.action {
             *ingested.entry(record.as_str().to_string()).or_default() += 1;
-            assert_eq!(digests.get(record.as_str()), Some(digest), "ingested event for {record}: no such record, or another digest");
+            assert_eq!(
+                digests.get(record.as_str()),
+                Some(digest),
+                "ingested event for {record}: no such record, or another digest"
+            );
         }
     }
     assert_eq!(ingested.len(), digests.len(), "a stored record has no ingested event");

@@ -154,7 +154,10 @@ async fn expired_captures_are_destroyed_and_held_ones_do_not_starve_the_rest() {
     let face_live = |time_ms| set.find(&site, RetentionClass::Face, time_ms).is_some();
     let dropped: usize = recent.iter().filter(|c| !face_live(c.time_ms)).map(faces).sum();
     let kept: usize = recent.iter().filter(|c| face_live(c.time_ms)).map(faces).sum();
-    assert!(dropped > 0 && kept > 0, "the traffic must have faces on both sides of the shredded line: {dropped} / {kept}");
+    assert!(
+        dropped > 0 && kept > 0,
+        "the traffic must have faces on both sides of the shredded line: {dropped} / {kept}"
+    );
     assert_eq!(status.expired_images_dropped, dropped as u64, "{status:?}");
 
     // Upload, and check each stored capture has a face group exactly when its faces were live.

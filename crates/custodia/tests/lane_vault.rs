@@ -101,7 +101,8 @@ async fn every_capture_is_stored_exactly_once_across_a_vault_crash() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut lane = Lane::open(lane_dir.clone()).unwrap();
     let flag = stop.clone();
-    let agent = tokio::spawn(async move { lane.run(flag, Duration::from_millis(10)).await.map(|()| lane.status().clone()) });
+    let agent =
+        tokio::spawn(async move { lane.run(flag, Duration::from_millis(10)).await.map(|()| lane.status().clone()) });
 
     // Kill the vault as soon as part of the stream is stored, then bring it back.
     let deadline = Instant::now() + Duration::from_secs(120);

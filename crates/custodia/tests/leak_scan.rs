@@ -61,7 +61,11 @@ async fn vault_with_traffic(dir: &Path, captures: u32) -> Vec<Stored> {
         let files: Vec<InputFile> = capture
             .files
             .iter()
-            .map(|f| InputFile { name: f.name.clone(), bytes: Zeroizing::new(f.bytes.clone()), modified_ms: capture.time_ms })
+            .map(|f| InputFile {
+                name: f.name.clone(),
+                bytes: Zeroizing::new(f.bytes.clone()),
+                modified_ms: capture.time_ms,
+            })
             .collect();
         let mut plans = plan_group(&files, PairingContext { expects_engine_output: true });
         assert_eq!(plans.len(), 1);
@@ -117,7 +121,9 @@ type Transform = fn(&DynamicImage) -> Vec<u8>;
 fn transforms() -> Vec<(&'static str, Transform)> {
     vec![
         ("jpeg-q30.jpg", |i| jpeg(i, 30)),
-        ("resize-50.jpg", |i| jpeg(&i.resize(i.width() / 2, i.height() / 2, image::imageops::FilterType::Triangle), 85)),
+        ("resize-50.jpg", |i| {
+            jpeg(&i.resize(i.width() / 2, i.height() / 2, image::imageops::FilterType::Triangle), 85)
+        }),
         ("thumb-160.jpg", |i| jpeg(&i.thumbnail(160, 160), 85)),
         ("grey.png", |i| png(&DynamicImage::ImageLuma8(i.to_luma8()))),
         ("mirror.jpg", |i| jpeg(&i.fliph(), 85)),
@@ -167,7 +173,10 @@ fn scan(source: &Path, vault: &Path, report: &Path, extra: &[&str]) -> serde_jso
     assert!(out.status.success(), "scan of {} failed: {}", source.display(), String::from_utf8_lossy(&out.stderr));
     let json = std::fs::read(report.with_extension("json")).unwrap();
     let html = std::fs::read_to_string(report.with_extension("html")).unwrap();
-    assert!(html.starts_with("<!doctype html>") && !html.contains("<script") && !html.contains("http"), "self-contained");
+    assert!(
+        html.starts_with("<!doctype html>") && !html.contains("<script") && !html.contains("http"),
+        "self-contained"
+    );
     serde_json::from_slice(&json).unwrap()
 }
 
@@ -199,13 +208,19 @@ fn check(report: &serde_json::Value, planted: &BTreeSet<String>, files: &[(Strin
     assert_eq!(report["summary"]["occupants"], 0, "no face image was leaked");
     assert_eq!(report["summary"]["sites"], serde_json::json!([SITE]));
     assert_eq!(report["summary"]["lanes"], serde_json::json!([format!("{SITE}/lane-3")]));
-    let unmatched: BTreeSet<&str> = report["unmatched"].as_array().unwrap().iter().map(|u| u["file"].as_str().unwrap()).collect();
+    let unmatched: BTreeSet<&str> =
+        report["unmatched"].as_array().unwrap().iter().map(|u| u["file"].as_str().unwrap()).collect();
     assert!(unmatched.iter().filter(|f| f.contains("unrelated-")).count() >= 1);
     let skipped: BTreeMap<String, String> = report["skipped"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["file"].as_str().unwrap().rsplit('/').next().unwrap().to_string(), s["reason"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["file"].as_str().unwrap().rsplit('/').next().unwrap().to_string(),
+                s["reason"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     for name in ["truncated.jpg", "readme.txt", "claims-65535x65535.jpg"] {
         assert!(skipped.contains_key(name), "{what}: {name} must be listed as skipped: {skipped:?}");
@@ -229,7 +244,9 @@ async fn a_dump_scan_finds_exactly_the_planted_records_in_a_folder_a_tar_gz_and_
     let mut unrelated: Vec<Vec<u8>> = custodia_synth::generate(&other)
         .flat_map(|c| c.files.into_iter().filter(|f| f.role != FileRole::EngineJson).map(|f| f.bytes))
         .collect();
-    let noise = image::RgbImage::from_fn(640, 360, |x, y| image::Rgb([((x * 7) ^ (y * 13)) as u8, (x * y) as u8, (x + 3 * y) as u8]));
+    let noise = image::RgbImage::from_fn(640, 360, |x, y| {
+        image::Rgb([((x * 7) ^ (y * 13)) as u8, (x * y) as u8, (x + 3 * y) as u8])
+    });
     unrelated.push(jpeg(&DynamicImage::ImageRgb8(noise), 80));
     let (files, planted) = dump(&stored, &unrelated);
     assert!(planted.len() >= 10);
@@ -281,9 +298,14 @@ async fn a_dump_scan_finds_exactly_the_planted_records_in_a_folder_a_tar_gz_and_
     }
     let report = scan(&zip_path, &vault_dir, &dir.path().join("zip-report"), &["--max-entry-bytes", "16000000"]);
     check(&report, &planted, &files, "zip");
-    let bomb = report["skipped"].as_array().unwrap().iter().find(|s| s["file"] == "other/bomb.jpg").expect("bomb listed");
+    let bomb =
+        report["skipped"].as_array().unwrap().iter().find(|s| s["file"] == "other/bomb.jpg").expect("bomb listed");
     assert!(bomb["reason"].as_str().unwrap().contains("limit"), "{bomb}");
-    let hostile = report["skipped"].as_array().unwrap().iter().find(|s| s["file"].as_str().is_some_and(|f| f.contains("alert(1)")));
+    let hostile = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["file"].as_str().is_some_and(|f| f.contains("alert(1)")));
     assert!(hostile.is_some(), "the hostile entry is listed as skipped");
     assert!(!dir.path().parent().unwrap().join("<script>alert(1)</script>.jpg").exists());
     assert!(!dir.path().join("<script>alert(1)</script>.jpg").exists());

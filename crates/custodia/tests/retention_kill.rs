@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custodia_seal::{EpochId, SealedCapture};
-use custodia_store::index::Index;
 use custodia_store::file_keystore::FileKeystore;
+use custodia_store::index::Index;
 use custodia_store::{KeyName, KeyState, Keystore};
 use custodia_vault::Vault;
 use custodia_vault::audit::{Action, Event, LogFile};
@@ -81,7 +81,10 @@ fn epoch_rows(vault: &Path, view: &LogView) -> BTreeMap<String, (KeyName, bool)>
     view.created
         .keys()
         .map(|id| {
-            let row = index.epoch(&id.parse::<EpochId>().unwrap()).unwrap().unwrap_or_else(|| panic!("epoch {id} has no row"));
+            let row = index
+                .epoch(&id.parse::<EpochId>().unwrap())
+                .unwrap()
+                .unwrap_or_else(|| panic!("epoch {id} has no row"));
             (id.clone(), (KeyName::new(&row.key_name).unwrap(), row.destroyed_at_ms.is_some()))
         })
         .collect()
@@ -242,7 +245,12 @@ fn a_retention_run_killed_at_random_points_never_destroys_a_key_without_its_even
         .arg(root.path().join("auditor.checkpoint"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "audit verify: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "audit verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     println!("retention kill: demo vault of {records_before} records in {:.1} s", made.as_secs_f64());
     for line in &lines {

@@ -47,7 +47,8 @@ fn four_lanes_at_200_per_second_store_every_capture_exactly_once() {
     // The vault starts its committer task, so it opens inside a runtime.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let records_on_disk = runtime.block_on(async {
-        let vault = Vault::open(&run_dir.join("vault"), Arc::new(SystemClock), Box::new(rand_core::OsRng), None).unwrap();
+        let vault =
+            Vault::open(&run_dir.join("vault"), Arc::new(SystemClock), Box::new(rand_core::OsRng), None).unwrap();
         vault.record_count().unwrap()
     });
     assert_eq!(records_on_disk, 1000);

@@ -56,7 +56,14 @@ fn sealed_capture(dir: &Path) {
     let face_key = EpochSecretKey::generate(&mut rng).public_key();
     let metadata = CaptureMetadata {
         version: METADATA_VERSION,
-        read: Some(PlateReadRecord { plate: "ZZ0001".into(), confidence: 0.9, region: None, candidates: vec![], bbox: None, vehicle: vec![] }),
+        read: Some(PlateReadRecord {
+            plate: "ZZ0001".into(),
+            confidence: 0.9,
+            region: None,
+            candidates: vec![],
+            bbox: None,
+            vehicle: vec![],
+        }),
         other_reads: vec![],
         engine: None,
         images: vec![ImageRecord {
@@ -116,11 +123,12 @@ fn alpr_input(dir: &Path) {
 }
 
 fn pixels(w: u32, h: u32) -> Vec<u8> {
-    (0..w * h).flat_map(|i| {
-        let (x, y) = (i % w, i / w);
-        [(x * 255 / w) as u8, (y * 255 / h) as u8, ((x ^ y) * 8) as u8]
-    })
-    .collect()
+    (0..w * h)
+        .flat_map(|i| {
+            let (x, y) = (i % w, i / w);
+            [(x * 255 / w) as u8, (y * 255 / h) as u8, ((x ^ y) * 8) as u8]
+        })
+        .collect()
 }
 
 fn images(dir: &Path) {
@@ -140,8 +148,14 @@ fn images(dir: &Path) {
     };
     put(dir, "exif.jpg", &custodia_synth::jpeg_with_camera_metadata(&jpeg, &meta).unwrap());
     let mut png = Vec::new();
-    image::ImageEncoder::write_image(image::codecs::png::PngEncoder::new(&mut png), &rgb, w, h, image::ExtendedColorType::Rgb8)
-        .unwrap();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut png),
+        &rgb,
+        w,
+        h,
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
     put(dir, "plain.png", &png);
 }
 
@@ -216,42 +230,85 @@ fn audit_event(dir: &Path) {
     let events = [
         (
             "ingested",
-            event("device:abab", "lane", None, Action::Ingested {
-                record: t(record),
-                digest: [0x11; 32],
-                site: t("anzalduas"),
-                lane: t("lane-1"),
-                capture_time_ms: 1_779_999_990_000,
-                device: t("abab"),
-                epochs: vec![t("0101"), t("0202")],
-            }),
+            event(
+                "device:abab",
+                "lane",
+                None,
+                Action::Ingested {
+                    record: t(record),
+                    digest: [0x11; 32],
+                    site: t("anzalduas"),
+                    lane: t("lane-1"),
+                    capture_time_ms: 1_779_999_990_000,
+                    device: t("abab"),
+                    epochs: vec![t("0101"), t("0202")],
+                },
+            ),
         ),
-        ("accessed", event("officer-7", "officer", Some(("inv", "2026-118")), Action::Accessed { record: t(record), part: t("face") })),
-        ("searched", event("officer-7", "officer", Some(("inv", "2026-118")), Action::Searched { query: [0x22; 32], results: 3 })),
+        (
+            "accessed",
+            event(
+                "officer-7",
+                "officer",
+                Some(("inv", "2026-118")),
+                Action::Accessed { record: t(record), part: t("face") },
+            ),
+        ),
+        (
+            "searched",
+            event(
+                "officer-7",
+                "officer",
+                Some(("inv", "2026-118")),
+                Action::Searched { query: [0x22; 32], results: 3 },
+            ),
+        ),
         (
             "refused",
-            event("maintainer", "maintainer", None, Action::Refused { request: t("read-image"), target: t(record), reason: t("no-grant") }),
+            event(
+                "maintainer",
+                "maintainer",
+                None,
+                Action::Refused { request: t("read-image"), target: t(record), reason: t("no-grant") },
+            ),
         ),
-        ("login-failed", event("unknown", "none", None, Action::LoginFailed { claimed: t("cst_00"), reason: t("bad-secret") })),
+        (
+            "login-failed",
+            event("unknown", "none", None, Action::LoginFailed { claimed: t("cst_00"), reason: t("bad-secret") }),
+        ),
         (
             "epoch-created",
-            event("vault", "system", None, Action::EpochCreated {
-                epoch: t("0101"),
-                site: t("anzalduas"),
-                class: t("face"),
-                not_before_ms: 1_780_000_000_000,
-                not_after_ms: 1_780_003_600_000,
-                public_key: vec![4; 65],
-            }),
+            event(
+                "vault",
+                "system",
+                None,
+                Action::EpochCreated {
+                    epoch: t("0101"),
+                    site: t("anzalduas"),
+                    class: t("face"),
+                    not_before_ms: 1_780_000_000_000,
+                    not_after_ms: 1_780_003_600_000,
+                    public_key: vec![4; 65],
+                },
+            ),
         ),
-        ("principal-added", event("admin", "admin", None, Action::PrincipalAdded { subject: t("officer-7"), roles: vec![t("officer")] })),
+        (
+            "principal-added",
+            event(
+                "admin",
+                "admin",
+                None,
+                Action::PrincipalAdded { subject: t("officer-7"), roles: vec![t("officer")] },
+            ),
+        ),
         (
             "break-glass-approved",
-            event("supervisor", "supervisor", None, Action::BreakGlassApproved {
-                request: t("bg-1"),
-                requester: t("officer-7"),
-                scope: t("record:abab-7"),
-            }),
+            event(
+                "supervisor",
+                "supervisor",
+                None,
+                Action::BreakGlassApproved { request: t("bg-1"), requester: t("officer-7"), scope: t("record:abab-7") },
+            ),
         ),
     ];
     for (name, e) in events {

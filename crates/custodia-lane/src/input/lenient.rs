@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// A number sent as an int, a float or a numeric string; anything else (null, bool, text, an
 /// object) reads as `None`.
@@ -373,7 +373,14 @@ mod tests {
         assert_eq!(parse_timestamp_ms("2021-03-05T02:11:12-0800"), Some(1_614_939_072_000));
         assert_eq!(parse_timestamp_ms("2021-03-05T10:11:12.5Z"), Some(1_614_939_072_500));
         assert_eq!(parse_timestamp_ms("2021-03-05T10:11:12"), Some(1_614_939_072_000));
-        for bad in ["", "yesterday", "2021-02-30 00:00:00", "2021-03-05T10:11:12Zjunk", "2021-03-05T10:11:12.", "2021-03-05T25:00:00"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2021-02-30 00:00:00",
+            "2021-03-05T10:11:12Zjunk",
+            "2021-03-05T10:11:12.",
+            "2021-03-05T25:00:00",
+        ] {
             assert_eq!(parse_timestamp_ms(bad), None, "{bad}");
         }
     }

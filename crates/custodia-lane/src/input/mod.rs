@@ -353,8 +353,7 @@ pub fn normalise_plate(raw: &str) -> Option<String> {
     if raw.len() > 4 * MAX_PLATE_LEN {
         return None;
     }
-    let plate: String =
-        raw.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect();
+    let plate: String = raw.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect();
     (!plate.is_empty() && plate.len() <= MAX_PLATE_LEN).then_some(plate)
 }
 

@@ -9,13 +9,14 @@ use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::lenient::{best_name, bounded_label, parse_timestamp_ms, Capped, NamedScore, Num, Skippable, Text};
+use super::lenient::{Capped, NamedScore, Num, Skippable, Text, best_name, bounded_label, parse_timestamp_ms};
 use super::{
-    normalise_plate, sanitise_for_error, BoundingBox, Candidate, EmbeddedImage, EngineOutput, ImageRole, InputError,
-    PlateRead, Vendor, VehicleAttributes, MAX_CANDIDATES, MAX_EMBEDDED_IMAGE_BYTES, MAX_ID_LEN, MAX_READS_PER_OUTPUT,
+    BoundingBox, Candidate, EmbeddedImage, EngineOutput, ImageRole, InputError, MAX_CANDIDATES,
+    MAX_EMBEDDED_IMAGE_BYTES, MAX_ID_LEN, MAX_READS_PER_OUTPUT, PlateRead, VehicleAttributes, Vendor, normalise_plate,
+    sanitise_for_error,
 };
 
 /// Every top-level field of every supported format. Unknown fields are ignored.
@@ -289,9 +290,9 @@ pub(super) fn convert(p: Payload<'_>, raw_sha256: [u8; 32]) -> Result<EngineOutp
         Some("alpr_results") => {
             let rekor = p.agent_uid.0.is_some()
                 || p.results.as_ref().is_some_and(|r| {
-                    r.items.iter().any(|i| {
-                        i.plate_crop_jpeg.0.is_some() || i.vehicle_region.is_some() || i.vehicle.0.is_some()
-                    })
+                    r.items
+                        .iter()
+                        .any(|i| i.plate_crop_jpeg.0.is_some() || i.vehicle_region.is_some() || i.vehicle.0.is_some())
                 });
             alpr_results(&p, if rekor { Vendor::RekorScoutResults } else { Vendor::OpenAlprV2 }, raw_sha256)
         }
@@ -368,8 +369,7 @@ fn group(g: &Payload<'_>, vendor: Vendor, raw_sha256: [u8; 32]) -> Result<Engine
     if let Some(plate) = plate.and_then(normalise_plate) {
         let confidence = g.best_confidence.get().or_else(|| best.and_then(|b| b.confidence.get()));
         let region = g.best_region.as_deref().or_else(|| best.and_then(|b| b.region.code.as_deref()));
-        let region_confidence =
-            g.best_region_confidence.get().or_else(|| best.and_then(|b| b.region_confidence.get()));
+        let region_confidence = g.best_region_confidence.get().or_else(|| best.and_then(|b| b.region_confidence.get()));
         // The group's own candidate list aggregates all frames; the best frame's is the fallback.
         let candidates = if g.candidates.items.is_empty() {
             best.map(|b| alpr_candidates(&b.candidates, Scale::Percent)).unwrap_or_default()
@@ -384,9 +384,12 @@ fn group(g: &Payload<'_>, vendor: Vendor, raw_sha256: [u8; 32]) -> Result<Engine
             region_confidence: region_code(region).and(unit(region_confidence, Scale::Percent)),
             candidates,
             bbox: best.and_then(|b| points_bbox(&b.coordinates.items)),
-            vehicle: g.vehicle.0.as_ref().and_then(vehicle_attributes).or_else(|| {
-                best.and_then(|b| b.vehicle.0.as_ref()).and_then(vehicle_attributes)
-            }),
+            vehicle: g
+                .vehicle
+                .0
+                .as_ref()
+                .and_then(vehicle_attributes)
+                .or_else(|| best.and_then(|b| b.vehicle.0.as_ref()).and_then(vehicle_attributes)),
             travel_direction_deg: direction,
         });
     }
@@ -452,7 +455,11 @@ fn check_count(total: usize) -> Result<(), InputError> {
     Ok(())
 }
 
-fn alpr_read(item: &ResultItem<'_>, candidates: &Capped<CandidateItem<'_>, MAX_CANDIDATES>, scale: Scale) -> Option<PlateRead> {
+fn alpr_read(
+    item: &ResultItem<'_>,
+    candidates: &Capped<CandidateItem<'_>, MAX_CANDIDATES>,
+    scale: Scale,
+) -> Option<PlateRead> {
     let plate = normalise_plate(item.plate.as_deref()?)?;
     let region = region_code(item.region.code.as_deref());
     Some(PlateRead {
@@ -585,13 +592,13 @@ fn best_label<'l>(
     items: &'l [Label<'_>],
     name: impl Fn(&'l Label<'_>) -> Option<&'l str>,
 ) -> Option<(String, Option<String>)> {
-    let best = items
-        .iter()
-        .filter(|l| name(l).is_some_and(|n| !n.is_empty()))
-        .fold(None::<&Label<'_>>, |best, l| match best {
+    let best = items.iter().filter(|l| name(l).is_some_and(|n| !n.is_empty())).fold(
+        None::<&Label<'_>>,
+        |best, l| match best {
             Some(b) if b.score.get().unwrap_or(f64::MIN) >= l.score.get().unwrap_or(f64::MIN) => Some(b),
             _ => Some(l),
-        })?;
+        },
+    )?;
     let n = bounded_label(name(best)?);
     let mm = best.model.as_deref().filter(|m| !m.is_empty()).map(|m| bounded_label(&format!("{n}_{m}")));
     Some((n, mm))

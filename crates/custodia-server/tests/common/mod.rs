@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use custodia_seal::epochs::SignedEpochSet;
 use custodia_seal::metadata::{CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PlateReadRecord};
-use custodia_seal::{CaptureHeader, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass, SiteName, VaultVerifyingKey};
+use custodia_seal::{
+    CaptureHeader, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass, SiteName,
+    VaultVerifyingKey,
+};
 use custodia_vault::audit::Actor;
 use custodia_vault::clock::ManualClock;
 use custodia_vault::config::DAY_MS;
@@ -41,7 +44,8 @@ pub async fn world(people: &[Person], token_days: i64) -> World {
     let config = VaultConfig { sites: vec![SITE.into()], ..VaultConfig::default() };
     Vault::init(dir.path(), &config, MasterKey::KeyFile, &mut rng).unwrap();
     let clock = ManualClock::new(NOW);
-    let vault = Vault::open(dir.path(), Arc::new(clock.clone()), Box::new(ChaCha20Rng::seed_from_u64(12)), None).unwrap();
+    let vault =
+        Vault::open(dir.path(), Arc::new(clock.clone()), Box::new(ChaCha20Rng::seed_from_u64(12)), None).unwrap();
     vault.ensure_epochs(NOW - DAY_MS, NOW + DAY_MS).unwrap();
     let device_key = DeviceSigningKey::generate(&mut rng);
     let device = vault.enroll_device(SITE, "lane-1", &device_key.verifying_key()).unwrap();
@@ -60,7 +64,12 @@ pub async fn world(people: &[Person], token_days: i64) -> World {
 }
 
 /// A capture as a lane seals it, to the vault's published epochs.
-pub fn capture(vault: &Vault, key: &DeviceSigningKey, device: custodia_seal::DeviceId, rng: &mut ChaCha20Rng) -> Vec<u8> {
+pub fn capture(
+    vault: &Vault,
+    key: &DeviceSigningKey,
+    device: custodia_seal::DeviceId,
+    rng: &mut ChaCha20Rng,
+) -> Vec<u8> {
     let verifying = VaultVerifyingKey::from_bytes(&vault.epoch_signing_public_key().unwrap()).unwrap();
     let set = SignedEpochSet::from_json(&vault.signed_epoch_set().unwrap()).unwrap().verify(&verifying).unwrap();
     let site = SiteName::new(SITE).unwrap();
@@ -77,7 +86,14 @@ pub fn capture(vault: &Vault, key: &DeviceSigningKey, device: custodia_seal::Dev
     };
     let metadata = CaptureMetadata {
         version: METADATA_VERSION,
-        read: Some(PlateReadRecord { plate: PLATE.into(), confidence: 0.9, region: None, candidates: vec![], bbox: None, vehicle: vec![] }),
+        read: Some(PlateReadRecord {
+            plate: PLATE.into(),
+            confidence: 0.9,
+            region: None,
+            candidates: vec![],
+            bbox: None,
+            vehicle: vec![],
+        }),
         other_reads: vec![],
         engine: None,
         images: vec![image(0, 1, ImageRole::PlateCrop, PLATE_CROP), image(1, 0, ImageRole::Face, FACE)],
@@ -101,7 +117,13 @@ pub fn capture(vault: &Vault, key: &DeviceSigningKey, device: custodia_seal::Dev
             parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: FACE }],
         },
     ];
-    let header = CaptureHeader { device_id: device, site, lane: LaneName::new("lane-1").unwrap(), capture_time_ms: NOW - 60_000, sequence: 1 };
+    let header = CaptureHeader {
+        device_id: device,
+        site,
+        lane: LaneName::new("lane-1").unwrap(),
+        capture_time_ms: NOW - 60_000,
+        sequence: 1,
+    };
     custodia_seal::seal(&header, &groups, key, rng).unwrap()
 }
 

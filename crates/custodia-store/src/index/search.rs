@@ -81,7 +81,8 @@ impl Index {
                      ORDER BY r.capture_time_ms DESC LIMIT ?4"
                 ))?;
                 for blind in blinds {
-                    let found = statement.query_map(params![blind.as_slice(), from_ms, to_ms, limit], record_from_row)?;
+                    let found =
+                        statement.query_map(params![blind.as_slice(), from_ms, to_ms, limit], record_from_row)?;
                     for row in found {
                         rows.push(row??);
                     }
@@ -97,7 +98,8 @@ impl Index {
                 let lanes = match lane {
                     Some(lane) => vec![lane.clone()],
                     None => {
-                        let mut statement = conn.prepare_cached("SELECT DISTINCT lane FROM devices WHERE site = ?1 ORDER BY lane")?;
+                        let mut statement =
+                            conn.prepare_cached("SELECT DISTINCT lane FROM devices WHERE site = ?1 ORDER BY lane")?;
                         statement.query_map([site], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?
                     }
                 };

@@ -7,9 +7,8 @@
 //! Diffie-Hellman (RustCrypto `p256`); signatures are verified with `ed25519-dalek`.
 
 use custodia_seal::{
-    CaptureHeader, DataKey, Decapsulator, DeviceId, DeviceSigningKey, EpochId, EpochSecretKey,
-    GroupToSeal, LaneName, OpenError, PartKind, PartToSeal, RetentionClass, SealedCapture,
-    SiteName, seal, unwrap_data_key, wrap_data_key,
+    CaptureHeader, DataKey, Decapsulator, DeviceId, DeviceSigningKey, EpochId, EpochSecretKey, GroupToSeal, LaneName,
+    OpenError, PartKind, PartToSeal, RetentionClass, SealedCapture, SiteName, seal, unwrap_data_key, wrap_data_key,
 };
 use custodia_store::{KeyName, KeyState, Keystore, KeystoreError};
 use rand_chacha::ChaCha20Rng;
@@ -46,20 +45,14 @@ pub fn epoch_key_round_trips(f: &dyn Fixture) {
     let wrapped = wrap_data_key(&key, &public, BINDING, &mut rng(3));
     assert_eq!(unwrap_data_key(&wrapped, &*dec, BINDING).unwrap(), key);
     // The binding is authenticated.
-    assert_eq!(
-        unwrap_data_key(&wrapped, &*dec, b"another binding").unwrap_err(),
-        OpenError::DecryptionFailed
-    );
+    assert_eq!(unwrap_data_key(&wrapped, &*dec, b"another binding").unwrap_err(), OpenError::DecryptionFailed);
 
     // A second epoch key is a different key: it cannot open the first one's wrap.
     let other = f.name("epoch/plate/2");
     let other_public = ks.generate_epoch_key(&other, &mut rng(4)).unwrap();
     assert_ne!(other_public, public);
     let other_dec = ks.epoch_decapsulator(&other).unwrap();
-    assert_eq!(
-        unwrap_data_key(&wrapped, &*other_dec, BINDING).unwrap_err(),
-        OpenError::DecryptionFailed
-    );
+    assert_eq!(unwrap_data_key(&wrapped, &*other_dec, BINDING).unwrap_err(), OpenError::DecryptionFailed);
 }
 
 /// A real sealed capture (two retention groups, as a lane seals it) opens through the keystore's
@@ -84,24 +77,15 @@ pub fn sealed_capture_opens_and_shreds_by_group(f: &dyn Fixture) {
             epoch_id: EpochId([1; 16]),
             epoch_key: &plate_public,
             parts: vec![
-                PartToSeal {
-                    kind: PartKind::Metadata,
-                    plaintext: b"{\"plate\":\"ABC123\"}",
-                },
-                PartToSeal {
-                    kind: PartKind::Jpeg,
-                    plaintext: b"plate crop bytes",
-                },
+                PartToSeal { kind: PartKind::Metadata, plaintext: b"{\"plate\":\"ABC123\"}" },
+                PartToSeal { kind: PartKind::Jpeg, plaintext: b"plate crop bytes" },
             ],
         },
         GroupToSeal {
             class: RetentionClass::Face,
             epoch_id: EpochId([2; 16]),
             epoch_key: &face_public,
-            parts: vec![PartToSeal {
-                kind: PartKind::Jpeg,
-                plaintext: b"face bytes",
-            }],
+            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: b"face bytes" }],
         },
     ];
     let bytes = seal(&header, &groups, &device, &mut rng(43)).unwrap();
@@ -111,37 +95,19 @@ pub fn sealed_capture_opens_and_shreds_by_group(f: &dyn Fixture) {
     let plate_dec = ks.epoch_decapsulator(&plate).unwrap();
     let face_dec = ks.epoch_decapsulator(&face).unwrap();
     let plate_key = capture.open_data_key(0, &*plate_dec).unwrap();
-    assert_eq!(
-        &capture.open_part(0, 0, &plate_key).unwrap()[..],
-        b"{\"plate\":\"ABC123\"}"
-    );
-    assert_eq!(
-        &capture.open_part(0, 1, &plate_key).unwrap()[..],
-        b"plate crop bytes"
-    );
+    assert_eq!(&capture.open_part(0, 0, &plate_key).unwrap()[..], b"{\"plate\":\"ABC123\"}");
+    assert_eq!(&capture.open_part(0, 1, &plate_key).unwrap()[..], b"plate crop bytes");
     let face_key = capture.open_data_key(1, &*face_dec).unwrap();
-    assert_eq!(
-        &capture.open_part(1, 0, &face_key).unwrap()[..],
-        b"face bytes"
-    );
+    assert_eq!(&capture.open_part(1, 0, &face_key).unwrap()[..], b"face bytes");
     // Each group opens only with its own epoch key.
-    assert_eq!(
-        capture.open_data_key(1, &*plate_dec).unwrap_err(),
-        OpenError::DecryptionFailed
-    );
+    assert_eq!(capture.open_data_key(1, &*plate_dec).unwrap_err(), OpenError::DecryptionFailed);
     drop((plate_dec, face_dec));
 
     ks.destroy(&face).unwrap();
-    assert!(matches!(
-        ks.epoch_decapsulator(&face),
-        Err(KeystoreError::Destroyed(_))
-    ));
+    assert!(matches!(ks.epoch_decapsulator(&face), Err(KeystoreError::Destroyed(_))));
     let plate_dec = ks.epoch_decapsulator(&plate).unwrap();
     let plate_key = capture.open_data_key(0, &*plate_dec).unwrap();
-    assert_eq!(
-        &capture.open_part(0, 1, &plate_key).unwrap()[..],
-        b"plate crop bytes"
-    );
+    assert_eq!(&capture.open_part(0, 1, &plate_key).unwrap()[..], b"plate crop bytes");
 }
 
 /// The keystore's `DH()` equals a software P-256 Diffie-Hellman computed from the other side:
@@ -175,10 +141,7 @@ pub fn epoch_key_survives_reopen(f: &dyn Fixture) {
     assert_eq!(dec.public_key(), public);
     assert_eq!(unwrap_data_key(&wrapped, &*dec, BINDING).unwrap(), key);
     // A name is generated once.
-    assert!(matches!(
-        ks.generate_epoch_key(&name, &mut rng(9)),
-        Err(KeystoreError::AlreadyExists(_))
-    ));
+    assert!(matches!(ks.generate_epoch_key(&name, &mut rng(9)), Err(KeystoreError::AlreadyExists(_))));
 }
 
 /// A secret is created on first use, then stable across calls and reopening; names differ.
@@ -216,26 +179,12 @@ pub fn signing_key_signs_verifiably(f: &dyn Fixture) {
     let key = ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap();
     for message in [&b""[..], b"message", &[0xa5; 1000][..]] {
         let signature = ks.sign(&name, message).unwrap();
-        key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature))
-            .unwrap();
-        assert_eq!(
-            ks.sign(&name, message).unwrap(),
-            signature,
-            "Ed25519 is deterministic"
-        );
+        key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature)).unwrap();
+        assert_eq!(ks.sign(&name, message).unwrap(), signature, "Ed25519 is deterministic");
     }
     let signature = ks.sign(&name, b"message").unwrap();
-    assert!(
-        key.verify_strict(
-            b"massage",
-            &ed25519_dalek::Signature::from_bytes(&signature)
-        )
-        .is_err()
-    );
-    assert!(matches!(
-        ks.sign(&f.name("vault/never-made"), b"m"),
-        Err(KeystoreError::NotFound(_))
-    ));
+    assert!(key.verify_strict(b"massage", &ed25519_dalek::Signature::from_bytes(&signature)).is_err());
+    assert!(matches!(ks.sign(&f.name("vault/never-made"), b"m"), Err(KeystoreError::NotFound(_))));
 }
 
 /// Destruction is final: the key cannot be used, regenerated or re-made as another kind, in
@@ -248,26 +197,11 @@ pub fn destroy_is_final(f: &dyn Fixture) {
 
     ks.destroy(&name).unwrap();
     assert_eq!(ks.state(&name).unwrap(), KeyState::Destroyed);
-    assert!(matches!(
-        ks.epoch_decapsulator(&name),
-        Err(KeystoreError::Destroyed(_))
-    ));
-    assert!(matches!(
-        ks.generate_epoch_key(&name, &mut rng(16)),
-        Err(KeystoreError::AlreadyExists(_))
-    ));
-    assert!(matches!(
-        ks.secret(&name, &mut rng(19)),
-        Err(KeystoreError::Destroyed(_))
-    ));
-    assert!(matches!(
-        ks.ensure_signing_key(&name, &mut rng(19)),
-        Err(KeystoreError::Destroyed(_))
-    ));
-    assert!(matches!(
-        ks.sign(&name, b"m"),
-        Err(KeystoreError::Destroyed(_))
-    ));
+    assert!(matches!(ks.epoch_decapsulator(&name), Err(KeystoreError::Destroyed(_))));
+    assert!(matches!(ks.generate_epoch_key(&name, &mut rng(16)), Err(KeystoreError::AlreadyExists(_))));
+    assert!(matches!(ks.secret(&name, &mut rng(19)), Err(KeystoreError::Destroyed(_))));
+    assert!(matches!(ks.ensure_signing_key(&name, &mut rng(19)), Err(KeystoreError::Destroyed(_))));
+    assert!(matches!(ks.sign(&name, b"m"), Err(KeystoreError::Destroyed(_))));
     // A retention run that crashed after destroying resumes: destroying again succeeds.
     ks.destroy(&name).unwrap();
     assert_eq!(ks.state(&name).unwrap(), KeyState::Destroyed);
@@ -275,14 +209,8 @@ pub fn destroy_is_final(f: &dyn Fixture) {
 
     let ks = f.open();
     assert_eq!(ks.state(&name).unwrap(), KeyState::Destroyed);
-    assert!(matches!(
-        ks.epoch_decapsulator(&name),
-        Err(KeystoreError::Destroyed(_))
-    ));
-    assert!(matches!(
-        ks.generate_epoch_key(&name, &mut rng(20)),
-        Err(KeystoreError::AlreadyExists(_))
-    ));
+    assert!(matches!(ks.epoch_decapsulator(&name), Err(KeystoreError::Destroyed(_))));
+    assert!(matches!(ks.generate_epoch_key(&name, &mut rng(20)), Err(KeystoreError::AlreadyExists(_))));
     ks.destroy(&name).unwrap();
 }
 
@@ -302,18 +230,9 @@ pub fn destroy_covers_every_kind(f: &dyn Fixture) {
     assert_eq!(ks.state(&secret_name).unwrap(), KeyState::Destroyed);
     assert_eq!(ks.state(&signing_name).unwrap(), KeyState::Destroyed);
     // A destroyed secret is not silently re-created on the next use.
-    assert!(matches!(
-        ks.secret(&secret_name, &mut rng(22)),
-        Err(KeystoreError::Destroyed(_))
-    ));
-    assert!(matches!(
-        ks.sign(&signing_name, b"m"),
-        Err(KeystoreError::Destroyed(_))
-    ));
-    assert!(matches!(
-        ks.ensure_signing_key(&signing_name, &mut rng(23)),
-        Err(KeystoreError::Destroyed(_))
-    ));
+    assert!(matches!(ks.secret(&secret_name, &mut rng(22)), Err(KeystoreError::Destroyed(_))));
+    assert!(matches!(ks.sign(&signing_name, b"m"), Err(KeystoreError::Destroyed(_))));
+    assert!(matches!(ks.ensure_signing_key(&signing_name, &mut rng(23)), Err(KeystoreError::Destroyed(_))));
     assert_eq!(ks.state(&neighbour).unwrap(), KeyState::Present);
     assert_eq!(*ks.secret(&neighbour, &mut rng(24)).unwrap(), *kept);
 }
@@ -324,10 +243,7 @@ pub fn destroy_absent_fails(f: &dyn Fixture) {
     let name = f.name("epoch/face/0");
     assert!(matches!(ks.destroy(&name), Err(KeystoreError::NotFound(_))));
     assert_eq!(ks.state(&name).unwrap(), KeyState::Absent);
-    assert!(matches!(
-        ks.epoch_decapsulator(&name),
-        Err(KeystoreError::NotFound(_))
-    ));
+    assert!(matches!(ks.epoch_decapsulator(&name), Err(KeystoreError::NotFound(_))));
     // And it can still be made afterwards.
     ks.generate_epoch_key(&name, &mut rng(25)).unwrap();
     assert_eq!(ks.state(&name).unwrap(), KeyState::Present);
@@ -349,36 +265,15 @@ pub fn wrong_kind_is_refused(f: &dyn Fixture) {
         other => panic!("{what}: expected WrongKind, got {other:?}"),
     };
     wrong(ks.secret(&epoch, &mut rng(29)).map(drop), "secret(epoch)");
-    wrong(
-        ks.ensure_signing_key(&epoch, &mut rng(29)).map(drop),
-        "ensure_signing_key(epoch)",
-    );
+    wrong(ks.ensure_signing_key(&epoch, &mut rng(29)).map(drop), "ensure_signing_key(epoch)");
     wrong(ks.sign(&epoch, b"m").map(drop), "sign(epoch)");
-    wrong(
-        ks.epoch_decapsulator(&secret).map(drop),
-        "epoch_decapsulator(secret)",
-    );
-    wrong(
-        ks.ensure_signing_key(&secret, &mut rng(29)).map(drop),
-        "ensure_signing_key(secret)",
-    );
+    wrong(ks.epoch_decapsulator(&secret).map(drop), "epoch_decapsulator(secret)");
+    wrong(ks.ensure_signing_key(&secret, &mut rng(29)).map(drop), "ensure_signing_key(secret)");
     wrong(ks.sign(&secret, b"m").map(drop), "sign(secret)");
-    wrong(
-        ks.epoch_decapsulator(&signing).map(drop),
-        "epoch_decapsulator(signing)",
-    );
-    wrong(
-        ks.secret(&signing, &mut rng(29)).map(drop),
-        "secret(signing)",
-    );
+    wrong(ks.epoch_decapsulator(&signing).map(drop), "epoch_decapsulator(signing)");
+    wrong(ks.secret(&signing, &mut rng(29)).map(drop), "secret(signing)");
     for name in [&epoch, &secret, &signing] {
-        assert!(
-            matches!(
-                ks.generate_epoch_key(name, &mut rng(30)),
-                Err(KeystoreError::AlreadyExists(_))
-            ),
-            "{name:?}"
-        );
+        assert!(matches!(ks.generate_epoch_key(name, &mut rng(30)), Err(KeystoreError::AlreadyExists(_))), "{name:?}");
         assert_eq!(ks.state(name).unwrap(), KeyState::Present);
     }
     // Every key still works as its own kind.
@@ -406,31 +301,19 @@ macro_rules! mount_conformance {
             }
             #[test]
             fn sealed_capture_opens_and_shreds_by_group() {
-                run(
-                    "sealed-capture",
-                    crate::conformance::sealed_capture_opens_and_shreds_by_group,
-                );
+                run("sealed-capture", crate::conformance::sealed_capture_opens_and_shreds_by_group);
             }
             #[test]
             fn diffie_hellman_agrees_with_software_p256() {
-                run(
-                    "dh-software",
-                    crate::conformance::diffie_hellman_agrees_with_software_p256,
-                );
+                run("dh-software", crate::conformance::diffie_hellman_agrees_with_software_p256);
             }
             #[test]
             fn epoch_key_survives_reopen() {
-                run(
-                    "epoch-reopen",
-                    crate::conformance::epoch_key_survives_reopen,
-                );
+                run("epoch-reopen", crate::conformance::epoch_key_survives_reopen);
             }
             #[test]
             fn secret_is_stable_across_reopen() {
-                run(
-                    "secret-reopen",
-                    crate::conformance::secret_is_stable_across_reopen,
-                );
+                run("secret-reopen", crate::conformance::secret_is_stable_across_reopen);
             }
             #[test]
             fn signing_key_signs_verifiably() {
@@ -442,10 +325,7 @@ macro_rules! mount_conformance {
             }
             #[test]
             fn destroy_covers_every_kind() {
-                run(
-                    "destroy-kinds",
-                    crate::conformance::destroy_covers_every_kind,
-                );
+                run("destroy-kinds", crate::conformance::destroy_covers_every_kind);
             }
             #[test]
             fn destroy_absent_fails() {

@@ -614,11 +614,9 @@ impl Event {
             },
             "policy-changed" => Action::PolicyChanged { policy: f.digest("policy")?, summary: f.text("summary")? },
             "login-failed" => Action::LoginFailed { claimed: f.text("claimed")?, reason: f.text("reason")? },
-            "refused" => Action::Refused {
-                request: f.text("request")?,
-                target: f.text("target")?,
-                reason: f.text("reason")?,
-            },
+            "refused" => {
+                Action::Refused { request: f.text("request")?, target: f.text("target")?, reason: f.text("reason")? }
+            }
             "principal-added" => Action::PrincipalAdded { subject: f.text("subject")?, roles: f.list("roles")? },
             "principal-disabled" => Action::PrincipalDisabled { subject: f.text("subject")? },
             "token-issued" => Action::TokenIssued {
@@ -634,11 +632,9 @@ impl Event {
                 requester: f.text("requester")?,
                 scope: f.text("scope")?,
             },
-            "bulk-blocked" => Action::BulkBlocked {
-                subject: f.text("subject")?,
-                reads: f.uint("reads")?,
-                limit: f.uint("limit")?,
-            },
+            "bulk-blocked" => {
+                Action::BulkBlocked { subject: f.text("subject")?, reads: f.uint("reads")?, limit: f.uint("limit")? }
+            }
             "bulk-cleared" => Action::BulkCleared { subject: f.text("subject")? },
             "resealed" => Action::Resealed {
                 record: f.text("record")?,

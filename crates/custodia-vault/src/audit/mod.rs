@@ -44,8 +44,8 @@ use custodia_tlog::{
 };
 
 pub use event::{Action, Event, EventError, Text};
-pub use vault::Actor;
 pub use store::{LogError, LogFile, TornTail};
+pub use vault::Actor;
 
 /// Keystore name of the Ed25519 key that signs checkpoints.
 pub const LOG_SIGNING_KEY: &str = "log/signing";

@@ -208,7 +208,8 @@ impl RecordFile {
                         let mut bytes = vec![0u8; per_page as usize * self.record].into_boxed_slice();
                         file.read_exact_at(&mut bytes, page * per_page * size)?;
                         dest.copy_from_slice(&bytes[from..to]);
-                        cache.lock().expect("page cache lock").slots[slot] = Some(CachedPage { file: self.id, page, bytes });
+                        cache.lock().expect("page cache lock").slots[slot] =
+                            Some(CachedPage { file: self.id, page, bytes });
                     }
                 }
                 at = end;
@@ -445,7 +446,13 @@ mod tests {
     use crate::audit::store::CACHED_LEVEL;
 
     fn frame(i: u64) -> FrameInfo {
-        FrameInfo { first_entry: i * 3, entries_offset: i * 1000 + 20, first_stored: i * 7, hash_offset: i * 1000 + 900, hashes: 7 }
+        FrameInfo {
+            first_entry: i * 3,
+            entries_offset: i * 1000 + 20,
+            first_stored: i * 7,
+            hash_offset: i * 1000 + 900,
+            hashes: 7,
+        }
     }
 
     #[test]
@@ -520,8 +527,11 @@ mod tests {
         for pass in 0..3 {
             // Every recorded hash of every level, asked for in one call in an unsorted order
             // (as a tile's row or proof mixes levels), then each on its own.
-            let mut wanted: Vec<(usize, u64)> =
-                counts.iter().enumerate().flat_map(|(l, &c)| (0..c).step_by(1 + (c / 3000) as usize).map(move |n| (l, n))).collect();
+            let mut wanted: Vec<(usize, u64)> = counts
+                .iter()
+                .enumerate()
+                .flat_map(|(l, &c)| (0..c).step_by(1 + (c / 3000) as usize).map(move |n| (l, n)))
+                .collect();
             wanted.extend(counts.iter().enumerate().filter(|&(_, &c)| c > 0).map(|(l, &c)| (l, c - 1)));
             wanted.reverse();
             let got = p.upper_hashes(&wanted).unwrap();

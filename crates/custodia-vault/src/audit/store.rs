@@ -160,7 +160,8 @@ impl LogFile {
         }
         let file_len = file.metadata().map_err(io)?.len();
         let positions = Positions::new(path.parent().unwrap_or(Path::new(".")));
-        let mut log = LogFile { path: path.to_path_buf(), file, len: 0, positions, appender: Appender::new(), torn: None };
+        let mut log =
+            LogFile { path: path.to_path_buf(), file, len: 0, positions, appender: Appender::new(), torn: None };
         let mut reader = BufReader::with_capacity(1 << 20, log.file.try_clone().map_err(io)?);
         let mut buf = Vec::new();
         let mut hashes_out = Vec::new();
@@ -504,9 +505,7 @@ impl LogFile {
     /// The frame whose hash block holds stored hash `index` (of a level below [`CACHED_LEVEL`]).
     fn frame_of_low_hash(&self, index: u64) -> Result<FrameInfo, ReadError> {
         let found = self.positions.frame_of_stored_hash(index).map_err(|e| ReadError::Backend(e.to_string()))?;
-        found
-            .filter(|f| index - f.first_stored < u64::from(f.hashes))
-            .ok_or(ReadError::NotFound { index })
+        found.filter(|f| index - f.first_stored < u64::from(f.hashes)).ok_or(ReadError::NotFound { index })
     }
 }
 
@@ -552,7 +551,8 @@ impl HashReader for LogFile {
             return Err(ReadError::NotFound { index });
         }
         // Each index's (level, n), worked out once: the level decides where the hash is read from.
-        let split: Vec<(u32, u64)> = indexes.iter().map(|&index| custodia_tlog::split_stored_hash_index(index)).collect();
+        let split: Vec<(u32, u64)> =
+            indexes.iter().map(|&index| custodia_tlog::split_stored_hash_index(index)).collect();
         // Upper hashes come from the position files, all in one call: a proof's hashes of
         // neighbouring levels share a block there.
         let (upper, upper_at): (Vec<(usize, u64)>, Vec<usize>) = split

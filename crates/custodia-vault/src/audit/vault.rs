@@ -189,9 +189,10 @@ impl Vault {
                         let regular = crate::epochs::epoch_key_name(site.as_str(), class, *not_before_ms)?;
                         let extension = crate::retention::extension_key_name(site.as_str(), class, *not_after_ms)?;
                         let matches = |name: &custodia_store::KeyName| {
-                            self.inner.keystore.epoch_decapsulator(name).is_ok_and(|d| {
-                                d.public_key().to_sec1_bytes().as_slice() == public_key.as_slice()
-                            })
+                            self.inner
+                                .keystore
+                                .epoch_decapsulator(name)
+                                .is_ok_and(|d| d.public_key().to_sec1_bytes().as_slice() == public_key.as_slice())
                         };
                         let key_name = if !matches(&regular) && matches(&extension) { extension } else { regular };
                         index.insert_epoch(&EpochRow {
