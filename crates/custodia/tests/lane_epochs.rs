@@ -75,6 +75,16 @@ fn set_modified(path: &std::path::Path, ms: i64) {
     std::fs::OpenOptions::new().write(true).open(path).unwrap().set_modified(time).unwrap();
 }
 
+/// A new vault for [`SITE`] in `root/vault`, with epochs from `from_ms` to `to_ms`.
+fn vault_with_epochs(root: &std::path::Path, from_ms: i64, to_ms: i64) -> Vault {
+    let vault_dir = root.join("vault");
+    let config = VaultConfig { sites: vec![SITE.into()], ..VaultConfig::default() };
+    Vault::init(&vault_dir, &config, MasterKey::KeyFile, &mut rand_core::OsRng).unwrap();
+    let vault = Vault::open(&vault_dir, Arc::new(SystemClock), Box::new(rand_core::OsRng), None).unwrap();
+    vault.ensure_epochs(from_ms, to_ms).unwrap();
+    vault
+}
+
 fn faces(capture: &custodia_synth::SyntheticCapture) -> usize {
     capture.files.iter().filter(|f| f.role == FileRole::Face).count()
 }
@@ -82,12 +92,8 @@ fn faces(capture: &custodia_synth::SyntheticCapture) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_captures_are_destroyed_and_held_ones_do_not_starve_the_rest() {
     let root = tempfile::tempdir().unwrap();
-    let vault_dir = root.path().join("vault");
     let now = SystemClock.now_ms();
-    let config = VaultConfig { sites: vec![SITE.into()], ..VaultConfig::default() };
-    Vault::init(&vault_dir, &config, MasterKey::KeyFile, &mut rand_core::OsRng).unwrap();
-    let vault = Vault::open(&vault_dir, Arc::new(SystemClock), Box::new(rand_core::OsRng), None).unwrap();
-    vault.ensure_epochs(now - 3 * DAY_MS, now + 2 * DAY_MS).unwrap();
+    let vault = vault_with_epochs(root.path(), now - 3 * DAY_MS, now + 2 * DAY_MS);
     // Faces are kept 12 hours after their hourly epoch ends: those older than ~13 h go now.
     let report = vault.run_retention(&RetentionRules::default(), &Actor::system()).await.unwrap();
     assert!(report.epochs_shredded() > 0, "the retention run shredded no face epoch");
@@ -180,12 +186,8 @@ async fn expired_captures_are_destroyed_and_held_ones_do_not_starve_the_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn captures_held_through_a_vault_outage_are_sealed_once_it_answers() {
     let root = tempfile::tempdir().unwrap();
-    let vault_dir = root.path().join("vault");
     let now = SystemClock.now_ms();
-    let config = VaultConfig { sites: vec![SITE.into()], ..VaultConfig::default() };
-    Vault::init(&vault_dir, &config, MasterKey::KeyFile, &mut rand_core::OsRng).unwrap();
-    let vault = Vault::open(&vault_dir, Arc::new(SystemClock), Box::new(rand_core::OsRng), None).unwrap();
-    vault.ensure_epochs(now - DAY_MS, now + 2 * DAY_MS).unwrap();
+    let vault = vault_with_epochs(root.path(), now - DAY_MS, now + 2 * DAY_MS);
 
     // The vault's address, not yet listening: the lane starts during an outage.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
