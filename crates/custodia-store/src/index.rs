@@ -211,6 +211,8 @@ pub struct RecordRow {
     pub ingested_at_ms: i64,
     /// Set for quarantined inputs.
     pub quarantine_reason: Option<String>,
+    /// The image roles it holds (`plate_crop`, `overview`, `face`), as ingested.
+    pub image_roles: Vec<String>,
 }
 
 /// What happened to one record of a batch.
@@ -734,7 +736,7 @@ const EPOCH_BY_ID: &str = concat!("SELECT ", epoch_columns!(), " FROM epochs WHE
 const DEVICE_BY_ID: &str = "SELECT id, site, lane, public_key, status, enrolled_at_ms, revoked_at_ms
                             FROM devices WHERE id = ?1";
 const RECORD_BY_ID: &str = "SELECT device, sequence, content_digest, site, lane, capture_time_ms, blob_key,
-                                   size, ingested_at_ms, quarantine_reason
+                                   size, ingested_at_ms, quarantine_reason, image_roles
                             FROM records WHERE device = ?1 AND sequence = ?2";
 
 /// At most one row of `sql`, through `conn`'s statement cache.
@@ -813,6 +815,7 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RecordRow
     let size: i64 = row.get(7)?;
     let (site, lane, capture_time_ms, blob_key, ingested_at_ms, quarantine_reason) =
         (row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(8)?, row.get(9)?);
+    let image_roles: String = row.get(10)?;
     Ok((|| {
         Ok(RecordRow {
             id: RecordId { device: device_id_from(&device)?, sequence: sequence as u64 },
@@ -824,6 +827,7 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RecordRow
             size: size as u64,
             ingested_at_ms,
             quarantine_reason,
+            image_roles: image_roles.split(',').filter(|role| !role.is_empty()).map(str::to_string).collect(),
         })
     })())
 }

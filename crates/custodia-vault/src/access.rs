@@ -155,6 +155,20 @@ pub struct RecordSummary {
     pub quarantined: bool,
 }
 
+impl From<&RecordRow> for RecordSummary {
+    fn from(row: &RecordRow) -> Self {
+        Self {
+            record: row.id.to_string(),
+            site: row.site.clone(),
+            lane: row.lane.clone(),
+            capture_time_ms: row.capture_time_ms,
+            ingested_at_ms: row.ingested_at_ms,
+            images: row.image_roles.clone(),
+            quarantined: row.quarantine_reason.is_some(),
+        }
+    }
+}
+
 /// A record's metadata as an authorised reader sees it.
 #[derive(Clone, Debug, Serialize)]
 pub struct RecordView {
@@ -735,25 +749,13 @@ impl Vault {
             }
             let id = row.id.to_string();
             if visible(&policy, &principal, &RecordFacts { id: &id, site: &row.site, lane: &row.lane }, now) {
-                found.push(self.summary(&row)?);
+                found.push(RecordSummary::from(&row));
             }
         }
         let event =
             actor.event(now, Action::Searched { query: digest.finalize().into(), results: found.len() as u64 })?;
         self.log_events(&[event])?;
         Ok(found)
-    }
-
-    fn summary(&self, row: &RecordRow) -> Result<RecordSummary, AccessError> {
-        Ok(RecordSummary {
-            record: row.id.to_string(),
-            site: row.site.clone(),
-            lane: row.lane.clone(),
-            capture_time_ms: row.capture_time_ms,
-            ingested_at_ms: row.ingested_at_ms,
-            images: self.inner.index.record_image_roles(&row.id)?,
-            quarantined: row.quarantine_reason.is_some(),
-        })
     }
 
     /// Authorises a read of `record`, logs it durably and counts it against the volume limit,
@@ -857,7 +859,7 @@ impl Vault {
         let row = self.authorize_read_off_thread(who, record, "metadata", purpose).await?;
         let blob = self.sealed_blob(&row.blob_key).await?;
         let (metadata, _) = self.open_metadata(record, &blob)?;
-        Ok(RecordView { summary: self.summary(&row)?, metadata })
+        Ok(RecordView { summary: RecordSummary::from(&row), metadata })
     }
 
     /// Reads one image part of a record: decide → log → open → return. `part` is an image

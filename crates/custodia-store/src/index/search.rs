@@ -4,15 +4,15 @@
 //! primary key), so latency does not grow with the table.
 
 use custodia_seal::DeviceId;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
-use super::{Index, IndexError, RecordRow, device_id_from, record_from_row, sequence_to_sql};
+use super::{Index, IndexError, RecordRow, device_id_from, record_from_row};
 
 /// Most rows one search returns.
 pub const MAX_SEARCH_RESULTS: usize = 1000;
 
 const RECORD_COLUMNS: &str = "r.device, r.sequence, r.content_digest, r.site, r.lane, r.capture_time_ms, r.blob_key,
-    r.size, r.ingested_at_ms, r.quarantine_reason";
+    r.size, r.ingested_at_ms, r.quarantine_reason, r.image_roles";
 
 /// What to search for. Times are capture times (unix ms), `[from_ms, to_ms)`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -130,16 +130,6 @@ impl Index {
             }
         }
         Ok(rows)
-    }
-
-    /// The image roles a stored record holds.
-    pub fn record_image_roles(&self, id: &super::RecordId) -> Result<Vec<String>, IndexError> {
-        let conn = self.read();
-        let roles: Option<String> = conn
-            .prepare_cached("SELECT image_roles FROM records WHERE device = ?1 AND sequence = ?2")?
-            .query_row(params![id.device.0.as_slice(), sequence_to_sql(id.sequence)], |r| r.get(0))
-            .optional()?;
-        Ok(roles.map(|r| r.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default())
     }
 
     /// Per-device counts and last arrival, for every device that has stored anything.
