@@ -18,6 +18,16 @@ use std::sync::Mutex;
 use custodia_seal::{DeviceId, EpochId, RetentionClass};
 use rusqlite::{Connection, OptionalExtension, params};
 
+/// The `records` columns `record_from_row` reads, in its order, for a query over `records r`:
+/// one list for the lookup by id and every search (a macro so that `concat!` can build constant
+/// queries, and defined before `mod search` so that module sees it).
+macro_rules! record_columns {
+    () => {
+        "r.device, r.sequence, r.content_digest, r.site, r.lane, r.capture_time_ms, r.blob_key, \
+         r.size, r.ingested_at_ms, r.quarantine_reason, r.image_roles"
+    };
+}
+
 mod search;
 pub use search::{DeviceHealth, MAX_SEARCH_RESULTS, RecordQuery};
 
@@ -211,7 +221,7 @@ pub struct RecordRow {
     pub ingested_at_ms: i64,
     /// Set for quarantined inputs.
     pub quarantine_reason: Option<String>,
-    /// The image roles it holds (`plate_crop`, `overview`, `face`), as ingested.
+    /// The image roles it holds (`plate-crop`, `overview`, `face`), as ingested.
     pub image_roles: Vec<String>,
 }
 
@@ -378,7 +388,7 @@ impl Index {
     pub fn stored_records(&self, ids: &[RecordId]) -> Result<Vec<bool>, IndexError> {
         let conn = self.write();
         let snapshot = conn.unchecked_transaction()?;
-        let mut exists = snapshot.prepare_cached("SELECT 1 FROM records WHERE device = ?1 AND sequence = ?2")?;
+        let mut exists = snapshot.prepare_cached(RECORD_DIGEST_BY_ID)?;
         let stored = ids
             .iter()
             .map(|id| exists.exists(params![id.device.0.as_slice(), sequence_to_sql(id.sequence)]))
@@ -535,8 +545,7 @@ impl Index {
         let tx = conn.transaction()?;
         let mut outcomes = Vec::with_capacity(batch.len());
         {
-            let mut existing =
-                tx.prepare_cached("SELECT content_digest FROM records WHERE device = ?1 AND sequence = ?2")?;
+            let mut existing = tx.prepare_cached(RECORD_DIGEST_BY_ID)?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO records (device, sequence, content_digest, site, lane, capture_time_ms,
                                       blob_key, size, ingested_at_ms, image_roles, quarantine_reason)
@@ -735,9 +744,11 @@ const EPOCH_COLUMNS: &str = epoch_columns!();
 const EPOCH_BY_ID: &str = concat!("SELECT ", epoch_columns!(), " FROM epochs WHERE id = ?1");
 const DEVICE_BY_ID: &str = "SELECT id, site, lane, public_key, status, enrolled_at_ms, revoked_at_ms
                             FROM devices WHERE id = ?1";
-const RECORD_BY_ID: &str = "SELECT device, sequence, content_digest, site, lane, capture_time_ms, blob_key,
-                                   size, ingested_at_ms, quarantine_reason, image_roles
-                            FROM records WHERE device = ?1 AND sequence = ?2";
+const RECORD_BY_ID: &str =
+    concat!("SELECT ", record_columns!(), " FROM records r WHERE r.device = ?1 AND r.sequence = ?2");
+/// A stored record's content digest by id: the committer's existence check and the insert's
+/// duplicate-or-conflict check, one cached statement on the writer.
+const RECORD_DIGEST_BY_ID: &str = "SELECT content_digest FROM records WHERE device = ?1 AND sequence = ?2";
 
 /// At most one row of `sql`, through `conn`'s statement cache.
 fn optional_row<T, P: rusqlite::Params>(

@@ -11,8 +11,7 @@ use super::{Index, IndexError, RecordRow, device_id_from, record_from_row};
 /// Most rows one search returns.
 pub const MAX_SEARCH_RESULTS: usize = 1000;
 
-const RECORD_COLUMNS: &str = "r.device, r.sequence, r.content_digest, r.site, r.lane, r.capture_time_ms, r.blob_key,
-    r.size, r.ingested_at_ms, r.quarantine_reason, r.image_roles";
+const RECORD_COLUMNS: &str = record_columns!();
 
 /// What to search for. Times are capture times (unix ms), `[from_ms, to_ms)`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
