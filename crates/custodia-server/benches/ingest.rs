@@ -318,12 +318,9 @@ fn process_cpu_seconds() -> (f64, f64) {
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let after_name = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let seconds = |field: &str| field.parse::<u64>().unwrap() as f64 / clock_ticks_per_second() as f64;
+    let ticks_per_second = rustix::param::clock_ticks_per_second() as f64;
+    let seconds = |field: &str| field.parse::<u64>().unwrap() as f64 / ticks_per_second;
     (seconds(fields[11]), seconds(fields[12]))
-}
-
-fn clock_ticks_per_second() -> u64 {
-    rustix::param::clock_ticks_per_second()
 }
 
 fn ms(d: Duration) -> f64 {
