@@ -52,8 +52,9 @@ pub struct LaneStatus {
     /// Captures waiting in the inbox, unsealed, because no published epoch covers their time yet
     /// (a camera clock ahead of the vault's publishing horizon or far behind, or the vault
     /// unreachable with no cached set). Each is looked at again after [`HOLD_RECHECK`], then
-    /// less often; one held only because no set could be fetched is looked at every
-    /// [`HOLD_RECHECK`], and at once after the next successful fetch.
+    /// less often. For one held only because no set could be fetched, the lane retries the fetch
+    /// every pass its backoff allows (250 ms doubling to 30 s), and the first success releases it
+    /// into that pass.
     pub held_without_epoch: u64,
     /// Captures destroyed unsealed since start: dated before every live epoch of the class that
     /// carries their metadata, so past retention (or older than the vault accepts).
@@ -100,8 +101,10 @@ pub struct Lane {
     /// When the lane was enrolled: no credible capture predates it.
     enrolled_ms: i64,
     status: LaneStatus,
-    backoff: Duration,
-    next_upload_at: Instant,
+    /// When the uploader may try the vault again after a failed upload.
+    upload_retry: Retry,
+    /// When the lane may try to fetch the epoch set again after a failed fetch.
+    set_retry: Retry,
     /// Set by the operator (or the demo) when the lane has no ALPR engine.
     pub expects_engine_output: bool,
 }
@@ -131,8 +134,8 @@ impl Lane {
             held: BTreeMap::new(),
             enrolled_ms,
             status: LaneStatus::default(),
-            backoff: Duration::ZERO,
-            next_upload_at: Instant::now(),
+            upload_retry: Retry::default(),
+            set_retry: Retry::default(),
             expects_engine_output: true,
         };
         lane.epochs = lane.load_cached_epochs();
@@ -246,11 +249,18 @@ impl Lane {
     ///
     /// [`CapturePlan::expired_classes`]: crate::assemble::CapturePlan::expired_classes
     pub async fn seal_pass(&mut self) -> Result<usize, LaneError> {
+        let mut epochs = PassEpochs::default();
+        if self.held.values().any(|hold| !hold.judged) {
+            // Captures held only because no set could be fetched are not waiting for anything
+            // about themselves: try the vault on the retry schedule, so that they are sealed
+            // soon after it answers again, not after their hold or the next capture's arrival.
+            // A successful fetch releases them into this pass.
+            let _ = self.refresh_once(&mut epochs).await;
+        }
         let ready = self.ready_groups()?;
         if ready.is_empty() {
             return Ok(0);
         }
-        let mut epochs = PassEpochs::default();
         let mut staged = Vec::new();
         for (group_stem, paths) in ready {
             let mut files = Vec::with_capacity(paths.len());
@@ -406,27 +416,35 @@ impl Lane {
         }
     }
 
-    /// Fetches the epoch set unless this pass already tried; the error says why there is none.
+    /// Fetches the epoch set unless this pass already tried or the last failed fetch's backoff
+    /// has not ended; the error says why there is none.
     async fn refresh_once(&mut self, pass: &mut PassEpochs) -> Result<(), String> {
         if pass.tried {
             return if pass.refreshed { Ok(()) } else { Err("the epoch set could not be fetched this pass".into()) };
         }
         pass.tried = true;
+        if let Some(wait) = self.set_retry.wait_left() {
+            return Err(format!("cannot fetch epoch keys: the last try failed; next in {} ms", wait.as_millis()));
+        }
         match self.refresh_epochs().await {
             Ok(()) => {
                 pass.refreshed = true;
+                self.set_retry.succeeded();
                 // The vault answers again: captures held only for want of a set are looked at
-                // next pass, not after their wait.
+                // in this pass, not after their wait.
                 self.held.retain(|_, hold| hold.judged);
                 Ok(())
             }
-            Err(e) => Err(format!("cannot fetch epoch keys: {e}")),
+            Err(e) => {
+                self.set_retry.failed(&mut self.rng);
+                Err(format!("cannot fetch epoch keys: {e}"))
+            }
         }
     }
 
     /// Uploads pending captures (if the backoff allows). Returns how many were acknowledged.
     pub async fn upload_pass(&mut self) -> Result<usize, LaneError> {
-        if Instant::now() < self.next_upload_at {
+        if self.upload_retry.wait_left().is_some() {
             return Ok(0);
         }
         let pending = pending_in(&self.dir.outbox())?;
@@ -444,6 +462,9 @@ impl Lane {
                 match result {
                     UploadOutcome::Stored { duplicate } => {
                         fs::remove_file(path).map_err(|e| LaneError::io(path, e))?;
+                        // The vault answers: a fetch of the epoch set that failed in the outage
+                        // need not wait out its backoff.
+                        self.set_retry.succeeded();
                         acknowledged += 1;
                         self.status.uploaded += 1;
                         if duplicate {
@@ -463,15 +484,11 @@ impl Lane {
                 }
             }
             if let Some(reason) = transient {
-                // Exponential backoff from 250 ms to 30 s, with jitter so many lanes coming back
-                // after an outage do not arrive in step.
-                self.backoff = (self.backoff * 2).clamp(Duration::from_millis(250), Duration::from_secs(30));
-                let jitter = Duration::from_millis(rand_core::RngCore::next_u32(&mut self.rng) as u64 % 250);
-                self.next_upload_at = Instant::now() + self.backoff + jitter;
+                self.upload_retry.failed(&mut self.rng);
                 self.status.last_upload_error = Some(reason);
                 break;
             }
-            self.backoff = Duration::ZERO;
+            self.upload_retry.succeeded();
             self.status.last_upload_error = None;
         }
         if acknowledged > 0 {
@@ -538,6 +555,42 @@ impl Hold {
     /// capture, and a later successful fetch releases it at once.
     fn unjudged() -> Self {
         Self { look_again: Instant::now() + HOLD_RECHECK, wait: HOLD_RECHECK, judged: false }
+    }
+}
+
+/// Backoff between tries of a vault call that failed: 250 ms doubling to 30 s, with jitter so
+/// that many lanes coming back after an outage do not arrive in step.
+#[derive(Debug)]
+struct Retry {
+    /// The backoff after the last failure; zero after a success.
+    wait: Duration,
+    /// No try before then.
+    next_at: Instant,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self { wait: Duration::ZERO, next_at: Instant::now() }
+    }
+}
+
+impl Retry {
+    const FIRST: Duration = Duration::from_millis(250);
+    const MAX: Duration = Duration::from_secs(30);
+
+    /// How long until the next try is allowed, if it is not yet.
+    fn wait_left(&self) -> Option<Duration> {
+        Some(self.next_at.saturating_duration_since(Instant::now())).filter(|left| !left.is_zero())
+    }
+
+    fn failed(&mut self, rng: &mut impl rand_core::RngCore) {
+        self.wait = (self.wait * 2).clamp(Self::FIRST, Self::MAX);
+        let jitter = Duration::from_millis(u64::from(rng.next_u32()) % 250);
+        self.next_at = Instant::now() + self.wait + jitter;
+    }
+
+    fn succeeded(&mut self) {
+        *self = Self::default();
     }
 }
 
@@ -618,5 +671,25 @@ mod tests {
         // Judged after holds that taught nothing: the back-off starts from the beginning.
         assert_eq!(Hold::judged(Some(&unjudged)).wait, HOLD_RECHECK);
         assert_eq!(Hold::judged(Some(&wait)).wait, HOLD_RECHECK_MAX);
+    }
+
+    #[test]
+    fn retries_back_off_from_a_quarter_second_to_half_a_minute_and_reset_on_success() {
+        let mut rng = rand_core::OsRng;
+        let mut retry = Retry::default();
+        assert_eq!(retry.wait_left(), None, "a first try is never delayed");
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            retry.failed(&mut rng);
+            waits.push(retry.wait);
+            let left = retry.wait_left().expect("a failure delays the next try");
+            assert!(left <= retry.wait + Duration::from_millis(250), "{left:?} exceeds the wait plus jitter");
+        }
+        let millis: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
+        assert_eq!(millis, [250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]);
+        retry.succeeded();
+        assert_eq!(retry.wait_left(), None);
+        retry.failed(&mut rng);
+        assert_eq!(retry.wait, Retry::FIRST, "a success starts the backoff over");
     }
 }
