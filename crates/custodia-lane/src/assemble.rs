@@ -202,7 +202,7 @@ impl CapturePlan {
     }
 
     fn has_images_of(&self, class: RetentionClass) -> bool {
-        self.images.iter().any(|i| class_of(i.role) == class)
+        self.images.iter().any(|i| i.role.class() == class)
     }
 
     /// Whether the capture time can be trusted enough to destroy by: it agrees with when the
@@ -243,17 +243,8 @@ impl CapturePlan {
     /// [`CapturePlan::expired_classes`]): a plan without it cannot be sealed.
     pub fn drop_images_of(&mut self, classes: &[RetentionClass]) -> usize {
         let before = self.images.len();
-        self.images.retain(|image| !classes.contains(&class_of(image.role)));
+        self.images.retain(|image| !classes.contains(&image.role.class()));
         before - self.images.len()
-    }
-}
-
-/// The retention class an image of `role` is sealed under.
-fn class_of(role: ImageRole) -> RetentionClass {
-    match role {
-        ImageRole::PlateCrop => RetentionClass::Plate,
-        ImageRole::Overview | ImageRole::VehicleCrop => RetentionClass::Overview,
-        ImageRole::Face => RetentionClass::Face,
     }
 }
 
@@ -498,7 +489,7 @@ pub fn seal_plan(
             parts.push((PartKind::Metadata, None));
         }
         for (image_index, image) in plan.images.iter().enumerate() {
-            if class_of(image.role) == class {
+            if image.role.class() == class {
                 metadata.images.push(ImageRecord {
                     group: group_index as u8,
                     part: parts.len() as u8,

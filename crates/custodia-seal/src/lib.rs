@@ -63,6 +63,8 @@ pub mod hpke;
 mod ids;
 mod keys;
 pub mod metadata;
+#[cfg(feature = "test-support")]
+pub mod test_capture;
 
 pub use capture::{
     CaptureHeader, DATA_KEY_INFO, DataKey, FORMAT_VERSION, GroupToSeal, MAGIC, MAX_CAPTURE_BYTES, MAX_GROUPS,

@@ -109,6 +109,17 @@ pub enum ImageRole {
 }
 
 impl ImageRole {
+    /// The retention class whose group carries an image of this role: plate crops go with plate
+    /// reads, overviews and vehicle crops with overviews, faces alone. The lane seals by this
+    /// rule and the vault refuses a capture that breaks it.
+    pub fn class(self) -> crate::RetentionClass {
+        match self {
+            Self::PlateCrop => crate::RetentionClass::Plate,
+            Self::Overview | Self::VehicleCrop => crate::RetentionClass::Overview,
+            Self::Face => crate::RetentionClass::Face,
+        }
+    }
+
     /// The name used in JSON and in the index.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -22,11 +22,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use custodia_seal::epochs::SignedEpochSet;
-use custodia_seal::metadata::{CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PlateReadRecord};
-use custodia_seal::{
-    CaptureHeader, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass, SiteName,
-    VaultVerifyingKey,
-};
+use custodia_seal::metadata::ImageRole;
+use custodia_seal::test_capture::TestCapture;
+use custodia_seal::{DeviceSigningKey, VaultVerifyingKey};
 use custodia_vault::clock::{Clock, SystemClock};
 use custodia_vault::config::DAY_MS;
 use custodia_vault::{MasterKey, Vault, VaultConfig};
@@ -78,71 +76,13 @@ async fn run(n: usize, quick: bool) {
         for image in images.iter_mut() {
             rng.fill_bytes(image);
         }
-        let time = now - 60_000;
-        let site = SiteName::new(SITE).unwrap();
-        let epoch = |class| set.find(&site, class, time).unwrap();
-        let (plate, overview, face) =
-            (epoch(RetentionClass::Plate), epoch(RetentionClass::Overview), epoch(RetentionClass::Face));
-        let record = |group, part, role, bytes: &Vec<u8>| ImageRecord {
-            group,
-            part,
-            role,
-            bytes: bytes.len() as u64,
-            sha256: String::new(),
-            stripped: vec![],
-            pdq: vec![],
-        };
-        let metadata = CaptureMetadata {
-            version: METADATA_VERSION,
-            read: Some(PlateReadRecord {
-                plate: format!("BENCH{:04}", sequence % 10_000),
-                confidence: 0.9,
-                region: Some("us-tx".into()),
-                candidates: vec![],
-                bbox: None,
-                vehicle: vec![],
-            }),
-            other_reads: vec![],
-            engine: None,
-            images: vec![
-                record(0, 1, ImageRole::PlateCrop, &images[0]),
-                record(1, 0, ImageRole::Overview, &images[1]),
-                record(2, 0, ImageRole::Face, &images[2]),
-            ],
-            quarantine: None,
-        }
-        .to_vec();
-        let groups = [
-            GroupToSeal {
-                class: RetentionClass::Plate,
-                epoch_id: plate.epoch_id,
-                epoch_key: &plate.public_key,
-                parts: vec![
-                    PartToSeal { kind: PartKind::Metadata, plaintext: &metadata },
-                    PartToSeal { kind: PartKind::Jpeg, plaintext: &images[0] },
-                ],
-            },
-            GroupToSeal {
-                class: RetentionClass::Overview,
-                epoch_id: overview.epoch_id,
-                epoch_key: &overview.public_key,
-                parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &images[1] }],
-            },
-            GroupToSeal {
-                class: RetentionClass::Face,
-                epoch_id: face.epoch_id,
-                epoch_key: &face.public_key,
-                parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &images[2] }],
-            },
-        ];
-        let header = CaptureHeader {
-            device_id: *device_id,
-            site,
-            lane: LaneName::new(lane.clone()).unwrap(),
-            capture_time_ms: time,
-            sequence,
-        };
-        Bytes::from(custodia_seal::seal(&header, &groups, key, &mut ChaCha20Rng::seed_from_u64(sequence)).unwrap())
+        let mut capture = TestCapture::new(*device_id, SITE, lane, now - 60_000, sequence)
+            .plate(&format!("BENCH{:04}", sequence % 10_000), 0.9)
+            .image(ImageRole::PlateCrop, &images[0])
+            .image(ImageRole::Overview, &images[1])
+            .image(ImageRole::Face, &images[2]);
+        capture.read.as_mut().expect("a plate read").region = Some("us-tx".into());
+        Bytes::from(capture.seal(&set, key, &mut ChaCha20Rng::seed_from_u64(sequence)))
     };
     let throughput_set: Vec<Bytes> = (0..n as u64).map(&mut seal_one).collect();
     let latency_set: Vec<Bytes> = (n as u64..(n + n / 2) as u64).map(&mut seal_one).collect();

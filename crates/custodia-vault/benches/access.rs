@@ -41,13 +41,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use custodia_seal::epochs::SignedEpochSet;
-use custodia_seal::metadata::{
-    CandidateRecord, CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PlateReadRecord,
-};
-use custodia_seal::{
-    CaptureHeader, DeviceId, DeviceSigningKey, EpochId, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass,
-    SealedCapture, SiteName, VaultVerifyingKey,
-};
+use custodia_seal::metadata::{CandidateRecord, CaptureMetadata, ImageRole};
+use custodia_seal::test_capture::TestCapture;
+use custodia_seal::{DeviceId, DeviceSigningKey, EpochId, RetentionClass, SealedCapture, VaultVerifyingKey};
 use custodia_store::Keystore as _;
 use custodia_store::access::AccessStore;
 use custodia_store::file_keystore::FileKeystore;
@@ -403,60 +399,16 @@ fn seal_capture(
     };
     let (crop, overview) = (image(&mut rng), image(&mut rng));
     let time = NOW - 60_000 - sequence as i64 * 100;
-    let site = SiteName::new(SITE).expect("site");
-    let plate_epoch = set.find(&site, RetentionClass::Plate, time).expect("plate epoch");
-    let overview_epoch = set.find(&site, RetentionClass::Overview, time).expect("overview epoch");
-    let describe = |group, part, role, bytes: &[u8]| ImageRecord {
-        group,
-        part,
-        role,
-        bytes: bytes.len() as u64,
-        sha256: String::new(),
-        stripped: vec![],
-        pdq: vec![],
-    };
     let (read, candidate) = plates_of(sequence * 7919 % n, n);
-    let metadata = CaptureMetadata {
-        version: METADATA_VERSION,
-        read: Some(PlateReadRecord {
-            plate: read,
-            confidence: 0.91,
-            region: Some("us-tx".into()),
-            candidates: candidate.into_iter().map(|plate| CandidateRecord { plate, confidence: Some(0.4) }).collect(),
-            bbox: None,
-            vehicle: vec![],
-        }),
-        other_reads: vec![],
-        engine: None,
-        images: vec![describe(0, 1, ImageRole::PlateCrop, &crop), describe(1, 0, ImageRole::Overview, &overview)],
-        quarantine: None,
-    }
-    .to_vec();
-    let groups = [
-        GroupToSeal {
-            class: RetentionClass::Plate,
-            epoch_id: plate_epoch.epoch_id,
-            epoch_key: &plate_epoch.public_key,
-            parts: vec![
-                PartToSeal { kind: PartKind::Metadata, plaintext: &metadata },
-                PartToSeal { kind: PartKind::Jpeg, plaintext: &crop },
-            ],
-        },
-        GroupToSeal {
-            class: RetentionClass::Overview,
-            epoch_id: overview_epoch.epoch_id,
-            epoch_key: &overview_epoch.public_key,
-            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &overview }],
-        },
-    ];
-    let header = CaptureHeader {
-        device_id: device,
-        site,
-        lane: LaneName::new("lane-1").expect("lane"),
-        capture_time_ms: time,
-        sequence,
-    };
-    Bytes::from(custodia_seal::seal(&header, &groups, key, &mut rng).expect("seal"))
+    let mut capture = TestCapture::new(device, SITE, "lane-1", time, sequence)
+        .plate(&read, 0.91)
+        .image(ImageRole::PlateCrop, &crop)
+        .image(ImageRole::Overview, &overview);
+    let plate_read = capture.read.as_mut().expect("a plate read");
+    plate_read.region = Some("us-tx".into());
+    plate_read.candidates =
+        candidate.into_iter().map(|plate| CandidateRecord { plate, confidence: Some(0.4) }).collect();
+    Bytes::from(capture.seal(set, key, &mut rng))
 }
 
 /// A new officer with a site grant and a token, authenticated once the way the server would.

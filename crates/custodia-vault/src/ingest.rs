@@ -9,7 +9,7 @@
 //! visible before its event is durable (see [`crate::audit`] for recovery between the steps).
 
 use bytes::Bytes;
-use custodia_seal::metadata::{CaptureMetadata, ImageRole};
+use custodia_seal::metadata::CaptureMetadata;
 use custodia_seal::{PartKind, SealedCapture};
 use custodia_store::index::{BlindPlate, DeviceStatus, InsertOutcome, NewRecord, RecordGroup, RecordId};
 use hmac::{Hmac, Mac};
@@ -384,12 +384,7 @@ fn check_images_against_header(
                 image.group, image.part
             )));
         }
-        let expected_class = match image.role {
-            ImageRole::Face => custodia_seal::RetentionClass::Face,
-            ImageRole::PlateCrop => custodia_seal::RetentionClass::Plate,
-            ImageRole::Overview | ImageRole::VehicleCrop => custodia_seal::RetentionClass::Overview,
-        };
-        if group.class() != expected_class {
+        if group.class() != image.role.class() {
             return Err(IngestError::MetadataInvalid(format!(
                 "a {} image is in a {} group",
                 image.role.as_str(),

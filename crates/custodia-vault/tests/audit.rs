@@ -7,11 +7,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use custodia_seal::epochs::SignedEpochSet;
-use custodia_seal::metadata::{CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PlateReadRecord};
-use custodia_seal::{
-    CaptureHeader, DeviceId, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass, SiteName,
-    VaultVerifyingKey,
-};
+use custodia_seal::metadata::ImageRole;
+use custodia_seal::test_capture::TestCapture;
+use custodia_seal::{DeviceId, DeviceSigningKey, VaultVerifyingKey};
 use custodia_tlog::{NoteVerifier, SignedCheckpoint, Verifiers};
 use custodia_vault::audit::event::{Action, Event, EventError, Text};
 use custodia_vault::audit::{LogFault, LogFile};
@@ -53,71 +51,11 @@ fn capture(f: &mut Fixture, sequence: u64) -> Vec<u8> {
     let json = f.vault.signed_epoch_set().unwrap();
     let key = VaultVerifyingKey::from_bytes(&f.vault.epoch_signing_public_key().unwrap()).unwrap();
     let set = SignedEpochSet::from_json(&json).unwrap().verify(&key).unwrap();
-    let time_ms = NOW - HOUR_MS;
-    let site = SiteName::new(SITE).unwrap();
-    let plate_epoch = set.find(&site, RetentionClass::Plate, time_ms).unwrap();
-    let overview_epoch = set.find(&site, RetentionClass::Overview, time_ms).unwrap();
-    let overview = vec![0xAB; 2000];
-    let metadata = CaptureMetadata {
-        version: METADATA_VERSION,
-        read: Some(PlateReadRecord {
-            plate: PLATE.into(),
-            confidence: 0.93,
-            region: None,
-            candidates: vec![],
-            bbox: None,
-            vehicle: vec![],
-        }),
-        other_reads: vec![],
-        engine: None,
-        images: vec![
-            ImageRecord {
-                group: 0,
-                part: 1,
-                role: ImageRole::PlateCrop,
-                bytes: 16,
-                sha256: String::new(),
-                stripped: vec![],
-                pdq: vec![],
-            },
-            ImageRecord {
-                group: 1,
-                part: 0,
-                role: ImageRole::Overview,
-                bytes: 2000,
-                sha256: String::new(),
-                stripped: vec![],
-                pdq: vec![],
-            },
-        ],
-        quarantine: None,
-    }
-    .to_vec();
-    let groups = [
-        GroupToSeal {
-            class: RetentionClass::Plate,
-            epoch_id: plate_epoch.epoch_id,
-            epoch_key: &plate_epoch.public_key,
-            parts: vec![
-                PartToSeal { kind: PartKind::Metadata, plaintext: &metadata },
-                PartToSeal { kind: PartKind::Jpeg, plaintext: b"plate crop bytes" },
-            ],
-        },
-        GroupToSeal {
-            class: RetentionClass::Overview,
-            epoch_id: overview_epoch.epoch_id,
-            epoch_key: &overview_epoch.public_key,
-            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &overview }],
-        },
-    ];
-    let header = CaptureHeader {
-        device_id: f.device_id,
-        site,
-        lane: LaneName::new("lane-1").unwrap(),
-        capture_time_ms: time_ms,
-        sequence,
-    };
-    custodia_seal::seal(&header, &groups, &f.device_key, &mut f.rng).unwrap()
+    TestCapture::new(f.device_id, SITE, "lane-1", NOW - HOUR_MS, sequence)
+        .plate(PLATE, 0.93)
+        .image(ImageRole::PlateCrop, b"plate crop bytes")
+        .image(ImageRole::Overview, &[0xAB; 2000])
+        .seal(&set, &f.device_key, &mut f.rng)
 }
 
 fn events(vault: &Vault) -> Vec<Event> {

@@ -12,11 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use custodia_seal::epochs::SignedEpochSet;
-use custodia_seal::metadata::{CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PlateReadRecord};
-use custodia_seal::{
-    CaptureHeader, DeviceId, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass,
-    SealedCapture, SiteName, VaultVerifyingKey,
-};
+use custodia_seal::metadata::ImageRole;
+use custodia_seal::test_capture::TestCapture;
+use custodia_seal::{DeviceId, DeviceSigningKey, SealedCapture, VaultVerifyingKey};
 use custodia_store::blobs::{BlobStore, Fault, Faults};
 use custodia_store::file_keystore::FileKeystore;
 use custodia_tlog::{NoteVerifier, SignedCheckpoint, Verifiers};
@@ -71,60 +69,14 @@ fn capture(f: &mut Fixture, sequence: u64) -> Bytes {
     let key = VaultVerifyingKey::from_bytes(&f.vault.epoch_signing_public_key().unwrap()).unwrap();
     let set = SignedEpochSet::from_json(&json).unwrap().verify(&key).unwrap();
     let time_ms = NOW - HOUR_MS + sequence as i64 * 1000;
-    let site = SiteName::new(SITE).unwrap();
-    let plate_epoch = set.find(&site, RetentionClass::Plate, time_ms).unwrap();
-    let overview_epoch = set.find(&site, RetentionClass::Overview, time_ms).unwrap();
+    let plate = format!("FLT{sequence:04}");
     let overview = vec![sequence as u8; 4000];
-    let image = |group, part, role, bytes| ImageRecord {
-        group,
-        part,
-        role,
-        bytes,
-        sha256: String::new(),
-        stripped: vec![],
-        pdq: vec![],
-    };
-    let metadata = CaptureMetadata {
-        version: METADATA_VERSION,
-        read: Some(PlateReadRecord {
-            plate: format!("FLT{sequence:04}"),
-            confidence: 0.9,
-            region: None,
-            candidates: vec![],
-            bbox: None,
-            vehicle: vec![],
-        }),
-        other_reads: vec![],
-        engine: None,
-        images: vec![image(0, 1, ImageRole::PlateCrop, 16), image(1, 0, ImageRole::Overview, overview.len() as u64)],
-        quarantine: None,
-    }
-    .to_vec();
-    let groups = [
-        GroupToSeal {
-            class: RetentionClass::Plate,
-            epoch_id: plate_epoch.epoch_id,
-            epoch_key: &plate_epoch.public_key,
-            parts: vec![
-                PartToSeal { kind: PartKind::Metadata, plaintext: &metadata },
-                PartToSeal { kind: PartKind::Jpeg, plaintext: b"plate crop bytes" },
-            ],
-        },
-        GroupToSeal {
-            class: RetentionClass::Overview,
-            epoch_id: overview_epoch.epoch_id,
-            epoch_key: &overview_epoch.public_key,
-            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &overview }],
-        },
-    ];
-    let header = CaptureHeader {
-        device_id: f.device_id,
-        site,
-        lane: LaneName::new("lane-1").unwrap(),
-        capture_time_ms: time_ms,
-        sequence,
-    };
-    Bytes::from(custodia_seal::seal(&header, &groups, &f.device_key, &mut f.rng).unwrap())
+    let sealed = TestCapture::new(f.device_id, SITE, "lane-1", time_ms, sequence)
+        .plate(&plate, 0.9)
+        .image(ImageRole::PlateCrop, b"plate crop bytes")
+        .image(ImageRole::Overview, &overview)
+        .seal(&set, &f.device_key, &mut f.rng);
+    Bytes::from(sealed)
 }
 
 fn captures(f: &mut Fixture, sequences: std::ops::Range<u64>) -> Vec<Bytes> {

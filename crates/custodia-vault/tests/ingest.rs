@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use custodia_seal::epochs::SignedEpochSet;
-use custodia_seal::metadata::{CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PlateReadRecord};
+use custodia_seal::metadata::{CaptureMetadata, ImageRole, METADATA_VERSION};
+use custodia_seal::test_capture::TestCapture;
 use custodia_seal::{
     CaptureHeader, DeviceId, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass, SiteName,
     VaultVerifyingKey,
@@ -42,104 +43,35 @@ async fn fixture() -> Fixture {
     Fixture { _dir: dir, vault, clock, device_id: device.id, device_key, rng }
 }
 
-/// What to put in a test capture.
-struct Spec {
-    sequence: u64,
-    time_ms: i64,
-    lane: &'static str,
-    with_metadata: bool,
-    describe_images: bool,
-    overview: Vec<u8>,
-}
-
-impl Spec {
-    fn new(sequence: u64) -> Self {
-        Self {
-            sequence,
-            time_ms: NOW - HOUR_MS,
-            lane: "lane-1",
-            with_metadata: true,
-            describe_images: true,
-            overview: vec![0xAB; 2000],
-        }
-    }
-}
-
 fn epochs(f: &Fixture) -> custodia_seal::epochs::EpochSet {
     let json = f.vault.signed_epoch_set().unwrap();
     let key = VaultVerifyingKey::from_bytes(&f.vault.epoch_signing_public_key().unwrap()).unwrap();
     SignedEpochSet::from_json(&json).unwrap().verify(&key).unwrap()
 }
 
-fn capture(f: &mut Fixture, spec: &Spec) -> Vec<u8> {
+/// A capture as the lane writes it: a plate read, a plate crop and `overview`, both described in
+/// the metadata part.
+fn lane_capture(device_id: DeviceId, sequence: u64, time_ms: i64, overview: &[u8]) -> TestCapture<'_> {
+    TestCapture::new(device_id, SITE, "lane-1", time_ms, sequence)
+        .plate(PLATE, 0.93)
+        .image(ImageRole::PlateCrop, b"plate crop bytes")
+        .image(ImageRole::Overview, overview)
+}
+
+fn seal(f: &mut Fixture, capture: &TestCapture<'_>) -> Vec<u8> {
     let set = epochs(f);
-    let site = SiteName::new(SITE).unwrap();
-    let plate_epoch = set.find(&site, RetentionClass::Plate, spec.time_ms).expect("plate epoch");
-    let overview_epoch = set.find(&site, RetentionClass::Overview, spec.time_ms).expect("overview epoch");
-    let metadata = CaptureMetadata {
-        version: METADATA_VERSION,
-        read: Some(PlateReadRecord {
-            plate: PLATE.into(),
-            confidence: 0.93,
-            region: Some("us-tx".into()),
-            candidates: vec![],
-            bbox: None,
-            vehicle: vec![],
-        }),
-        other_reads: vec![],
-        engine: None,
-        images: if spec.describe_images {
-            vec![ImageRecord {
-                group: 1,
-                part: 0,
-                role: ImageRole::Overview,
-                bytes: spec.overview.len() as u64,
-                sha256: String::new(),
-                stripped: vec![],
-                pdq: vec![],
-            }]
-        } else {
-            vec![]
-        },
-        quarantine: None,
-    }
-    .to_vec();
-    let mut plate_parts = vec![];
-    if spec.with_metadata {
-        plate_parts.push(PartToSeal { kind: PartKind::Metadata, plaintext: &metadata });
-    }
-    plate_parts.push(PartToSeal { kind: PartKind::Jpeg, plaintext: b"plate crop bytes" });
-    let groups = [
-        GroupToSeal {
-            class: RetentionClass::Plate,
-            epoch_id: plate_epoch.epoch_id,
-            epoch_key: &plate_epoch.public_key,
-            parts: plate_parts,
-        },
-        GroupToSeal {
-            class: RetentionClass::Overview,
-            epoch_id: overview_epoch.epoch_id,
-            epoch_key: &overview_epoch.public_key,
-            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &spec.overview }],
-        },
-    ];
-    let header = CaptureHeader {
-        device_id: f.device_id,
-        site,
-        lane: LaneName::new(spec.lane).unwrap(),
-        capture_time_ms: spec.time_ms,
-        sequence: spec.sequence,
-    };
-    custodia_seal::seal(&header, &groups, &f.device_key, &mut f.rng).unwrap()
+    capture.seal(&set, &f.device_key, &mut f.rng)
 }
 
 #[tokio::test]
 async fn refuses_metadata_that_does_not_describe_every_image_part() {
     let mut f = fixture().await;
-    // The plate crop is described too, as a plate-crop in the plate group.
-    let body = capture(&mut f, &Spec::new(1));
+    let overview = [0xAB; 2000];
+    let mut capture = lane_capture(f.device_id, 1, NOW - HOUR_MS, &overview);
+    capture.images[0].described = false;
+    let body = seal(&mut f, &capture);
     let receipt = f.vault.ingest(Bytes::from(body.clone())).await;
-    // The spec describes only the overview; the plate crop part is undescribed → refused.
+    // The metadata describes only the overview; the plate crop part is undescribed → refused.
     assert!(matches!(receipt, Err(IngestError::MetadataInvalid(_))), "{receipt:?}");
     assert_eq!(f.vault.record_count().unwrap(), 0);
 }
@@ -150,70 +82,7 @@ fn good_capture(f: &mut Fixture, sequence: u64) -> Vec<u8> {
 }
 
 fn good_capture_at(f: &mut Fixture, sequence: u64, time_ms: i64, overview: Vec<u8>) -> Vec<u8> {
-    let set = epochs(f);
-    let site = SiteName::new(SITE).unwrap();
-    let plate_epoch = set.find(&site, RetentionClass::Plate, time_ms).expect("plate epoch");
-    let overview_epoch = set.find(&site, RetentionClass::Overview, time_ms).expect("overview epoch");
-    let metadata = CaptureMetadata {
-        version: METADATA_VERSION,
-        read: Some(PlateReadRecord {
-            plate: PLATE.into(),
-            confidence: 0.93,
-            region: None,
-            candidates: vec![],
-            bbox: None,
-            vehicle: vec![],
-        }),
-        other_reads: vec![],
-        engine: None,
-        images: vec![
-            ImageRecord {
-                group: 0,
-                part: 1,
-                role: ImageRole::PlateCrop,
-                bytes: 16,
-                sha256: String::new(),
-                stripped: vec![],
-                pdq: vec![],
-            },
-            ImageRecord {
-                group: 1,
-                part: 0,
-                role: ImageRole::Overview,
-                bytes: overview.len() as u64,
-                sha256: String::new(),
-                stripped: vec![],
-                pdq: vec![],
-            },
-        ],
-        quarantine: None,
-    }
-    .to_vec();
-    let groups = [
-        GroupToSeal {
-            class: RetentionClass::Plate,
-            epoch_id: plate_epoch.epoch_id,
-            epoch_key: &plate_epoch.public_key,
-            parts: vec![
-                PartToSeal { kind: PartKind::Metadata, plaintext: &metadata },
-                PartToSeal { kind: PartKind::Jpeg, plaintext: b"plate crop bytes" },
-            ],
-        },
-        GroupToSeal {
-            class: RetentionClass::Overview,
-            epoch_id: overview_epoch.epoch_id,
-            epoch_key: &overview_epoch.public_key,
-            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &overview }],
-        },
-    ];
-    let header = CaptureHeader {
-        device_id: f.device_id,
-        site,
-        lane: LaneName::new("lane-1").unwrap(),
-        capture_time_ms: time_ms,
-        sequence,
-    };
-    custodia_seal::seal(&header, &groups, &f.device_key, &mut f.rng).unwrap()
+    seal(f, &lane_capture(f.device_id, sequence, time_ms, &overview))
 }
 
 #[tokio::test]
@@ -312,15 +181,16 @@ async fn refuses_each_bad_capture_with_its_reason_and_changes_nothing() {
     f.device_id = real_id;
 
     // A lane the device is not enrolled for.
-    let mut spec = Spec::new(5);
-    spec.lane = "lane-9";
-    let elsewhere = capture(&mut f, &spec);
+    let overview = [0xAB; 2000];
+    let mut capture = lane_capture(f.device_id, 5, NOW - HOUR_MS, &overview);
+    capture.lane = "lane-9";
+    let elsewhere = seal(&mut f, &capture);
     assert!(matches!(f.vault.ingest(Bytes::from(elsewhere)).await, Err(IngestError::WrongPlace { .. })));
 
     // No metadata part.
-    let mut spec = Spec::new(6);
-    spec.with_metadata = false;
-    let blind = capture(&mut f, &spec);
+    let mut capture = lane_capture(f.device_id, 6, NOW - HOUR_MS, &overview);
+    capture.with_metadata = false;
+    let blind = seal(&mut f, &capture);
     assert!(matches!(f.vault.ingest(Bytes::from(blind)).await, Err(IngestError::NoMetadata)));
 
     // Capture times outside the window.

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use custodia_seal::epochs::SignedEpochSet;
-use custodia_seal::metadata::{CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PdqRecord, PlateReadRecord};
+use custodia_seal::metadata::{CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PdqRecord};
+use custodia_seal::test_capture::{TestCapture, TestImage};
 use custodia_seal::{
     CaptureHeader, DeviceId, DeviceSigningKey, EpochId, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass,
     SealedCapture, SiteName, VaultVerifyingKey,
@@ -113,71 +114,15 @@ fn capture(f: &mut Fixture, sequence: u64, time_ms: i64) -> Vec<u8> {
     let json = f.vault.signed_epoch_set().unwrap();
     let key = VaultVerifyingKey::from_bytes(&f.vault.epoch_signing_public_key().unwrap()).unwrap();
     let set = SignedEpochSet::from_json(&json).unwrap().verify(&key).unwrap();
-    let site = SiteName::new(SITE).unwrap();
-    let find = |class| set.find(&site, class, time_ms).expect("epoch").clone();
-    let (plate, overview, face) =
-        (find(RetentionClass::Plate), find(RetentionClass::Overview), find(RetentionClass::Face));
-    let overview_bytes = vec![0xAB; 2000];
-    let image = |group, part, role, bytes: usize, seed| ImageRecord {
-        group,
-        part,
-        role,
-        bytes: bytes as u64,
-        sha256: String::new(),
-        stripped: vec![],
-        pdq: pdq(seed),
-    };
-    let metadata = CaptureMetadata {
-        version: METADATA_VERSION,
-        read: Some(PlateReadRecord {
-            plate: PLATE.into(),
-            confidence: 0.93,
-            region: None,
-            candidates: vec![],
-            bbox: None,
-            vehicle: vec![],
-        }),
-        other_reads: vec![],
-        engine: None,
-        images: vec![
-            image(GROUP_PLATE, 1, ImageRole::PlateCrop, PLATE_CROP.len(), 1),
-            image(GROUP_OVERVIEW, 0, ImageRole::Overview, overview_bytes.len(), 2),
-            image(GROUP_FACE, 0, ImageRole::Face, FACE.len(), 3),
-        ],
-        quarantine: None,
-    }
-    .to_vec();
-    let groups = [
-        GroupToSeal {
-            class: RetentionClass::Plate,
-            epoch_id: plate.epoch_id,
-            epoch_key: &plate.public_key,
-            parts: vec![
-                PartToSeal { kind: PartKind::Metadata, plaintext: &metadata },
-                PartToSeal { kind: PartKind::Jpeg, plaintext: PLATE_CROP },
-            ],
-        },
-        GroupToSeal {
-            class: RetentionClass::Overview,
-            epoch_id: overview.epoch_id,
-            epoch_key: &overview.public_key,
-            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: &overview_bytes }],
-        },
-        GroupToSeal {
-            class: RetentionClass::Face,
-            epoch_id: face.epoch_id,
-            epoch_key: &face.public_key,
-            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: FACE }],
-        },
+    let overview = [0xAB; 2000];
+    let image = |role, bytes, seed| TestImage { pdq: pdq(seed), ..TestImage::new(role, bytes) };
+    let mut capture = TestCapture::new(f.device_id, SITE, "lane-1", time_ms, sequence).plate(PLATE, 0.93);
+    capture.images = vec![
+        image(ImageRole::PlateCrop, PLATE_CROP, 1),
+        image(ImageRole::Overview, &overview, 2),
+        image(ImageRole::Face, FACE, 3),
     ];
-    let header = CaptureHeader {
-        device_id: f.device_id,
-        site,
-        lane: LaneName::new("lane-1").unwrap(),
-        capture_time_ms: time_ms,
-        sequence,
-    };
-    custodia_seal::seal(&header, &groups, &f.device_key, &mut f.rng).unwrap()
+    capture.seal(&set, &f.device_key, &mut f.rng)
 }
 
 /// Ingests `n` captures at `time_ms` from sequence `first`; returns (id, sealed bytes) each.

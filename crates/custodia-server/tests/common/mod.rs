@@ -7,11 +7,9 @@
 use std::sync::Arc;
 
 use custodia_seal::epochs::SignedEpochSet;
-use custodia_seal::metadata::{CaptureMetadata, ImageRecord, ImageRole, METADATA_VERSION, PlateReadRecord};
-use custodia_seal::{
-    CaptureHeader, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass, SiteName,
-    VaultVerifyingKey,
-};
+use custodia_seal::metadata::ImageRole;
+use custodia_seal::test_capture::TestCapture;
+use custodia_seal::{DeviceSigningKey, VaultVerifyingKey};
 use custodia_vault::audit::Actor;
 use custodia_vault::clock::ManualClock;
 use custodia_vault::config::DAY_MS;
@@ -72,59 +70,11 @@ pub fn capture(
 ) -> Vec<u8> {
     let verifying = VaultVerifyingKey::from_bytes(&vault.epoch_signing_public_key().unwrap()).unwrap();
     let set = SignedEpochSet::from_json(&vault.signed_epoch_set().unwrap()).unwrap().verify(&verifying).unwrap();
-    let site = SiteName::new(SITE).unwrap();
-    let plate = set.find(&site, RetentionClass::Plate, NOW).unwrap().clone();
-    let face = set.find(&site, RetentionClass::Face, NOW).unwrap().clone();
-    let image = |group, part, role, bytes: &[u8]| ImageRecord {
-        group,
-        part,
-        role,
-        bytes: bytes.len() as u64,
-        sha256: String::new(),
-        stripped: vec![],
-        pdq: vec![],
-    };
-    let metadata = CaptureMetadata {
-        version: METADATA_VERSION,
-        read: Some(PlateReadRecord {
-            plate: PLATE.into(),
-            confidence: 0.9,
-            region: None,
-            candidates: vec![],
-            bbox: None,
-            vehicle: vec![],
-        }),
-        other_reads: vec![],
-        engine: None,
-        images: vec![image(0, 1, ImageRole::PlateCrop, PLATE_CROP), image(1, 0, ImageRole::Face, FACE)],
-        quarantine: None,
-    }
-    .to_vec();
-    let groups = [
-        GroupToSeal {
-            class: RetentionClass::Plate,
-            epoch_id: plate.epoch_id,
-            epoch_key: &plate.public_key,
-            parts: vec![
-                PartToSeal { kind: PartKind::Metadata, plaintext: &metadata },
-                PartToSeal { kind: PartKind::Jpeg, plaintext: PLATE_CROP },
-            ],
-        },
-        GroupToSeal {
-            class: RetentionClass::Face,
-            epoch_id: face.epoch_id,
-            epoch_key: &face.public_key,
-            parts: vec![PartToSeal { kind: PartKind::Jpeg, plaintext: FACE }],
-        },
-    ];
-    let header = CaptureHeader {
-        device_id: device,
-        site,
-        lane: LaneName::new("lane-1").unwrap(),
-        capture_time_ms: NOW - 60_000,
-        sequence: 1,
-    };
-    custodia_seal::seal(&header, &groups, key, rng).unwrap()
+    TestCapture::new(device, SITE, "lane-1", NOW - 60_000, 1)
+        .plate(PLATE, 0.9)
+        .image(ImageRole::PlateCrop, PLATE_CROP)
+        .image(ImageRole::Face, FACE)
+        .seal(&set, key, rng)
 }
 
 /// `haystack` contains `needle`.
