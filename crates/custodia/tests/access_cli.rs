@@ -2,11 +2,11 @@
 //! site, checks and installs policies; the officer searches and reads an image through
 //! `custodia serve` with a purpose and a case; a disabled officer's token stops working.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod common;
 
 fn custodia(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_custodia"));
@@ -39,29 +39,8 @@ impl Drop for Server {
 }
 
 fn serve(dir: &Path) -> (Server, String) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_custodia"))
-        .args(["serve", "--dir"])
-        .arg(dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: v\r\nConnection: close\r\n\r\n");
-            let mut answer = String::new();
-            let _ = s.read_to_string(&mut answer);
-            if answer.starts_with("HTTP/1.1 200") {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "vault did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let port = common::free_port();
+    let server = Server(common::spawn_serve(dir, port, Stdio::null(), Duration::from_secs(30)));
     (server, format!("http://127.0.0.1:{port}"))
 }
 

@@ -8,7 +8,6 @@
 //! itself and every capture is stored exactly once.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -36,26 +35,6 @@ fn status_json(lane: &LaneDir) -> Option<serde_json::Value> {
 
 fn outbox_len(lane: &LaneDir) -> u64 {
     custodia_lane::outbox::pending_in(&lane.outbox()).unwrap().len() as u64
-}
-
-fn inbox_empty(lane: &LaneDir) -> bool {
-    std::fs::read_dir(lane.inbox()).unwrap().next().is_none()
-}
-
-fn blob_files(dir: &Path) -> u64 {
-    let mut count = 0;
-    let mut stack = vec![dir.join("blobs")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else if entry.path().extension().is_some_and(|e| e == "cap") {
-                count += 1;
-            }
-        }
-    }
-    count
 }
 
 async fn wait_for(what: &str, deadline: Instant, mut done: impl FnMut() -> bool) {
@@ -105,11 +84,7 @@ async fn a_full_disk_holds_captures_in_the_lane_outbox_and_the_backlog_drains_on
         captures: CAPTURES as u32,
     };
     for capture in custodia_synth::generate(&traffic) {
-        for file in capture.files {
-            let tmp = lane_dir.inbox().join(format!(".{}.tmp", file.name));
-            std::fs::write(&tmp, &file.bytes).unwrap();
-            std::fs::rename(&tmp, lane_dir.inbox().join(&file.name)).unwrap();
-        }
+        common::drop_capture(&lane_dir, capture);
     }
     let stop = Arc::new(AtomicBool::new(false));
     let mut lane = Lane::open(lane_dir.clone()).unwrap();
@@ -121,7 +96,7 @@ async fn a_full_disk_holds_captures_in_the_lane_outbox_and_the_backlog_drains_on
     // why its uploads fail; the vault stores nothing.
     let deadline = Instant::now() + Duration::from_secs(120);
     wait_for("the lane to seal everything and report its backlog", deadline, || {
-        inbox_empty(&lane_dir)
+        common::files_in(&lane_dir.inbox()).is_empty()
             && outbox_len(&lane_dir) == CAPTURES
             && status_json(&lane_dir).is_some_and(|s| {
                 s["backlog"] == CAPTURES && s["sealed"] == CAPTURES && s["last_upload_error"].is_string()
@@ -134,7 +109,7 @@ async fn a_full_disk_holds_captures_in_the_lane_outbox_and_the_backlog_drains_on
     assert_eq!(status["uploaded"], 0);
     assert_eq!(status["rejected"], 0, "a full disk is not a reason to give a capture up");
     assert_eq!(vault.record_count().unwrap(), 0);
-    assert_eq!(blob_files(&vault_dir), 0);
+    assert_eq!(common::blob_files(&vault_dir), 0);
     assert!(faults.injected() >= 1);
 
     // What a client sees: 503, problem+json, a clear title, no internals (no errno text, no
@@ -187,7 +162,7 @@ async fn a_full_disk_holds_captures_in_the_lane_outbox_and_the_backlog_drains_on
         assert_eq!(capture.header().sequence, id.sequence);
         assert_eq!(vault.record(id).unwrap().unwrap().content_digest, capture.content_digest());
     }
-    assert_eq!(blob_files(&vault_dir), CAPTURES);
+    assert_eq!(common::blob_files(&vault_dir), CAPTURES);
     let log = vault.audit_log();
     let mut ingested: BTreeMap<String, u64> = BTreeMap::new();
     for i in 0..log.size() {

@@ -28,8 +28,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -45,6 +43,9 @@ use custodia_vault::{MasterKey, Vault, VaultConfig};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
+mod common;
+use common::{drop_capture, files_in, free_port, healthz_records, lane_idle};
+
 const SITE: &str = "anzalduas";
 const LANES: [(&str, Vendor); 2] = [("lane-1", Vendor::OpenAlprV2), ("lane-2", Vendor::RekorScoutGroup)];
 /// Captures dropped into the inboxes per round (spread over the lanes by the generator).
@@ -58,10 +59,6 @@ const DRAIN: Duration = Duration::from_secs(180);
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name}={v} is not a number")))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Every child process this test started; all are SIGKILLed when it ends, panic or not.
@@ -91,23 +88,6 @@ fn log_file(root: &Path, name: &str) -> File {
     std::fs::OpenOptions::new().create(true).append(true).open(root.join(name)).unwrap()
 }
 
-fn spawn_vault(root: &Path, dir: &Path, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_custodia"))
-        .args(["serve", "--dir"])
-        .arg(dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(log_file(root, "serve.log"))
-        .spawn()
-        .expect("custodia serve starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while healthz_records(port).is_none() {
-        assert!(Instant::now() < deadline, "vault did not come up; see {}", root.join("serve.log").display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child
-}
-
 fn spawn_lane(root: &Path, dir: &LaneDir, name: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_custodia"))
         .args(["lane", "run", "--dir"])
@@ -118,45 +98,12 @@ fn spawn_lane(root: &Path, dir: &LaneDir, name: &str) -> Child {
         .expect("custodia lane run starts")
 }
 
-/// The record count from `/healthz`, or None if the vault does not answer.
-fn healthz_records(port: u16) -> Option<u64> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: vault\r\nConnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let body = response.split("\r\n\r\n").nth(1)?;
-    let json: serde_json::Value = serde_json::from_str(body).ok()?;
-    json["records"].as_u64()
-}
-
 /// Staging files (`<key>#<n>`) under the vault's blob folder.
 fn staging_files(vault_dir: &Path) -> Vec<PathBuf> {
     files_in(&vault_dir.join("blobs"))
         .into_iter()
         .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(custodia_store::blobs::is_staging_name))
         .collect()
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for entry in entries {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else {
-                out.push(entry.path());
-            }
-        }
-    }
-    out
-}
-
-fn lane_idle(dir: &LaneDir) -> bool {
-    files_in(&dir.inbox()).is_empty() && custodia_lane::outbox::pending_in(&dir.outbox()).unwrap().is_empty()
 }
 
 /// `custodia audit verify` of `source`, with the auditor state kept in `state`.
@@ -184,27 +131,6 @@ fn log_tails(root: &Path) -> String {
         }
     }
     out
-}
-
-/// Drops a capture's files into a lane's inbox: each written whole under a temporary name, then
-/// all renamed in at once (a lane seals an image alone after its pairing grace). A capture with
-/// no engine output is dated by a lane from its files' modification time
-/// (`assemble::plan_group`), so its files get the capture time as theirs.
-fn drop_capture(dir: &LaneDir, capture: custodia_synth::SyntheticCapture) {
-    let mtime = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(capture.time_ms).unwrap());
-    let dated = !capture.files.iter().any(|f| f.name.ends_with(".json"));
-    let mut renames = Vec::new();
-    for file in capture.files {
-        let tmp = dir.inbox().join(format!(".{}.tmp", file.name));
-        std::fs::write(&tmp, &file.bytes).unwrap();
-        if dated {
-            File::options().write(true).open(&tmp).unwrap().set_modified(mtime).unwrap();
-        }
-        renames.push((tmp, dir.inbox().join(&file.name)));
-    }
-    for (tmp, name) in renames {
-        std::fs::rename(tmp, name).unwrap();
-    }
 }
 
 #[test]
@@ -292,7 +218,8 @@ fn vault_and_lanes_killed_at_random_points_lose_and_duplicate_nothing() {
 
     let mut children = Children::default();
     feed(6, &mut fed);
-    children.vault = Some(spawn_vault(root.path(), &vault_dir, port));
+    children.vault =
+        Some(common::spawn_serve(&vault_dir, port, log_file(root.path(), "serve.log"), Duration::from_secs(60)));
     for (dir, (name, _)) in lane_dirs.iter().zip(LANES) {
         children.lanes.push(Some(spawn_lane(root.path(), dir, name)));
     }
@@ -327,7 +254,8 @@ fn vault_and_lanes_killed_at_random_points_lose_and_duplicate_nothing() {
         kill(&mut children.vault);
         cut_writes += staging_files(&vault_dir).len();
         let restarting = Instant::now();
-        children.vault = Some(spawn_vault(root.path(), &vault_dir, port));
+        children.vault =
+            Some(common::spawn_serve(&vault_dir, port, log_file(root.path(), "serve.log"), Duration::from_secs(60)));
         restart_time += restarting.elapsed();
         if round % 25 == 0 {
             // Each restarted vault's published log must extend what this auditor accepted.

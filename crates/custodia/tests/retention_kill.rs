@@ -32,6 +32,9 @@ use custodia_vault::clock::SystemClock;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
+mod common;
+use common::files_in;
+
 const PROFILE: &str = "cap-3min";
 /// Kill delays: one random point in each bracket (ms), shortest first.
 const BRACKETS: [(u64, u64); 9] =
@@ -112,22 +115,6 @@ fn check_keys_against_log(vault: &Path, reconciled: bool) -> usize {
         }
     }
     view.shredded.len()
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else {
-                out.push(entry.path());
-            }
-        }
-    }
-    out
 }
 
 fn retention_run(vault: &Path) -> Command {
