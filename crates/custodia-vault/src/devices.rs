@@ -6,11 +6,8 @@
 use custodia_seal::{DeviceId, DeviceVerifyingKey, LaneName, SiteName};
 use custodia_store::index::{DeviceRow, DeviceStatus};
 
+use crate::audit::vault::event_text as text;
 use crate::{Vault, VaultError};
-
-fn text(s: impl Into<String>) -> Result<crate::audit::Text, VaultError> {
-    crate::audit::Text::new(s).map_err(|e| VaultError::Invalid { what: "audit event", reason: e.to_string() })
-}
 
 impl Vault {
     /// Enrols a device for `site`/`lane` with its public key and returns its row.

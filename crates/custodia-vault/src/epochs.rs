@@ -12,6 +12,7 @@ use custodia_seal::{EpochId, SiteName};
 use custodia_store::index::EpochRow;
 use custodia_store::{KeyName, KeyState};
 
+use crate::audit::vault::event_text as text;
 use crate::{Vault, VaultError};
 
 /// Keystore name of the Ed25519 key that signs epoch sets.
@@ -56,50 +57,61 @@ impl Vault {
     }
 
     fn create_epoch(&self, site: &str, class: RetentionClass, start: i64, end: i64) -> Result<(), VaultError> {
-        let name = epoch_key_name(site, class, start)?;
-        let public_key = match self.inner.keystore.state(&name)? {
+        let already_shredded = || VaultError::Invalid {
+            what: "epoch",
+            reason: format!("{site} {} epoch at {start} was already shredded", class.as_str()),
+        };
+        self.create_epoch_under(&epoch_key_name(site, class, start)?, site, class, (start, end), already_shredded)?;
+        Ok(())
+    }
+
+    /// Creates the epoch of `site` and `class` for `[not_before, not_after)` under the key `name`
+    /// (a published epoch, or a retention extension): makes its key, or takes the one a crash left
+    /// without its row, logs `epoch-created` and writes its row. A key already destroyed is
+    /// refused with `already_shredded()`.
+    pub(crate) fn create_epoch_under(
+        &self,
+        name: &KeyName,
+        site: &str,
+        class: RetentionClass,
+        (not_before_ms, not_after_ms): (i64, i64),
+        already_shredded: impl FnOnce() -> VaultError,
+    ) -> Result<EpochRow, VaultError> {
+        let public_key = match self.inner.keystore.state(name)? {
             KeyState::Absent => {
                 let mut rng = self.inner.rng.lock().expect("rng lock");
-                self.inner.keystore.generate_epoch_key(&name, rng.as_mut())?
+                self.inner.keystore.generate_epoch_key(name, rng.as_mut())?
             }
             // Made before a crash that kept its row from being written.
-            KeyState::Present => self.inner.keystore.epoch_decapsulator(&name)?.public_key(),
-            KeyState::Destroyed => {
-                return Err(VaultError::Invalid {
-                    what: "epoch",
-                    reason: format!("{site} {} epoch at {start} was already shredded", class.as_str()),
-                });
-            }
+            KeyState::Present => self.inner.keystore.epoch_decapsulator(name)?.public_key(),
+            KeyState::Destroyed => return Err(already_shredded()),
         };
         let site_name = SiteName::new(site.to_string())
             .map_err(|e| VaultError::Invalid { what: "site name", reason: e.to_string() })?;
-        let id = EpochId::derive(&site_name, class, start, end, &public_key);
+        let id = EpochId::derive(&site_name, class, not_before_ms, not_after_ms, &public_key);
         let row = EpochRow {
             id,
             site: site.to_string(),
             class,
-            not_before_ms: start,
-            not_after_ms: end,
+            not_before_ms,
+            not_after_ms,
             public_key: public_key.to_sec1_bytes().to_vec(),
             key_name: name.as_str().to_string(),
             destroyed_at_ms: None,
-        };
-        let text = |s: String| {
-            crate::audit::Text::new(s).map_err(|e| VaultError::Invalid { what: "audit event", reason: e.to_string() })
         };
         let event = crate::audit::vault::system_event(
             self.now_ms(),
             crate::audit::Action::EpochCreated {
                 epoch: text(id.to_string())?,
-                site: text(site.to_string())?,
-                class: text(class.as_str().to_string())?,
-                not_before_ms: start,
-                not_after_ms: end,
+                site: text(site)?,
+                class: text(class.as_str())?,
+                not_before_ms,
+                not_after_ms,
                 public_key: row.public_key.clone(),
             },
         )?;
         self.logged(&[event], || Ok(self.inner.index.insert_epoch(&row)?))?;
-        Ok(())
+        Ok(row)
     }
 
     /// The signed set of every epoch a lane may still seal to (not shredded, ending after the

@@ -50,14 +50,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use custodia_seal::{
-    DataKey, EpochId, EpochPublicKey, RetentionClass, SealedCapture, SiteName, WrappedDataKey, data_key_binding,
-    unwrap_data_key, wrap_data_key,
+    DataKey, EpochId, EpochPublicKey, RetentionClass, SealedCapture, WrappedDataKey, data_key_binding, unwrap_data_key,
+    wrap_data_key,
 };
 use custodia_store::index::{EXTENSION_PREFIX, EpochRow, RecordId, ResealRow};
 use custodia_store::{KeyName, KeyState, KeystoreError};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
+use crate::audit::vault::event_text as text;
 use crate::audit::{Action, Actor, Text};
 use crate::civil::civil_date;
 use crate::config::{DAY_MS, HOUR_MS};
@@ -251,10 +252,6 @@ fn parse_basis(basis: &str) -> Result<(Basis, Text), VaultError> {
     }
     let text = Text::new(basis).map_err(|e| invalid(format!("not loggable text: {e}")))?;
     Ok((kind, text))
-}
-
-fn text(s: impl Into<String>) -> Result<Text, VaultError> {
-    Text::new(s).map_err(|e| VaultError::Invalid { what: "audit event", reason: e.to_string() })
 }
 
 fn key_name(name: &str) -> Result<KeyName, VaultError> {
@@ -695,44 +692,8 @@ impl Vault {
             }
             return Ok(row);
         }
-        let public_key = match self.inner.keystore.state(&name)? {
-            KeyState::Absent => {
-                let mut rng = self.inner.rng.lock().expect("rng lock");
-                self.inner.keystore.generate_epoch_key(&name, rng.as_mut())?
-            }
-            // Made before a crash that kept its row from being written.
-            KeyState::Present => self.inner.keystore.epoch_decapsulator(&name)?.public_key(),
-            KeyState::Destroyed => {
-                return Err(VaultError::Shredded(format!("extension key {name} was already shredded")));
-            }
-        };
-        let now = self.now_ms();
-        let site_name = SiteName::new(site.to_string())
-            .map_err(|e| VaultError::Invalid { what: "site name", reason: e.to_string() })?;
-        let id = EpochId::derive(&site_name, class, now, day_end, &public_key);
-        let row = EpochRow {
-            id,
-            site: site.to_string(),
-            class,
-            not_before_ms: now,
-            not_after_ms: day_end,
-            public_key: public_key.to_sec1_bytes().to_vec(),
-            key_name: name.as_str().to_string(),
-            destroyed_at_ms: None,
-        };
-        let event = crate::audit::vault::system_event(
-            now,
-            Action::EpochCreated {
-                epoch: text(id.to_string())?,
-                site: text(site)?,
-                class: text(class.as_str())?,
-                not_before_ms: now,
-                not_after_ms: day_end,
-                public_key: row.public_key.clone(),
-            },
-        )?;
-        self.logged(&[event], || Ok(self.inner.index.insert_epoch(&row)?))?;
-        Ok(row)
+        let already_shredded = || VaultError::Shredded(format!("extension key {name} was already shredded"));
+        self.create_epoch_under(&name, site, class, (self.now_ms(), day_end), already_shredded)
     }
 
     /// The data key of group `group` of a stored record: through its original epoch key if that

@@ -16,6 +16,11 @@ fn ev_err(e: super::EventError) -> VaultError {
     VaultError::Invalid { what: "audit event", reason: e.to_string() }
 }
 
+/// An event field's text, refused as an invalid audit event if it breaks [`super::Text`]'s rules.
+pub(crate) fn event_text(s: impl Into<String>) -> Result<super::Text, VaultError> {
+    text(s).map_err(ev_err)
+}
+
 /// The vault acting on its own behalf (admin CLI actions, epoch maintenance).
 pub(crate) fn system_event(time_ms: i64, action: Action) -> Result<Event, VaultError> {
     Actor::system().event(time_ms, action)
