@@ -224,6 +224,23 @@ async fn run(n: usize, quick: bool) {
         ms(percentile(0.99)),
         ms(*latencies.last().unwrap())
     );
+    let met = |ok: bool| if ok { "met" } else { "not met" };
+    let throughput_verdict = if ceiling_rate < 2000.0 {
+        // A blob store of one file per capture cannot acknowledge 2,000 durable captures a
+        // second on a disk that cannot write them as files that fast: the goal is for this
+        // machine on a day its disk can.
+        format!(
+            "out of reach on this disk today (same bytes as files: {ceiling_rate:.0}/s; the CPU would allow {:.0}/s)",
+            available_cores() as f64 / cpu_per_capture
+        )
+    } else {
+        met(ingest_rate >= 2000.0).to_string()
+    };
+    println!(
+        "ingest-bench: verdict            2000/s {throughput_verdict}; ratio {}; p99 {}",
+        met(ingest_rate / ceiling_rate >= 0.60),
+        met(percentile(0.99) <= Duration::from_millis(50))
+    );
 }
 
 /// Captures per second for writing `n` files of `size` bytes into `dir` as the blob store does
