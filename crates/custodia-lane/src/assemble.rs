@@ -16,8 +16,8 @@
 
 use base64::Engine as _;
 use custodia_seal::metadata::{
-    CandidateRecord, CaptureMetadata, EngineRecord, ImageRecord, ImageRole, MAX_QUARANTINE_RAW_BYTES, METADATA_VERSION,
-    PdqRecord, PlateReadRecord, QuarantineRecord,
+    CandidateRecord, CaptureMetadata, EngineRecord, ExpiredImageRecord, ImageRecord, ImageRole,
+    MAX_QUARANTINE_RAW_BYTES, METADATA_VERSION, PdqRecord, PlateReadRecord, QuarantineRecord,
 };
 use custodia_seal::{
     CaptureHeader, DeviceId, DeviceSigningKey, GroupToSeal, LaneName, PartKind, PartToSeal, RetentionClass, SiteName,
@@ -238,13 +238,19 @@ impl CapturePlan {
             .collect()
     }
 
-    /// Removes the images of `classes` from the plan (their bytes are zeroized as they drop) and
-    /// returns how many there were. The caller keeps the metadata class (see
-    /// [`CapturePlan::expired_classes`]): a plan without it cannot be sealed.
+    /// Removes the images of `classes` from the plan (their bytes are zeroized as they drop),
+    /// notes each one's role and size in the metadata's `expired_images`, so the vault's record
+    /// says what the camera produced and the lane destroyed, and returns how many there were.
+    /// The caller keeps the metadata class (see [`CapturePlan::expired_classes`]): a plan without
+    /// it cannot be sealed.
     pub fn drop_images_of(&mut self, classes: &[RetentionClass]) -> usize {
-        let before = self.images.len();
-        self.images.retain(|image| !classes.contains(&image.role.class()));
-        before - self.images.len()
+        let (expired, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.images).into_iter().partition(|image| classes.contains(&image.role.class()));
+        self.images = kept;
+        self.metadata.expired_images.extend(
+            expired.iter().map(|image| ExpiredImageRecord { role: image.role, bytes: image.bytes.len() as u64 }),
+        );
+        expired.len()
     }
 }
 
@@ -372,6 +378,7 @@ fn empty_metadata() -> CaptureMetadata {
         engine: None,
         images: Vec::new(),
         quarantine: None,
+        expired_images: Vec::new(),
     }
 }
 

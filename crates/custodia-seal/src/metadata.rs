@@ -46,6 +46,21 @@ pub struct CaptureMetadata {
     /// Set when the lane could not process an input and sealed it for an operator to look at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<QuarantineRecord>,
+    /// Images the camera produced for this capture that the lane destroyed unsealed, because
+    /// their class's retention had already passed when they reached it (a face that waited in
+    /// the inbox past its hours). Only what and how large: their content is gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expired_images: Vec<ExpiredImageRecord>,
+}
+
+/// An image destroyed unsealed at the lane, past its retention.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiredImageRecord {
+    /// What it showed.
+    pub role: ImageRole,
+    /// Its size after metadata stripping, in bytes.
+    pub bytes: u64,
 }
 
 /// A normalised plate read.
@@ -220,5 +235,30 @@ impl CaptureMetadata {
     /// Serialises the part.
     pub fn to_vec(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("metadata serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_images_round_trip_default_to_none_and_refuse_unknown_fields() {
+        let mut metadata: CaptureMetadata = serde_json::from_str(r#"{"version":1,"images":[]}"#).unwrap();
+        assert!(metadata.expired_images.is_empty(), "metadata written before the field still parses");
+        assert!(!String::from_utf8(metadata.to_vec()).unwrap().contains("expired_images"), "an empty list is omitted");
+
+        metadata.expired_images = vec![ExpiredImageRecord { role: ImageRole::Face, bytes: 30_712 }];
+        let json = metadata.to_vec();
+        assert_eq!(
+            std::str::from_utf8(&json).unwrap(),
+            r#"{"version":1,"images":[],"expired_images":[{"role":"face","bytes":30712}]}"#
+        );
+        assert_eq!(CaptureMetadata::from_slice(&json).unwrap(), metadata);
+
+        let extra = br#"{"version":1,"images":[],"expired_images":[{"role":"face","bytes":1,"sha256":"00"}]}"#;
+        assert!(matches!(CaptureMetadata::from_slice(extra), Err(MetadataError::Malformed(_))));
+        let unknown_role = br#"{"version":1,"images":[],"expired_images":[{"role":"iris","bytes":1}]}"#;
+        assert!(matches!(CaptureMetadata::from_slice(unknown_role), Err(MetadataError::Malformed(_))));
     }
 }

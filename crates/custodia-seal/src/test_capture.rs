@@ -126,6 +126,7 @@ impl<'a> TestCapture<'a> {
             engine: None,
             images: records,
             quarantine: None,
+            expired_images: Vec::new(),
         }
         .to_vec();
         let epochs: Vec<_> = classes

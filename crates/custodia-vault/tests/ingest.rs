@@ -231,6 +231,7 @@ async fn refuses_an_epoch_from_another_vault_and_a_period_that_does_not_cover_th
         engine: None,
         images: vec![],
         quarantine: None,
+        expired_images: Vec::new(),
     }
     .to_vec();
     let header = CaptureHeader {

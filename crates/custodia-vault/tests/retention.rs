@@ -402,6 +402,7 @@ async fn a_face_hand_off_keeps_a_face_to_14_days_refuses_15_and_ends_with_its_ex
             pdq: pdq(9),
         }],
         quarantine: None,
+        expired_images: Vec::new(),
     }
     .to_vec();
     let groups = [GroupToSeal {

@@ -731,6 +731,7 @@ fn make_pool(image_bytes: usize, hashes_per_image: usize) -> Vec<Plain> {
                     record(2, 0, ImageRole::Face, &face),
                 ],
                 quarantine: None,
+                expired_images: Vec::new(),
             }
             .to_vec();
             Plain { metadata, plate, overview, face }

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use custodia_lane::{Lane, LaneDir};
 use custodia_seal::epochs::SignedEpochSet;
+use custodia_seal::metadata::{CaptureMetadata, ImageRole};
 use custodia_seal::{RetentionClass, SealedCapture, SiteName, VaultVerifyingKey};
 use custodia_synth::{FileRole, LaneSpec, TrafficConfig, Vendor};
 use custodia_vault::audit::Actor;
@@ -174,13 +175,26 @@ async fn expired_captures_are_destroyed_and_held_ones_do_not_starve_the_rest() {
     assert_eq!(lane.status().rejected, 0, "{:?}", lane.status());
     assert_eq!(vault.record_count().unwrap(), recent.len() as u64);
     let by_time: BTreeMap<i64, &custodia_synth::SyntheticCapture> = recent.iter().map(|c| (c.time_ms, c)).collect();
-    for (_, blob_key) in vault.record_blob_keys().unwrap() {
+    for (id, blob_key) in vault.record_blob_keys().unwrap() {
         let blob = vault.sealed_blob(&blob_key).await.unwrap();
         let capture = SealedCapture::parse(&blob).unwrap();
         let time = capture.header().capture_time_ms;
         let truth = by_time[&time];
         let has_face_group = capture.groups().iter().any(|g| g.class() == RetentionClass::Face);
         assert_eq!(has_face_group, faces(truth) > 0 && face_live(time), "capture at {time}");
+
+        // Its metadata names each face the lane destroyed unsealed, by role and size.
+        let (group, part) = capture.metadata_part().unwrap();
+        let key = vault.group_data_key_in(&id, &capture, group as u8).unwrap();
+        let metadata = CaptureMetadata::from_slice(&capture.open_part(group, part, &key).unwrap()).unwrap();
+        let expected = if face_live(time) { 0 } else { faces(truth) };
+        assert_eq!(metadata.expired_images.len(), expected, "capture at {time}");
+        let face_bytes: u64 =
+            truth.files.iter().filter(|f| f.role == FileRole::Face).map(|f| f.bytes.len() as u64).sum();
+        for image in &metadata.expired_images {
+            assert_eq!(image.role, ImageRole::Face, "capture at {time}");
+            assert!(image.bytes > 0 && image.bytes <= face_bytes, "capture at {time}: {image:?}");
+        }
     }
 }
 

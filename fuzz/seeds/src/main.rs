@@ -76,6 +76,7 @@ fn sealed_capture(dir: &Path) {
             pdq: vec![],
         }],
         quarantine: None,
+        expired_images: Vec::new(),
     }
     .to_vec();
     let header = CaptureHeader {
