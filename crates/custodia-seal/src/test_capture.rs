@@ -4,7 +4,8 @@
 //! A [`TestCapture`] is what a lane writes for one vehicle: a header, a metadata part carrying the
 //! plate read and describing every image, and each image in the group of its role's class (see
 //! [`ImageRole::class`]), every group sealed to the epoch a verified set publishes for the
-//! capture's time. The metadata part always leads the plate group.
+//! capture's time. The metadata part leads the plate group, where the lane puts it whenever there
+//! is a plate read; a test capture puts it there even without one, so it always has a plate group.
 //!
 //! What it is not: the lane. There are no inputs, no metadata stripping and no perceptual hashing
 //! here (a test that needs hashes sets them on a [`TestImage`]); `custodia-lane`'s planner is
