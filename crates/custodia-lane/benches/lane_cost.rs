@@ -21,7 +21,6 @@ use custodia_seal::{DeviceId, DeviceSigningKey, EpochSecretKey, LaneName, Retent
 use custodia_synth::{LaneSpec, TrafficConfig, Vendor};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use zeroize::Zeroizing;
 
 fn lane_cost(c: &mut Criterion) {
     let traffic = TrafficConfig {
@@ -55,15 +54,8 @@ fn lane_cost(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("lane");
     let planned = {
-        let files: Vec<InputFile> = capture
-            .files
-            .iter()
-            .map(|f| InputFile {
-                name: f.name.clone(),
-                bytes: Zeroizing::new(f.bytes.clone()),
-                modified_ms: capture.time_ms,
-            })
-            .collect();
+        let files: Vec<InputFile> =
+            capture.files.iter().map(|f| InputFile::new(&f.name, &f.bytes, capture.time_ms)).collect();
         plan_group(&files, context).remove(0)
     };
     let images: Vec<&[u8]> =
@@ -84,15 +76,8 @@ fn lane_cost(c: &mut Criterion) {
         |b| {
             let mut sequence = 0;
             b.iter(|| {
-                let files: Vec<InputFile> = capture
-                    .files
-                    .iter()
-                    .map(|f| InputFile {
-                        name: f.name.clone(),
-                        bytes: Zeroizing::new(f.bytes.clone()),
-                        modified_ms: capture.time_ms,
-                    })
-                    .collect();
+                let files: Vec<InputFile> =
+                    capture.files.iter().map(|f| InputFile::new(&f.name, &f.bytes, capture.time_ms)).collect();
                 let plans = plan_group(&files, context);
                 assert_eq!(plans.len(), 1);
                 sequence += 1;

@@ -54,6 +54,12 @@ pub struct InputFile {
 }
 
 impl InputFile {
+    /// A file named `name` holding a copy of `bytes`, last modified at `modified_ms`: how tests,
+    /// benches and tools hand the planner files that are not in an inbox.
+    pub fn new(name: impl Into<String>, bytes: &[u8], modified_ms: i64) -> Self {
+        Self { name: name.into(), bytes: Zeroizing::new(bytes.to_vec()), modified_ms }
+    }
+
     fn consumed(&self) -> ConsumedInput {
         ConsumedInput { name: self.name.clone(), sha256: hex::encode(Sha256::digest(&self.bytes[..])) }
     }

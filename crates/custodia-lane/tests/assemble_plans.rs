@@ -8,12 +8,11 @@ use custodia_seal::metadata::{CaptureMetadata, ImageRole};
 use custodia_seal::{DeviceId, DeviceSigningKey, EpochSecretKey, LaneName, RetentionClass, SealedCapture, SiteName};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use zeroize::Zeroizing;
 
 const WITH_ENGINE: PairingContext = PairingContext { expects_engine_output: true };
 
 fn file(name: &str, bytes: &[u8]) -> InputFile {
-    InputFile { name: name.into(), bytes: Zeroizing::new(bytes.to_vec()), modified_ms: 1_780_000_000_000 }
+    InputFile::new(name, bytes, 1_780_000_000_000)
 }
 
 fn openalpr_json() -> Vec<u8> {

@@ -9,10 +9,9 @@ use custodia_seal::metadata::CaptureMetadata;
 use custodia_seal::{DeviceId, DeviceSigningKey, EpochSecretKey, LaneName, RetentionClass, SealedCapture, SiteName};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use zeroize::Zeroizing;
 
 fn file(name: &str, bytes: &[u8]) -> InputFile {
-    InputFile { name: name.into(), bytes: Zeroizing::new(bytes.to_vec()), modified_ms: 1_780_000_000_000 }
+    InputFile::new(name, bytes, 1_780_000_000_000)
 }
 
 #[test]

@@ -17,7 +17,6 @@ use custodia_vault::config::DAY_MS;
 use custodia_vault::{MasterKey, Vault, VaultConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
-use zeroize::Zeroizing;
 
 const NOW: i64 = 1_780_000_000_000;
 const SITE: &str = "anzalduas";
@@ -56,15 +55,8 @@ async fn vault_with_traffic(
     let mut planned = Vec::new();
     let mut sequence = 0;
     for capture in custodia_synth::generate(&traffic) {
-        let files: Vec<InputFile> = capture
-            .files
-            .iter()
-            .map(|f| InputFile {
-                name: f.name.clone(),
-                bytes: Zeroizing::new(f.bytes.clone()),
-                modified_ms: capture.time_ms,
-            })
-            .collect();
+        let files: Vec<InputFile> =
+            capture.files.iter().map(|f| InputFile::new(&f.name, &f.bytes, capture.time_ms)).collect();
         for plan in plan_group(&files, PairingContext { expects_engine_output: true }) {
             if plan.images.is_empty() && plan.metadata.read.is_none() {
                 continue;

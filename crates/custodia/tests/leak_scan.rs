@@ -25,7 +25,6 @@ use custodia_vault::{MasterKey, Vault, VaultConfig};
 use image::{DynamicImage, GenericImageView, ImageFormat};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use zeroize::Zeroizing;
 
 const SITE: &str = "anzalduas";
 
@@ -58,15 +57,8 @@ async fn vault_with_traffic(dir: &Path, captures: u32) -> Vec<Stored> {
     };
     let mut stored = Vec::new();
     for (sequence, capture) in custodia_synth::generate(&traffic).enumerate() {
-        let files: Vec<InputFile> = capture
-            .files
-            .iter()
-            .map(|f| InputFile {
-                name: f.name.clone(),
-                bytes: Zeroizing::new(f.bytes.clone()),
-                modified_ms: capture.time_ms,
-            })
-            .collect();
+        let files: Vec<InputFile> =
+            capture.files.iter().map(|f| InputFile::new(&f.name, &f.bytes, capture.time_ms)).collect();
         let mut plans = plan_group(&files, PairingContext { expects_engine_output: true });
         assert_eq!(plans.len(), 1);
         let plan = plans.remove(0);
