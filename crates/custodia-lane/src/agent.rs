@@ -462,9 +462,6 @@ impl Lane {
                 match result {
                     UploadOutcome::Stored { duplicate } => {
                         fs::remove_file(path).map_err(|e| LaneError::io(path, e))?;
-                        // The vault answers: a fetch of the epoch set that failed in the outage
-                        // need not wait out its backoff.
-                        self.set_retry.succeeded();
                         acknowledged += 1;
                         self.status.uploaded += 1;
                         if duplicate {
@@ -493,6 +490,9 @@ impl Lane {
         }
         if acknowledged > 0 {
             crate::outbox::sync_dir(&self.dir.outbox())?;
+            // The vault answers: a fetch of the epoch set that failed in the outage need not wait
+            // out its backoff.
+            self.set_retry.succeeded();
         }
         self.status.backlog = pending_in(&self.dir.outbox())?.len() as u64;
         Ok(acknowledged)
