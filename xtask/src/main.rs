@@ -161,6 +161,18 @@ const BENCHES: &[Bench] = &[
         what: "crypto-shredding one epoch of 1,000,000 records: key destruction, index clean-up, blob deletion beside this disk's own unlink rate",
     },
     Bench {
+        name: "rotation",
+        issue: "#4",
+        package: "custodia-store",
+        target: "rotation",
+        prints_figures: false,
+        heavy: false,
+        quick_env: &[],
+        python_peers: false,
+        peer_env: &[],
+        what: "master key rotation over 2,000 keys beside this disk's own floor for the same writes, fsyncs and renames",
+    },
+    Bench {
         name: "pdq-hash",
         issue: "#5",
         package: "custodia-pdq",
@@ -302,11 +314,21 @@ fn bench(args: &[String]) -> Result<(), String> {
             full_command(bench, quick)
         );
         if quick && bench.heavy {
+            // Still compiled, so that quick mode alone proves every bench builds (CI relies on it).
+            let build = format!("cargo bench -p {} --bench {} --no-run", bench.package, bench.target);
+            eprintln!("xtask bench: {build} (not run in quick mode)");
+            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["bench", "-p", bench.package, "--bench", bench.target, "--no-run"])
+                .current_dir(&root)
+                .status()
+                .map_err(|e| format!("running {build}: {e}"))?;
+            if !status.success() {
+                return Err(format!("{build} failed ({status})"));
+            }
             let _ = writeln!(
                 section,
-                "Not run in quick mode (its set-up builds a 10-million-entry store); compiled by `cargo bench --no-run`."
+                "Not run in quick mode (its set-up builds a 10-million-entry store); compiled by `{build}`."
             );
-            eprintln!("xtask bench: skipping {} in quick mode", bench.name);
             blocks.push((bench.name, section));
             continue;
         }
@@ -464,8 +486,9 @@ fn replace_section(doc: &str, name: &str, block: &str) -> String {
             format!("{}{}{}", &doc[..start], block.trim_end_matches('\n').to_string() + "\n", &doc[end..])
         }
         None => {
+            // A new section goes before the marked ones, with one blank line on each side.
             let at = doc.find("\n<!-- section ").unwrap_or(doc.len());
-            format!("{}{}{}", &doc[..at], block, &doc[at..])
+            format!("{}\n\n{}\n{}", doc[..at].trim_end_matches('\n'), block.trim_matches('\n'), &doc[at..])
         }
     }
 }
@@ -505,7 +528,7 @@ pub(crate) fn write_section(path: &Path, name: &str, body: &str) -> Result<(), S
     });
     let new = match (old.find(&start_mark), old.find(&end_mark)) {
         (Some(start), Some(end)) if end > start => format!("{}{block}{}", &old[..start], &old[end + end_mark.len()..]),
-        _ => format!("{}\n{block}\n", old.trim_end_matches('\n')),
+        _ => format!("{}\n\n{block}\n", old.trim_end_matches('\n')),
     };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
@@ -645,7 +668,38 @@ fn today() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{replace_goal_summary, replace_section};
+    use super::{BENCHES, replace_goal_summary, replace_section, workspace_root};
+
+    /// CI builds the benches only through `cargo xtask bench --quick`, so a bench target missing
+    /// from `BENCHES` would be neither measured nor compiled.
+    #[test]
+    fn every_bench_target_of_the_workspace_is_listed() {
+        let crates = workspace_root().join("crates");
+        let mut missing = Vec::new();
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&crates).unwrap() {
+            let manifest = entry.unwrap().path().join("Cargo.toml");
+            let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
+            let package = text.lines().find_map(|l| l.strip_prefix("name = \"")).unwrap().trim_end_matches('"');
+            let mut lines = text.lines();
+            while let Some(line) = lines.next() {
+                if line.trim() != "[[bench]]" {
+                    continue;
+                }
+                let target = lines
+                    .next()
+                    .and_then(|l| l.strip_prefix("name = \""))
+                    .unwrap_or_else(|| panic!("{}: [[bench]] not followed by its name", manifest.display()))
+                    .trim_end_matches('"');
+                seen += 1;
+                if !BENCHES.iter().any(|b| b.package == package && b.target == target) {
+                    missing.push(format!("{package}/{target}"));
+                }
+            }
+        }
+        assert!(seen >= BENCHES.len(), "found only {seen} [[bench]] entries under {}", crates.display());
+        assert!(missing.is_empty(), "bench targets not in BENCHES: {missing:?}");
+    }
 
     #[test]
     fn the_goal_summary_follows_the_tables() {
@@ -670,5 +724,10 @@ mod tests {
         assert!(new.contains("new b\n\n<!-- section soak") && new.contains("old a") && !new.contains("old b"), "{new}");
         let added = replace_section(doc, "c", "\n### c (#3) — z\n\nc\n");
         assert!(added.contains("old b\n\n### c (#3) — z\n\nc\n\n<!-- section soak"), "{added}");
+        let tight = doc.replace("old b\n\n<!--", "old b\n<!--");
+        let added = replace_section(&tight, "c", "\n### c (#3) — z\n\nc\n");
+        assert!(added.contains("old b\n\n### c (#3) — z\n\nc\n\n<!-- section soak"), "{added}");
+        let unmarked = replace_section("# B\n\n### a (#1) — x\n\nold a\n", "c", "\n### c (#3) — z\n\nc\n");
+        assert_eq!(unmarked, "# B\n\n### a (#1) — x\n\nold a\n\n### c (#3) — z\n\nc\n");
     }
 }
