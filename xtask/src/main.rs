@@ -294,13 +294,13 @@ fn bench(args: &[String]) -> Result<(), String> {
         if only.as_ref().is_some_and(|names| !names.iter().any(|n| n == bench.name)) {
             continue;
         }
-        let mut command =
-            vec!["bench".to_string(), "-p".into(), bench.package.into(), "--bench".into(), bench.target.into()];
-        if quick {
-            command.push("--".into());
-            command.push("--quick".into());
+        let mut command = vec!["bench", "-p", bench.package, "--bench", bench.target];
+        if quick && bench.heavy {
+            command.push("--no-run");
+        } else if quick {
+            command.extend(["--", "--quick"]);
             if !bench.prints_figures {
-                command.extend(["--warm-up-time", "0.5", "--measurement-time", "1", "--noplot"].map(String::from));
+                command.extend(["--warm-up-time", "0.5", "--measurement-time", "1", "--noplot"]);
             }
         }
         let shown = format!("cargo {}", command.join(" "));
@@ -315,19 +315,15 @@ fn bench(args: &[String]) -> Result<(), String> {
         );
         if quick && bench.heavy {
             // Still compiled, so that quick mode alone proves every bench builds (CI relies on it).
-            let build = format!("cargo bench -p {} --bench {} --no-run", bench.package, bench.target);
-            eprintln!("xtask bench: {build} (not run in quick mode)");
-            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["bench", "-p", bench.package, "--bench", bench.target, "--no-run"])
-                .current_dir(&root)
-                .status()
-                .map_err(|e| format!("running {build}: {e}"))?;
+            eprintln!("xtask bench: {shown} (not run in quick mode)");
+            let status =
+                cargo().args(&command).current_dir(&root).status().map_err(|e| format!("running {shown}: {e}"))?;
             if !status.success() {
-                return Err(format!("{build} failed ({status})"));
+                return Err(format!("{shown} failed ({status})"));
             }
             let _ = writeln!(
                 section,
-                "Not run in quick mode (its set-up builds a 10-million-entry store); compiled by `{build}`."
+                "Not run in quick mode (its set-up builds a 10-million-entry store); compiled by `{shown}`."
             );
             blocks.push((bench.name, section));
             continue;
@@ -335,7 +331,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         eprintln!("xtask bench: {shown}");
         let started = SystemTime::now();
         let clock = Instant::now();
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        let mut cmd = cargo();
         cmd.args(&command).current_dir(&root);
         if quick {
             for (key, value) in bench.quick_env {
@@ -623,6 +619,11 @@ fn format_time(seconds: f64) -> String {
         s if s >= 1e-6 => format!("{:.1} µs", s * 1e6),
         s => format!("{:.0} ns", s * 1e9),
     }
+}
+
+/// The cargo that runs this xtask (`$CARGO`), or the one on `PATH`.
+pub(crate) fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
 fn workspace_root() -> PathBuf {

@@ -73,7 +73,7 @@ pub fn soak(args: &[String]) -> Result<(), String> {
     // `--no-build` runs the binary as last built (while others' work in progress breaks the build).
     if !args.iter().any(|a| a == "--no-build") {
         eprintln!("xtask soak: cargo build -p custodia --release");
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        let status = crate::cargo()
             .args(["build", "--quiet", "-p", "custodia", "--release"])
             .current_dir(&root)
             .status()
