@@ -10,6 +10,15 @@
 //! batch, before it acknowledges any of them ("many captures per fsync"). On S3 a completed PUT
 //! is already durable and `sync` does nothing.
 //!
+//! Page cache: once a batch is durable the vault calls [`BlobStore::release_cached`], which drops
+//! those blobs' pages from the kernel's page cache. A vault writes far more than it reads back,
+//! and cached blobs would otherwise grow the page cache by the whole ingest volume until memory
+//! runs out, pushing out the index's pages on the way. On a VM whose host takes back the memory
+//! a guest frees (free page reporting, as on this project's machines), that growth is also what
+//! makes writes slow: after the first few GB every new page-cache page faults in the host, and
+//! writing 251 KB files went from ~110 to ~1,000 µs of system time each, where dropping the
+//! pages after each sync kept it at ~130 µs over 6 GB (docs/performance.md).
+//!
 //! Staging files: `LocalFileSystem` writes each blob as `<key>#<n>` and links it into place. A
 //! process killed in between leaves that staging file behind, invisible to the store (its
 //! listings skip such names) and never reused. [`BlobStore::remove_abandoned_staging`], which the
@@ -61,6 +70,8 @@ pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     /// Set for a local directory: the folder `sync` flushes.
     local_root: Option<PathBuf>,
+    /// Set for a local directory: maps a key to its file for [`BlobStore::release_cached`].
+    local_files: Option<Arc<LocalFileSystem>>,
     /// Set by [`BlobStore::local_with_faults`]: consulted before each `syncfs`.
     sync_faults: Option<Faults>,
     /// Held shared by every write while it may have a staging file, and exclusively by
@@ -73,10 +84,11 @@ impl BlobStore {
     pub fn local(root: &Path) -> Result<Self, BlobError> {
         std::fs::create_dir_all(root)
             .map_err(|source| BlobError::Folder { path: root.display().to_string(), source })?;
-        let store = LocalFileSystem::new_with_prefix(root)?;
+        let store = Arc::new(LocalFileSystem::new_with_prefix(root)?);
         Ok(Self {
-            store: Arc::new(store),
+            store: store.clone(),
             local_root: Some(root.to_path_buf()),
+            local_files: Some(store),
             sync_faults: None,
             writes: Arc::default(),
         })
@@ -90,6 +102,7 @@ impl BlobStore {
         Ok(Self {
             store: Arc::new(FaultyStore::new(local.store, faults.clone())),
             local_root: local.local_root,
+            local_files: local.local_files,
             sync_faults: Some(faults),
             writes: local.writes,
         })
@@ -97,7 +110,7 @@ impl BlobStore {
 
     /// A blob store over any `object_store` backend whose completed writes are durable (S3).
     pub fn remote(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store, local_root: None, sync_faults: None, writes: Arc::default() }
+        Self { store, local_root: None, local_files: None, sync_faults: None, writes: Arc::default() }
     }
 
     /// Writes a new blob. Keys carry the content digest, so a blob already under the key should
@@ -137,6 +150,32 @@ impl BlobStore {
         .await
         .expect("syncfs task does not panic")
         .map_err(BlobError::Sync)
+    }
+
+    /// Drops the pages of these blobs from the kernel's page cache (see the module doc); a remote
+    /// store keeps no pages here and does nothing. Call it only for blobs that a [`BlobStore::sync`]
+    /// has made durable: clean pages are dropped at once, dirty ones would only be queued for
+    /// writing. Best effort, like the advice it gives: a blob deleted meanwhile or a file that
+    /// cannot be opened is skipped, and the number of blobs whose pages were dropped is returned.
+    pub async fn release_cached(&self, keys: Vec<String>) -> usize {
+        let Some(files) = self.local_files.clone() else { return 0 };
+        tokio::task::spawn_blocking(move || {
+            let mut released = 0;
+            for key in keys {
+                let Ok(path) = files.path_to_filesystem(&ObjectPath::from(key.as_str())) else { continue };
+                let advised = std::fs::File::open(&path).and_then(|file| {
+                    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).map_err(std::io::Error::from)
+                });
+                match advised {
+                    Ok(()) => released += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => tracing::debug!(%error, %key, "could not drop a blob's cached pages"),
+                }
+            }
+            released
+        })
+        .await
+        .expect("page-cache release task does not panic")
     }
 
     /// Deletes the staging files (`<key>#<digits>`) that killed writes left in a local blob folder

@@ -76,3 +76,62 @@ async fn the_sweep_never_removes_a_write_in_flight() {
         assert_eq!(store.get(&format!("site/d/{i}.cap")).await.unwrap(), vec![(i % 251) as u8; 64 * 1024]);
     }
 }
+
+/// Once a batch is durable the vault drops its blobs' pages from the page cache: measured with
+/// `mincore(2)`, every page of a synced blob is resident before and none after, the blob still
+/// reads back whole (from disk), a missing key is skipped, and a remote store does nothing.
+#[tokio::test]
+async fn released_blobs_leave_the_page_cache_and_still_read_back() {
+    // On the target's own file system: a tmpfs (a `TMPDIR` in memory) has no disk to drop to.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    if is_tmpfs(dir.path()) {
+        eprintln!("skipped: {} is a tmpfs, whose pages cannot be dropped", dir.path().display());
+        return;
+    }
+    let store = BlobStore::local(dir.path()).unwrap();
+    let body = Bytes::from((0..256 * 1024u32).map(|i| (i * 31 % 251) as u8).collect::<Vec<_>>());
+    store.put_new("site/d1/dev/1-ab.cap", body.clone()).await.unwrap();
+    store.sync().await.unwrap();
+    let file = dir.path().join("site/d1/dev/1-ab.cap");
+    let pages = body.len().div_ceil(4096);
+    assert_eq!(resident_pages(&file), pages, "a freshly written blob is in the page cache");
+
+    let released = store.release_cached(vec!["site/d1/dev/1-ab.cap".into(), "site/d1/dev/2-cd.cap".into()]).await;
+    assert_eq!(released, 1, "the missing key is skipped");
+    assert_eq!(resident_pages(&file), 0, "no page of the released blob is cached");
+    assert_eq!(store.get("site/d1/dev/1-ab.cap").await.unwrap(), body);
+
+    let remote = BlobStore::remote(std::sync::Arc::new(object_store::memory::InMemory::new()));
+    remote.put_new("site/d1/dev/1-ab.cap", body.clone()).await.unwrap();
+    assert_eq!(remote.release_cached(vec!["site/d1/dev/1-ab.cap".into()]).await, 0);
+    assert_eq!(remote.get("site/d1/dev/1-ab.cap").await.unwrap(), body);
+}
+
+/// How many of a file's pages are in the page cache.
+fn resident_pages(path: &std::path::Path) -> usize {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    let page = 4096;
+    let mut residency = vec![0u8; len.div_ceil(page)];
+    // SAFETY: a read-only shared mapping of a file we opened, used only for mincore and unmapped
+    // before the file is closed; nothing reads through it.
+    unsafe {
+        let map = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0);
+        assert_ne!(map, libc::MAP_FAILED, "mmap {}", path.display());
+        assert_eq!(libc::mincore(map, len, residency.as_mut_ptr()), 0, "mincore");
+        libc::munmap(map, len);
+    }
+    residency.iter().filter(|r| **r & 1 == 1).count()
+}
+
+fn is_tmpfs(path: &std::path::Path) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: statfs writes into the zeroed struct we pass and reads the NUL-terminated path.
+    unsafe {
+        let mut stat: libc::statfs = std::mem::zeroed();
+        assert_eq!(libc::statfs(c_path.as_ptr(), &mut stat), 0);
+        stat.f_type as i64 == TMPFS_MAGIC
+    }
+}

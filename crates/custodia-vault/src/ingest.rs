@@ -7,6 +7,7 @@
 //! fsync), inserts all index rows in one SQLite transaction (one fsync), and only then answers
 //! every request in the batch. Nothing is acknowledged that a crash could lose, and no record is
 //! visible before its event is durable (see [`crate::audit`] for recovery between the steps).
+//! Last, it drops the batch's blobs from the kernel's page cache: they are rarely read back.
 
 use bytes::Bytes;
 use custodia_seal::metadata::CaptureMetadata;
@@ -464,6 +465,7 @@ async fn commit_batch(inner: &std::sync::Arc<crate::Inner>, batch: Vec<Pending>)
         }
     };
     crate::leak::after_commit(inner);
+    let durable_keys: Vec<String> = batch.iter().map(|p| p.record.blob_key.clone()).collect();
     for (pending, outcome) in batch.into_iter().zip(outcomes) {
         let id = pending.record.id;
         let answer = match outcome {
@@ -480,6 +482,9 @@ async fn commit_batch(inner: &std::sync::Arc<crate::Inner>, batch: Vec<Pending>)
         };
         let _ = pending.reply.send(answer);
     }
+    // Answered; now drop the batch's blobs from the page cache (see `BlobStore::release_cached`).
+    // A refused conflict's blob is already gone and is skipped.
+    blobs.release_cached(durable_keys).await;
 }
 
 fn fail_all(batch: Vec<Pending>, error: IngestError) {
