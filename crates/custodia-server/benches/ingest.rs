@@ -17,6 +17,12 @@
 //!
 //! `cargo bench -p custodia-server --bench ingest` (set `INGEST_BENCH_CAPTURES` to change N; the
 //! `--quick` argument uses a small N for CI smoke runs).
+//!
+//! `cargo bench -p custodia-server --bench ingest -- --page-cache-growth keep|release [GB]` runs
+//! instead the experiment behind `BlobStore::release_cached`: it writes `GB` (default 6) gigabytes
+//! of 251 KB blobs through the blob store, one sync per 64, and either keeps their pages cached or
+//! releases them after each sync, printing the rate and system time per blob for every GB. Run
+//! each mode in its own process: the first mode's pages stay cached until its folder is deleted.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +44,18 @@ const DEVICES: usize = 8;
 const CONCURRENCY: usize = 32;
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--page-cache-growth") {
+        let release = match args.get(at + 1).map(String::as_str) {
+            Some("keep") => false,
+            Some("release") => true,
+            other => panic!("--page-cache-growth takes keep or release, not {other:?}"),
+        };
+        let gigabytes = args.get(at + 2).map_or(6, |gb| gb.parse().expect("a whole number of GB"));
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        return runtime.block_on(page_cache_growth(release, gigabytes));
+    }
+    let quick = args.iter().any(|a| a == "--quick");
     let captures: usize = std::env::var("INGEST_BENCH_CAPTURES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -280,6 +297,42 @@ fn file_ceiling(dir: &std::path::Path, n: usize, size: usize) -> f64 {
 /// page once its first few GB are used, and the ceilings would measure that instead of the disk.
 fn drop_cached_pages(file: &std::fs::File) {
     rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+}
+
+/// Writes `gigabytes` GB of 251 KB blobs through a local blob store, one sync per 64, releasing
+/// each synced batch's pages or keeping them, and prints each GB's rate and system time per blob.
+async fn page_cache_growth(release: bool, gigabytes: usize) {
+    const BLOB_BYTES: usize = 251_000;
+    const PER_GB: usize = 4_000;
+    let root = tempfile::Builder::new().prefix("custodia-page-cache").tempdir_in(std::env::temp_dir()).unwrap();
+    let blobs = custodia_store::blobs::BlobStore::local(root.path()).unwrap();
+    let mut payload = vec![0u8; BLOB_BYTES];
+    ChaCha20Rng::seed_from_u64(7).fill_bytes(&mut payload);
+    let payload = Bytes::from(payload);
+    let mode = if release { "release" } else { "keep" };
+    let mut batch = Vec::with_capacity(64);
+    for gb in 0..gigabytes {
+        let (cpu_before, started) = (process_cpu_seconds(), Instant::now());
+        for i in gb * PER_GB..(gb + 1) * PER_GB {
+            let key = format!("captures/{:04}/{i}.cap", i / 1000);
+            blobs.put_new(&key, payload.clone()).await.unwrap();
+            batch.push(key);
+            if batch.len() == 64 {
+                blobs.sync().await.unwrap();
+                let keys = std::mem::take(&mut batch);
+                if release {
+                    blobs.release_cached(keys).await;
+                }
+            }
+        }
+        let rate = PER_GB as f64 / started.elapsed().as_secs_f64();
+        let system_per_blob = (process_cpu_seconds().1 - cpu_before.1) / PER_GB as f64;
+        println!(
+            "page-cache-growth: {mode:7} GB {}: {rate:5.0} blobs/s, system {:4.0} µs per blob",
+            gb + 1,
+            system_per_blob * 1e6
+        );
+    }
 }
 
 /// User and system CPU time of this process so far (all threads: the vault, its server and the
