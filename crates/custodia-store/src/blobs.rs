@@ -16,8 +16,8 @@
 //! runs out, pushing out the index's pages on the way. On a VM whose host takes back the memory
 //! a guest frees (free page reporting, as on this project's machines), that growth is also what
 //! makes writes slow: after the first few GB every new page-cache page faults in the host, and
-//! writing 251 KB files went from ~110 to ~1,000 µs of system time each, where dropping the
-//! pages after each sync kept it at ~130 µs over 6 GB (docs/performance.md).
+//! writing 251 KB blobs went to ~1,000 µs of system time each, where dropping the pages after
+//! each sync kept it at 130–160 µs over 6 GB (docs/performance.md).
 //!
 //! Staging files: `LocalFileSystem` writes each blob as `<key>#<n>` and links it into place. A
 //! process killed in between leaves that staging file behind, invisible to the store (its

@@ -93,7 +93,7 @@ async fn released_blobs_leave_the_page_cache_and_still_read_back() {
     store.put_new("site/d1/dev/1-ab.cap", body.clone()).await.unwrap();
     store.sync().await.unwrap();
     let file = dir.path().join("site/d1/dev/1-ab.cap");
-    let pages = body.len().div_ceil(4096);
+    let pages = body.len().div_ceil(page_size());
     assert_eq!(resident_pages(&file), pages, "a freshly written blob is in the page cache");
 
     let released = store.release_cached(vec!["site/d1/dev/1-ab.cap".into(), "site/d1/dev/2-cd.cap".into()]).await;
@@ -112,8 +112,7 @@ fn resident_pages(path: &std::path::Path) -> usize {
     use std::os::fd::AsRawFd;
     let file = std::fs::File::open(path).unwrap();
     let len = file.metadata().unwrap().len() as usize;
-    let page = 4096;
-    let mut residency = vec![0u8; len.div_ceil(page)];
+    let mut residency = vec![0u8; len.div_ceil(page_size())];
     // SAFETY: a read-only shared mapping of a file we opened, used only for mincore and unmapped
     // before the file is closed; nothing reads through it.
     unsafe {
@@ -123,6 +122,11 @@ fn resident_pages(path: &std::path::Path) -> usize {
         libc::munmap(map, len);
     }
     residency.iter().filter(|r| **r & 1 == 1).count()
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf only reads a configuration value.
+    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).expect("a page size")
 }
 
 fn is_tmpfs(path: &std::path::Path) -> bool {
