@@ -16,7 +16,9 @@
 //!    software would reach on a faster one.
 //!
 //! `cargo bench -p custodia-server --bench ingest` (set `INGEST_BENCH_CAPTURES` to change N; the
-//! `--quick` argument uses a small N for CI smoke runs).
+//! `--quick` argument uses a small N for CI smoke runs). Leave a minute between runs: each run
+//! deletes its files at the end, and on ext4 without a journal, allocating inodes among ones freed
+//! in the last ~30 s is slow enough to halve the next run's figures (docs/performance.md).
 //!
 //! `cargo bench -p custodia-server --bench ingest -- --page-cache-growth keep|release [GB]` runs
 //! instead the experiment behind `BlobStore::release_cached`: it writes `GB` (default 6) gigabytes
