@@ -131,11 +131,5 @@ fn page_size() -> usize {
 
 fn is_tmpfs(path: &std::path::Path) -> bool {
     const TMPFS_MAGIC: i64 = 0x0102_1994;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: statfs writes into the zeroed struct we pass and reads the NUL-terminated path.
-    unsafe {
-        let mut stat: libc::statfs = std::mem::zeroed();
-        assert_eq!(libc::statfs(c_path.as_ptr(), &mut stat), 0);
-        stat.f_type as i64 == TMPFS_MAGIC
-    }
+    rustix::fs::statfs(path).expect("statfs").f_type as i64 == TMPFS_MAGIC
 }
