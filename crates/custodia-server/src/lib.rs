@@ -4,7 +4,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /v1/captures` | a sealed capture (binary body) → `201 {record_id}` once durable, `200` for a retry |
+//! | `POST /v1/captures` | a sealed capture (binary body) → `201 {record_id}` once durable, `200` for a retry, `503 intake-busy` beyond the [`intake`] limits |
 //! | `GET /v1/epochs` | the signed set of epoch public keys lanes seal to |
 //! | `GET /log/checkpoint` | the audit log's latest signed checkpoint (C2SP tlog-checkpoint), with witness cosignatures |
 //! | `GET /log/tile/<L>/<N>[.p/<W>]` | a hash tile (C2SP tlog-tiles) |
@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod intake;
 pub mod problem;
 
 use std::future::Future;
@@ -41,6 +42,7 @@ use custodia_vault::Vault;
 use custodia_vault::ingest::MAX_CAPTURE_BYTES;
 use http_body_util::BodyExt;
 
+pub use intake::{IntakeGate, IntakeLimits};
 pub use problem::Problem;
 
 /// The media type of a sealed capture body.
@@ -48,10 +50,19 @@ pub const SEALED_CAPTURE_MEDIA_TYPE: &str = "application/vnd.custodia.sealed-cap
 
 const OPENAPI: &str = include_str!("../openapi.json");
 
-/// The router over a vault.
+/// The router over a vault, with the default [`IntakeLimits`].
 pub fn app(vault: Vault) -> Router {
+    app_with_intake(vault, IntakeLimits::default())
+}
+
+/// The router over a vault, admitting captures within `intake` ([`intake`]).
+pub fn app_with_intake(vault: Vault, intake: IntakeLimits) -> Router {
+    let gate = IntakeGate::new(intake);
     Router::new()
-        .route("/v1/captures", post(post_capture))
+        .route(
+            "/v1/captures",
+            post(post_capture).route_layer(axum::middleware::from_fn_with_state(gate, intake::admit)),
+        )
         .route("/v1/epochs", get(get_epochs))
         .route("/log/checkpoint", get(log_checkpoint))
         .route("/log/{*path}", get(log_tile))

@@ -19,12 +19,26 @@ pub struct Problem {
     /// This occurrence, for a person. Never plate text, image content or internals.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Seconds for a `Retry-After` header (a busy answer), not part of the body.
+    #[serde(skip)]
+    pub retry_after_secs: Option<u32>,
 }
 
 impl Problem {
     /// A problem of kind `slug`.
     pub fn new(status: StatusCode, slug: &str, title: &'static str, detail: impl Into<Option<String>>) -> Self {
-        Self { kind: format!("urn:custodia:problem:{slug}"), title, status: status.as_u16(), detail: detail.into() }
+        Self {
+            kind: format!("urn:custodia:problem:{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// The same problem, answered with `Retry-After: <secs>`.
+    pub fn retry_after(self, secs: u32) -> Self {
+        Self { retry_after_secs: Some(secs), ..self }
     }
 
     /// The opaque answer to an internal failure.
@@ -39,6 +53,9 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).expect("problem serialises");
         let mut response = (status, body).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(secs) = self.retry_after_secs {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }

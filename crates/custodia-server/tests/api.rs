@@ -126,3 +126,38 @@ async fn health_epochs_and_openapi_are_served() {
         assert!(json["paths"][path].is_object(), "{path} is not documented");
     }
 }
+
+#[tokio::test]
+async fn uploads_beyond_the_intake_limit_are_told_to_retry_later() {
+    use custodia_server::{IntakeLimits, app_with_intake};
+    let (_dir, vault) = vault().await;
+    let limits = IntakeLimits { in_flight: 1, waiting: 0, wait: std::time::Duration::from_secs(5) };
+    let router = app_with_intake(vault.clone(), limits);
+
+    // The first upload holds the only slot while its body has not arrived.
+    let (feed, body) = futures::channel::mpsc::unbounded::<Result<axum::body::Bytes, std::io::Error>>();
+    let slow = Request::post("/v1/captures")
+        .header(header::CONTENT_TYPE, SEALED_CAPTURE_MEDIA_TYPE)
+        .body(Body::from_stream(body))
+        .unwrap();
+    let first = tokio::spawn(router.clone().oneshot(slow));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!first.is_finished(), "the first upload waits for its body");
+
+    // No slot and no room to wait: busy at once, as problem+json with Retry-After.
+    let response = router.clone().oneshot(post(b"another capture".to_vec(), SEALED_CAPTURE_MEDIA_TYPE)).await.unwrap();
+    assert_eq!(response.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap()), Some("1"));
+    let status = response.status();
+    let content_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string());
+    let json = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_problem(&(status, content_type, json), StatusCode::SERVICE_UNAVAILABLE, "intake-busy");
+
+    // The first body ends; that upload is answered on its merits and frees the slot.
+    feed.unbounded_send(Ok(axum::body::Bytes::from_static(b"not a capture either"))).unwrap();
+    drop(feed);
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), StatusCode::BAD_REQUEST);
+    let next = router.oneshot(post(b"a third try".to_vec(), SEALED_CAPTURE_MEDIA_TYPE)).await.unwrap();
+    assert_eq!(next.status(), StatusCode::BAD_REQUEST, "the slot is free again");
+    assert_eq!(vault.record_count().unwrap(), 0);
+}
