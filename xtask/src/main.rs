@@ -60,7 +60,7 @@ const BENCHES: &[Bench] = &[
         quick_env: &[("INGEST_BENCH_CAPTURES", "300")],
         python_peers: false,
         peer_env: &[],
-        what: "end-to-end durable ingest over loopback vs this disk's ceilings; p99 latency at 500/s",
+        what: "end-to-end durable ingest over loopback vs this disk's ceilings; p99 latency at 500/s; 2,000/s offered by 64 lanes",
     },
     Bench {
         name: "lane",
