@@ -283,7 +283,8 @@ async fn run(n: usize, quick: bool) {
 
 /// What an open-loop load measured.
 struct OfferedLoad {
-    /// Each capture's time from send to acknowledgement, sorted.
+    /// Each capture's time from its arrival (when it was due to be sent) to its acknowledgement,
+    /// sorted.
     latencies: Vec<Duration>,
     /// Sends per second from the first to the last: the rate asked for, unless the sending
     /// client itself fell behind its schedule.

@@ -19,7 +19,7 @@
 //! half of intake's steady rate with or without the gate; the profile shows the cost in new
 //! connections' fresh buffer pages, which this host makes expensive. Lanes keep their connections
 //! and upload a few captures at a time: with 64 of them offering 2,000 captures/s, intake
-//! acknowledged 1,888–2,005/s in three runs, every capture taken at its first try.
+//! acknowledged 1,888–2,009/s in four runs, every capture taken at its first try.
 //!
 //! What it is not: a rate limit per device or per address (a lane that floods is still one of
 //! the fleet), or a priority between lanes.
@@ -39,8 +39,9 @@ use crate::Problem;
 /// How much intake works on at once and how long the rest may wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IntakeLimits {
-    /// Uploads read, checked and committed at once. 64 is where the closed-loop ingest bench
-    /// stops gaining (docs/performance.md): enough for batches of dozens per sync.
+    /// Uploads read, checked and committed at once. 64: in the closed-loop ingest bench, 48 and
+    /// 64 connections gave 2,125–2,419 captures/s against 2,106–2,315 at 32, with ~20 captures
+    /// per sync (docs/performance.md).
     pub in_flight: usize,
     /// Uploads that may wait for a permit; one more is answered 503 at once.
     pub waiting: usize,
@@ -69,11 +70,8 @@ const RETRY_AFTER_SECS: u32 = 1;
 impl IntakeGate {
     /// A gate with `limits` (`in_flight` of 0 is taken as 1: intake must admit something).
     pub fn new(limits: IntakeLimits) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(limits.in_flight.max(1))),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            limits,
-        }
+        let limits = IntakeLimits { in_flight: limits.in_flight.max(1), ..limits };
+        Self { permits: Arc::new(Semaphore::new(limits.in_flight)), waiting: Arc::new(AtomicUsize::new(0)), limits }
     }
 
     /// A permit to work on one upload, or the busy answer.
@@ -81,15 +79,16 @@ impl IntakeGate {
         if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
             return Ok(permit);
         }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.limits.waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        // Counted out on drop: an upload whose client goes away while it waits leaves the queue.
+        let place = Waiting::join(&self.waiting);
+        if place.ahead >= self.limits.waiting {
             return Err(busy(format!(
                 "{} uploads are in progress and {} waiting; retry later",
                 self.limits.in_flight, self.limits.waiting
             )));
         }
         let waited = tokio::time::timeout(self.limits.wait, Arc::clone(&self.permits).acquire_owned()).await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        drop(place);
         match waited {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphore is never closed; treat it as busy rather than panic if it were.
@@ -98,6 +97,25 @@ impl IntakeGate {
                 Err(busy(format!("no upload slot freed within {} s; retry later", self.limits.wait.as_secs_f64())))
             }
         }
+    }
+}
+
+/// One place in the queue of waiting uploads, held while it waits.
+struct Waiting<'a> {
+    count: &'a AtomicUsize,
+    /// How many were waiting when this one joined.
+    ahead: usize,
+}
+
+impl<'a> Waiting<'a> {
+    fn join(count: &'a AtomicUsize) -> Self {
+        Self { count, ahead: count.fetch_add(1, Ordering::AcqRel) }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -161,5 +179,33 @@ mod tests {
         assert_eq!(refused.status, 503);
         assert!(refused.detail.as_deref().unwrap_or("").contains("within 0.05 s"), "{refused:?}");
         assert_eq!(gate.waiting.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn an_upload_abandoned_while_waiting_leaves_the_queue() {
+        let gate = IntakeGate::new(limits(1, 1, 10_000));
+        let held = gate.admit().await.expect("the only permit");
+        let waiter = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.admit().await.map(drop).map_err(|p| p.status) }
+        });
+        while gate.waiting.load(Ordering::Acquire) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The client goes away: hyper drops the request's future mid-wait.
+        waiter.abort();
+        assert!(waiter.await.unwrap_err().is_cancelled());
+        assert_eq!(gate.waiting.load(Ordering::Acquire), 0, "its place is given back");
+
+        // So the one place in the queue is free for the next upload, which gets the permit.
+        let next = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.admit().await.map(drop).map_err(|p| p.status) }
+        });
+        while gate.waiting.load(Ordering::Acquire) == 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        assert_eq!(next.await.unwrap(), Ok(()));
     }
 }
