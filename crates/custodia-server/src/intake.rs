@@ -144,6 +144,19 @@ mod tests {
         IntakeLimits { in_flight, waiting, wait: Duration::from_millis(wait_ms) }
     }
 
+    /// An upload that asks for a permit on a task of its own; returns once it waits in the queue.
+    async fn queue_up(gate: &IntakeGate) -> tokio::task::JoinHandle<Result<(), u16>> {
+        let before = gate.waiting.load(Ordering::Acquire);
+        let waiter = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.admit().await.map(drop).map_err(|p| p.status) }
+        });
+        while gate.waiting.load(Ordering::Acquire) == before {
+            tokio::task::yield_now().await;
+        }
+        waiter
+    }
+
     #[tokio::test]
     async fn admits_up_to_the_limit_then_queues_then_refuses() {
         let gate = IntakeGate::new(limits(2, 1, 10_000));
@@ -151,13 +164,7 @@ mod tests {
         let _second = gate.admit().await.expect("second permit");
 
         // The third waits for a permit; the fourth finds the queue full and is refused at once.
-        let waiter = tokio::spawn({
-            let gate = gate.clone();
-            async move { gate.admit().await.map(drop).map_err(|p| p.status) }
-        });
-        while gate.waiting.load(Ordering::Acquire) == 0 {
-            tokio::task::yield_now().await;
-        }
+        let waiter = queue_up(&gate).await;
         let refused = gate.admit().await.expect_err("queue is full");
         assert_eq!(refused.status, 503);
         assert_eq!(refused.kind, "urn:custodia:problem:intake-busy");
@@ -185,26 +192,14 @@ mod tests {
     async fn an_upload_abandoned_while_waiting_leaves_the_queue() {
         let gate = IntakeGate::new(limits(1, 1, 10_000));
         let held = gate.admit().await.expect("the only permit");
-        let waiter = tokio::spawn({
-            let gate = gate.clone();
-            async move { gate.admit().await.map(drop).map_err(|p| p.status) }
-        });
-        while gate.waiting.load(Ordering::Acquire) == 0 {
-            tokio::task::yield_now().await;
-        }
+        let waiter = queue_up(&gate).await;
         // The client goes away: hyper drops the request's future mid-wait.
         waiter.abort();
         assert!(waiter.await.unwrap_err().is_cancelled());
         assert_eq!(gate.waiting.load(Ordering::Acquire), 0, "its place is given back");
 
         // So the one place in the queue is free for the next upload, which gets the permit.
-        let next = tokio::spawn({
-            let gate = gate.clone();
-            async move { gate.admit().await.map(drop).map_err(|p| p.status) }
-        });
-        while gate.waiting.load(Ordering::Acquire) == 0 {
-            tokio::task::yield_now().await;
-        }
+        let next = queue_up(&gate).await;
         drop(held);
         assert_eq!(next.await.unwrap(), Ok(()));
     }
