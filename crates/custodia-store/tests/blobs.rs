@@ -125,8 +125,7 @@ fn resident_pages(path: &std::path::Path) -> usize {
 }
 
 fn page_size() -> usize {
-    // SAFETY: sysconf only reads a configuration value.
-    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).expect("a page size")
+    rustix::param::page_size()
 }
 
 fn is_tmpfs(path: &std::path::Path) -> bool {
