@@ -27,7 +27,11 @@ async fn vault() -> (tempfile::TempDir, Vault) {
 }
 
 async fn send(vault: &Vault, request: Request<Body>) -> (StatusCode, Option<String>, serde_json::Value) {
-    let response = app(vault.clone()).oneshot(request).await.unwrap();
+    read(app(vault.clone()).oneshot(request).await.unwrap()).await
+}
+
+/// A response's status, content type and JSON body (null if it has none).
+async fn read(response: axum::response::Response) -> (StatusCode, Option<String>, serde_json::Value) {
     let status = response.status();
     let content_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string());
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -147,10 +151,7 @@ async fn uploads_beyond_the_intake_limit_are_told_to_retry_later() {
     // No slot and no room to wait: busy at once, as problem+json with Retry-After.
     let response = router.clone().oneshot(post(b"another capture".to_vec(), SEALED_CAPTURE_MEDIA_TYPE)).await.unwrap();
     assert_eq!(response.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap()), Some("1"));
-    let status = response.status();
-    let content_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string());
-    let json = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    assert_problem(&(status, content_type, json), StatusCode::SERVICE_UNAVAILABLE, "intake-busy");
+    assert_problem(&read(response).await, StatusCode::SERVICE_UNAVAILABLE, "intake-busy");
 
     // The first body ends; that upload is answered on its merits and frees the slot.
     feed.unbounded_send(Ok(axum::body::Bytes::from_static(b"not a capture either"))).unwrap();
