@@ -101,6 +101,13 @@ pub(crate) fn decode_full(bytes: &[u8]) -> Result<DynamicImage, PdqError> {
     let decoder = reader.into_decoder().map_err(map_image_error)?;
     let (w, h) = decoder.dimensions();
     check_dimensions(w, h)?;
+    // The rule our JPEG decoder applies at the frame header (see `jpeg`), for the kinds it
+    // leaves to zune-jpeg, which would fill a huge frame from a few bytes. At least one
+    // component is full size, so its blocks are a lower bound.
+    let luma_blocks = u64::from(w.div_ceil(8)) * u64::from(h.div_ceil(8));
+    if format == ImageFormat::Jpeg && !crate::jpeg::entropy_data_can_cover(luma_blocks, bytes.len()) {
+        return Err(PdqError::Decode("too little data for the frame size".to_owned()));
+    }
     DynamicImage::from_decoder(decoder).map_err(map_image_error)
 }
 

@@ -17,6 +17,18 @@
 //! CMYK/YCCK) returns `Unsupported` and the caller falls back to the `image` crate.
 //! Corrupt data is an error; nothing here panics on hostile input (every index is checked
 //! or bounded by construction, and arithmetic that the C code lets wrap wraps explicitly).
+//!
+//! Work is bounded by the input's length, not only by [`MAX_PIXELS`]: a 140-byte progressive
+//! JPEG whose one scan is all end-of-band runs once declared 100 MP and cost seconds of IDCT.
+//! Two rules, each refusing only what no encoder writes, keep the work within a few thousand
+//! coefficient steps per input byte:
+//! - [`entropy_data_can_cover`]: every block costs a Huffman-coded file at least one bit (its
+//!   DC difference), so a frame with more blocks than 8 × (input + allowed padding) bytes is
+//!   refused at its header.
+//! - The progression rules of ITU T.81 G.1.1.1 (libjpeg's `JERR_BAD_PROGRESSION` and the
+//!   cases it only warns about, `JWRN_BOGUS_PROGRESSION`): each coefficient of a component is
+//!   sent once, then refined one bit at a time, and AC only after DC. So no coefficient is
+//!   visited in more than 14 scans, however many scans the file holds.
 
 use crate::decode::{MAX_DIMENSION, MAX_PIXELS};
 
@@ -69,6 +81,22 @@ const COMBINED_LOOKAHEAD: u32 = 11;
 /// The run a combined entry gives an end of block: past any coefficient index, so the one
 /// `k > 63` test that guards a run's overflow also catches it, off the common path.
 const EOB_RUN: i32 = 64;
+
+/// Zero bytes a scan may be fed past its data (libjpeg feeds zeros at a marker and carries
+/// on). A real scan needs at most a few; beyond this the data is truncated.
+const PADDING_BYTES_ALLOWED: usize = 1024;
+
+/// Whether `len` bytes of Huffman-coded JPEG can hold `blocks` blocks. Each block's first scan
+/// spends at least one bit on it (a DC difference is a Huffman code of one bit or more, and
+/// a sequential block adds an end of block), so a complete file has at least `blocks / 8`
+/// bytes; [`PADDING_BYTES_ALLOWED`] more may be fed as zeros. A necessary condition only:
+/// files that pass may still be truncated, and the decoders refuse those as they find them.
+pub(crate) fn entropy_data_can_cover(blocks: u64, len: usize) -> bool {
+    blocks <= 8 * (len as u64 + PADDING_BYTES_ALLOWED as u64)
+}
+
+/// A coefficient no scan has sent yet (see `Comp::coef_al`).
+const NOT_SENT: u8 = u8::MAX;
 
 impl Huff {
     /// `dc`: the table's symbols are DC magnitude categories, not AC run/size pairs.
@@ -216,7 +244,7 @@ impl<'a> Bits<'a> {
         // A real scan never needs more than a few padding bytes past its end.
         if self.bad_code {
             bad("bad Huffman code")
-        } else if self.overrun > 1024 {
+        } else if self.overrun as usize > PADDING_BYTES_ALLOWED {
             bad("truncated entropy data")
         } else {
             Ok(())
@@ -303,7 +331,7 @@ impl<'a> Bits<'a> {
     }
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Comp {
     id: u8,
     h: usize,
@@ -325,6 +353,33 @@ struct Comp {
     dc_pred: i32,
     dc_tbl: usize,
     ac_tbl: usize,
+    /// Progressive frames: for each coefficient (zigzag order), the point transform `Al` of
+    /// the last scan that sent or refined it, or [`NOT_SENT`].
+    coef_al: [u8; 64],
+}
+
+impl Comp {
+    /// A component as its frame header declares it; sizes follow once all are known.
+    fn new(id: u8, h: usize, v: usize, tq: usize) -> Comp {
+        Comp {
+            id,
+            h,
+            v,
+            tq,
+            bw: 0,
+            bh: 0,
+            real_bw: 0,
+            real_bh: 0,
+            dw: 0,
+            dh: 0,
+            coefs: Vec::new(),
+            discard: false,
+            dc_pred: 0,
+            dc_tbl: 0,
+            ac_tbl: 0,
+            coef_al: [NOT_SENT; 64],
+        }
+    }
 }
 
 const ZIGZAG: [usize; 64] = [
@@ -463,7 +518,7 @@ impl<'a> Decoder<'a> {
             if !(1..=4).contains(&h) || !(1..=4).contains(&v) || b[2] > 3 {
                 return bad("bad sampling factors");
             }
-            self.comps.push(Comp { id: b[0], h, v, tq: usize::from(b[2]), ..Comp::default() });
+            self.comps.push(Comp::new(b[0], h, v, usize::from(b[2])));
         }
         self.hmax = self.comps.iter().map(|c| c.h).max().unwrap_or(1);
         self.vmax = self.comps.iter().map(|c| c.v).max().unwrap_or(1);
@@ -483,6 +538,10 @@ impl<'a> Decoder<'a> {
             c.real_bh = c.dh.div_ceil(8);
             c.bw = mcux * c.h;
             c.bh = mcuy * c.v;
+        }
+        let blocks: u64 = self.comps.iter().map(|c| (c.real_bw * c.real_bh) as u64).sum();
+        if !entropy_data_can_cover(blocks, self.data.len()) {
+            return bad("too little data for the frame size");
         }
         let luma_only = self.reduce_to.is_some() && !self.progressive;
         self.reduced = match (luma_only, self.reduce_to, self.comps.first()) {
@@ -525,9 +584,24 @@ impl<'a> Decoder<'a> {
             // DC scans are exactly Ss = Se = 0; AC scans cover one component, Ss..=Se in 1..=63.
             let dc_scan = ss == 0 && se == 0;
             let ac_scan = ss >= 1 && ss <= se && se <= 63 && n == 1;
-            let ok = (dc_scan || ac_scan) && al <= 13;
+            // A refinement scan lowers the point transform by exactly one (libjpeg's error).
+            let ok = (dc_scan || ac_scan) && al <= 13 && (ah == 0 || al + 1 == ah);
             if !ok {
                 return bad("bad progressive scan");
+            }
+            // Each coefficient is sent once (Ah = 0), then refined from the Al it was left at;
+            // AC follows DC. libjpeg only warns here and decodes on; we refuse, as no encoder
+            // writes such a file, and the rule caps the scans that visit any coefficient.
+            for &ci in &comps {
+                let coef_al = &mut self.comps[ci].coef_al;
+                if ss > 0 && coef_al[0] == NOT_SENT {
+                    return bad("AC scan before the DC scan");
+                }
+                let expected = if ah == 0 { NOT_SENT } else { ah as u8 };
+                if coef_al[ss..=se].iter().any(|&a| a != expected) {
+                    return bad("scan out of progression order");
+                }
+                coef_al[ss..=se].fill(al as u8);
             }
         } else if ss != 0 || se != 63 || ah != 0 || al != 0 {
             // libjpeg tolerates odd values here for sequential JPEGs; treat as a full scan.
