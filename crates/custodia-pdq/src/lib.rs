@@ -315,7 +315,9 @@ fn image_luma(img: &DynamicImage, pipeline: Pipeline) -> decode::Luma {
 ///
 /// Defensive: the input length is checked against [`MAX_INPUT_BYTES`] and the header's
 /// dimensions against [`MAX_PIXELS`]/[`MAX_DIMENSION`] before any pixel buffer is allocated,
-/// decoders run under a memory limit, and malformed input is an error, never a panic.
+/// decoders run under a memory limit, and malformed input is an error, never a panic. A
+/// JPEG's frame must also be one its bytes could encode (at least one bit per block), and its
+/// scans must follow the progression rules, so a few bytes cannot buy seconds of decoding.
 pub fn hash_bytes(bytes: &[u8], pipeline: Pipeline) -> Result<PdqResult, PdqError> {
     let l = decode::luma_for(bytes, pipeline)?;
     Ok(result_of(l.data, l.width, l.height, pipeline))
