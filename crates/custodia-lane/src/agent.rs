@@ -477,11 +477,15 @@ impl Lane {
                         tracing::error!(%status, capture = %target.display(), "vault refused a capture for good");
                         self.status.rejected += 1;
                     }
-                    UploadOutcome::Transient(reason) => transient = Some(reason),
+                    UploadOutcome::Transient { reason, retry_after } => {
+                        // The longest wait any answer of the batch asked for.
+                        let asked = transient.take().and_then(|(_, asked)| asked).max(retry_after);
+                        transient = Some((reason, asked));
+                    }
                 }
             }
-            if let Some(reason) = transient {
-                self.upload_retry.failed(&mut self.rng);
+            if let Some((reason, retry_after)) = transient {
+                self.upload_retry.failed_at_least(retry_after, &mut self.rng);
                 self.status.last_upload_error = Some(reason);
                 break;
             }
@@ -559,7 +563,9 @@ impl Hold {
 }
 
 /// Backoff between tries of a vault call that failed: 250 ms doubling to 30 s, with jitter so
-/// that many lanes coming back after an outage do not arrive in step.
+/// that many lanes coming back after an outage do not arrive in step. A busy vault's
+/// `Retry-After` lengthens the wait to what it asked, up to the same 30 s: captures wait safely
+/// sealed in the outbox, but a lane should not go quiet for longer on one answer's say-so.
 #[derive(Debug)]
 struct Retry {
     /// The backoff after the last failure; zero after a success.
@@ -584,7 +590,12 @@ impl Retry {
     }
 
     fn failed(&mut self, rng: &mut impl rand_core::RngCore) {
-        self.wait = (self.wait * 2).clamp(Self::FIRST, Self::MAX);
+        self.failed_at_least(None, rng);
+    }
+
+    /// [`Retry::failed`], waiting at least `asked` (a `Retry-After`), within [`Retry::MAX`].
+    fn failed_at_least(&mut self, asked: Option<Duration>, rng: &mut impl rand_core::RngCore) {
+        self.wait = (self.wait * 2).max(asked.unwrap_or_default()).clamp(Self::FIRST, Self::MAX);
         let jitter = Duration::from_millis(u64::from(rng.next_u32()) % 250);
         self.next_at = Instant::now() + self.wait + jitter;
     }
@@ -615,29 +626,54 @@ fn read_bounded(path: &Path, limit: usize) -> Result<Zeroizing<Vec<u8>>, LaneErr
 }
 
 enum UploadOutcome {
-    Stored { duplicate: bool },
-    Refused { status: u16, problem: String },
-    Transient(String),
+    Stored {
+        duplicate: bool,
+    },
+    Refused {
+        status: u16,
+        problem: String,
+    },
+    /// Worth trying again later; `retry_after` is how long the vault asked lanes to wait.
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+impl UploadOutcome {
+    fn transient(reason: String) -> Self {
+        Self::Transient { reason, retry_after: None }
+    }
+}
+
+/// A `Retry-After` in delta-seconds, as the vault sends it (`503 intake-busy`). The HTTP-date
+/// form is not read: the lane's own backoff applies instead.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(secs))
 }
 
 async fn upload_one(http: &reqwest::Client, url: &str, path: PathBuf) -> UploadOutcome {
     let body = match tokio::fs::read(&path).await {
         Ok(body) => body,
-        Err(e) => return UploadOutcome::Transient(format!("reading {}: {e}", path.display())),
+        Err(e) => return UploadOutcome::transient(format!("reading {}: {e}", path.display())),
     };
     let response =
         http.post(url).header(reqwest::header::CONTENT_TYPE, SEALED_CAPTURE_MEDIA_TYPE).body(body).send().await;
     let response = match response {
         Ok(response) => response,
-        Err(e) => return UploadOutcome::Transient(format!("POST {url}: {e}")),
+        Err(e) => return UploadOutcome::transient(format!("POST {url}: {e}")),
     };
     let status = response.status().as_u16();
+    let asked_to_wait = retry_after(response.headers());
     let text = response.text().await.unwrap_or_default();
     match status {
         200 => UploadOutcome::Stored { duplicate: true },
         201 => UploadOutcome::Stored { duplicate: false },
         // The vault could not store it now, or the request never reached it whole: try again.
-        408 | 429 | 500..=599 => UploadOutcome::Transient(format!("HTTP {status}: {text}")),
+        408 | 429 | 500..=599 => {
+            UploadOutcome::Transient { reason: format!("HTTP {status}: {text}"), retry_after: asked_to_wait }
+        }
         _ => UploadOutcome::Refused { status, problem: text },
     }
 }
@@ -691,5 +727,72 @@ mod tests {
         assert_eq!(retry.wait_left(), None);
         retry.failed(&mut rng);
         assert_eq!(retry.wait, Retry::FIRST, "a success starts the backoff over");
+    }
+
+    #[test]
+    fn a_vault_asking_for_a_longer_wait_gets_it_up_to_the_backoff_limit() {
+        let mut rng = rand_core::OsRng;
+        let mut retry = Retry::default();
+        retry.failed_at_least(Some(Duration::from_secs(1)), &mut rng);
+        assert_eq!(retry.wait, Duration::from_secs(1));
+        let left = retry.wait_left().expect("a busy answer delays the next try");
+        assert!(left > Duration::from_millis(900), "{left:?}");
+        // The doubling goes on from the wait the vault asked for.
+        retry.failed(&mut rng);
+        assert_eq!(retry.wait, Duration::from_secs(2));
+        // Shorter than the backoff already reached: the backoff stands.
+        retry.failed_at_least(Some(Duration::from_secs(1)), &mut rng);
+        assert_eq!(retry.wait, Duration::from_secs(4));
+        // Longer than the limit: the limit.
+        retry.failed_at_least(Some(Duration::from_secs(3_600)), &mut rng);
+        assert_eq!(retry.wait, Retry::MAX);
+    }
+
+    /// One HTTP exchange on loopback: answers the first request with `response` and returns
+    /// the URL to send it to.
+    fn answer_once(response: String) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let url = format!("http://{}/v1/captures", listener.local_addr().expect("address"));
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accept");
+            // Read the request head; the answer does not wait for the body, as a busy vault's
+            // does not.
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let _ = conn.write_all(response.as_bytes());
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_busy_answer_is_transient_and_carries_its_retry_after() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let capture = dir.path().join("capture");
+        std::fs::write(&capture, b"sealed bytes").expect("write");
+        let http = reqwest::Client::new();
+        let problem = r#"{"type":"https://custodia.invalid/problems/intake-busy","status":503}"#;
+        let busy = format!(
+            "HTTP/1.1 503 Service Unavailable\r\nretry-after: 7\r\ncontent-type: application/problem+json\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{problem}",
+            problem.len()
+        );
+        match upload_one(&http, &answer_once(busy), capture.clone()).await {
+            UploadOutcome::Transient { reason, retry_after } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(7)));
+                assert!(reason.starts_with("HTTP 503"), "{reason}");
+            }
+            _ => panic!("a 503 is worth retrying"),
+        }
+        // The HTTP-date form is not read: the lane's own backoff applies.
+        let dated = "HTTP/1.1 503 Service Unavailable\r\nretry-after: Wed, 21 Oct 2026 07:28:00 GMT\r\n\
+                     content-length: 0\r\nconnection: close\r\n\r\n";
+        match upload_one(&http, &answer_once(dated.to_owned()), capture).await {
+            UploadOutcome::Transient { retry_after, .. } => assert_eq!(retry_after, None),
+            _ => panic!("a 503 is worth retrying"),
+        }
     }
 }

@@ -5,8 +5,8 @@
 //! reading the body, the checks, the blob write and the wait for its batch to be durable. At most
 //! [`IntakeLimits::in_flight`] hold one; up to [`IntakeLimits::waiting`] more wait for one, before
 //! their bodies are read, for at most [`IntakeLimits::wait`]. Anything beyond that, and any wait
-//! that runs out, is answered `503 intake-busy` with `Retry-After`, which lane agents retry with
-//! back-off like any other 5xx.
+//! that runs out, is answered `503 intake-busy` with `Retry-After`: lane agents retry it like any
+//! other 5xx, waiting at least what it asks (within their 30 s backoff limit).
 //!
 //! Why: without a bound, every connection's upload is read, checked and held in memory at once,
 //! so a flood of uploads (a fleet of lanes sending its backlog together after a vault outage, or a
