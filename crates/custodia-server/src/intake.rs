@@ -39,9 +39,9 @@ use crate::Problem;
 /// How much intake works on at once and how long the rest may wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IntakeLimits {
-    /// Uploads read, checked and committed at once. 64: in the closed-loop ingest bench, 48 and
-    /// 64 connections gave 2,125–2,419 captures/s against 2,106–2,315 at 32, with ~20 captures
-    /// per sync (docs/performance.md).
+    /// Uploads read, checked and committed at once. 64: in the closed-loop ingest bench, 64
+    /// connections reached 82–85 % of the rate the CPU would allow against 74–79 % at 32, with
+    /// ~20 captures per sync instead of ~14 (docs/performance.md).
     pub in_flight: usize,
     /// Uploads that may wait for a permit; one more is answered 503 at once.
     pub waiting: usize,
@@ -49,9 +49,14 @@ pub struct IntakeLimits {
     pub wait: Duration,
 }
 
+impl IntakeLimits {
+    /// The default [`IntakeLimits::in_flight`].
+    pub const DEFAULT_IN_FLIGHT: usize = 64;
+}
+
 impl Default for IntakeLimits {
     fn default() -> Self {
-        Self { in_flight: 64, waiting: 1024, wait: Duration::from_secs(10) }
+        Self { in_flight: Self::DEFAULT_IN_FLIGHT, waiting: 1024, wait: Duration::from_secs(10) }
     }
 }
 
