@@ -52,11 +52,6 @@ use rand_core::{RngCore, SeedableRng};
 
 const SITE: &str = "anzalduas";
 const DEVICES: usize = 8;
-/// Connections of the closed loop by default (`INGEST_BENCH_CONNECTIONS` overrides): as many as
-/// intake works on at once. Fewer leave part of intake idle, and the figure measures the client's
-/// concurrency as much as the vault: at 32 the loop reached 74–79 % of the rate the CPU would
-/// allow, at 64 82–85 % (docs/performance.md).
-const CONCURRENCY: usize = custodia_server::IntakeLimits::DEFAULT_IN_FLIGHT;
 /// The throughput goal, captures per second.
 const GOAL_RATE: f64 = 2000.0;
 /// Lanes offering the goal's rate in the sustained phase, each uploading one capture at a time.
@@ -84,8 +79,14 @@ fn main() {
 }
 
 async fn run(n: usize, quick: bool) {
-    let connections: usize =
-        std::env::var("INGEST_BENCH_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(CONCURRENCY);
+    // The closed loop's connections (`INGEST_BENCH_CONNECTIONS` overrides): as many as intake works
+    // on at once. Fewer leave part of intake idle, and the figure measures the client's
+    // concurrency as much as the vault: at 32 the loop reached 74–79 % of the rate the CPU would
+    // allow, at 64 82–85 % (docs/performance.md).
+    let connections: usize = std::env::var("INGEST_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(custodia_server::IntakeLimits::default().in_flight);
     let root = tempfile::Builder::new().prefix("custodia-ingest-bench").tempdir_in(std::env::temp_dir()).unwrap();
     let now = SystemClock.now_ms();
     let mut rng = ChaCha20Rng::seed_from_u64(1);

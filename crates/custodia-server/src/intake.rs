@@ -49,14 +49,9 @@ pub struct IntakeLimits {
     pub wait: Duration,
 }
 
-impl IntakeLimits {
-    /// The default [`IntakeLimits::in_flight`].
-    pub const DEFAULT_IN_FLIGHT: usize = 64;
-}
-
 impl Default for IntakeLimits {
     fn default() -> Self {
-        Self { in_flight: Self::DEFAULT_IN_FLIGHT, waiting: 1024, wait: Duration::from_secs(10) }
+        Self { in_flight: 64, waiting: 1024, wait: Duration::from_secs(10) }
     }
 }
 
