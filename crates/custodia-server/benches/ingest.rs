@@ -3,7 +3,7 @@
 //! 1. Seals `N` captures of ~250 KB (1 KB metadata + 20 KB plate crop + 200 KB overview + 30 KB
 //!    face, three groups) from 8 devices.
 //! 2. Throughput: posts them to `custodia serve` (in process, on 127.0.0.1) over as many
-//!    concurrent connections as the vault admits uploads at once (`IntakeLimits::in_flight`, 64),
+//!    concurrent connections as the vault admits uploads at once (`IntakeLimits::in_flight`, 128),
 //!    so the closed loop can fill what intake works on; every request returns only after the blob
 //!    and index row are durable.
 //! 3. Ceiling: writes the same bytes as files into a fresh folder on the same disk, in batches of
@@ -82,7 +82,7 @@ async fn run(n: usize, quick: bool) {
     // The closed loop's connections (`INGEST_BENCH_CONNECTIONS` overrides): as many as intake works
     // on at once. Fewer leave part of intake idle, and the figure measures the client's
     // concurrency as much as the vault: at 32 the loop reached 74–79 % of the rate the CPU would
-    // allow, at 64 82–85 % (docs/performance.md).
+    // allow, at 64 80–85 %, at 128 85–89 % (docs/performance.md).
     let connections: usize = std::env::var("INGEST_BENCH_CONNECTIONS")
         .ok()
         .and_then(|v| v.parse().ok())

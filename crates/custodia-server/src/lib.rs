@@ -42,7 +42,7 @@ use custodia_vault::Vault;
 use custodia_vault::ingest::MAX_CAPTURE_BYTES;
 use http_body_util::BodyExt;
 
-pub use intake::{IntakeGate, IntakeLimits};
+pub use intake::{Admission, IntakeGate, IntakeLimits};
 pub use problem::Problem;
 
 /// The media type of a sealed capture body.
@@ -308,6 +308,11 @@ pub(crate) fn declared_media_type(headers: &axum::http::HeaderMap) -> String {
     content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
+/// The body length a request declares in `Content-Length`, if it declares one.
+pub(crate) fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+}
+
 async fn post_capture(State(vault): State<Vault>, request: Request) -> Result<Response, Problem> {
     // Which software the lane runs, for maintainers' device health (kept only once the capture
     // verified, so it is tied to a real device).
@@ -325,9 +330,7 @@ async fn post_capture(State(vault): State<Vault>, request: Request) -> Result<Re
             format!("send a sealed capture as {SEALED_CAPTURE_MEDIA_TYPE}"),
         ));
     }
-    let declared =
-        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_CAPTURE_BYTES as u64) {
+    if declared_length(request.headers()).is_some_and(|len| len > MAX_CAPTURE_BYTES as u64) {
         return Err(too_large());
     }
     let body = http_body_util::Limited::new(request.into_body(), MAX_CAPTURE_BYTES);

@@ -132,10 +132,52 @@ async fn health_epochs_and_openapi_are_served() {
 }
 
 #[tokio::test]
+async fn intake_admits_by_declared_length_within_its_byte_budget() {
+    use custodia_server::{IntakeLimits, app_with_intake};
+    use custodia_vault::ingest::MAX_CAPTURE_BYTES;
+    let (_dir, vault) = vault().await;
+    // Four slots, and bytes for one capture of the largest size and one more MiB.
+    let limits = IntakeLimits {
+        in_flight: 4,
+        in_flight_bytes: MAX_CAPTURE_BYTES + (1 << 20),
+        waiting: 0,
+        wait: std::time::Duration::from_secs(5),
+    };
+    let router = app_with_intake(vault.clone(), limits);
+    let declaring = |length: usize, body: Body| {
+        Request::post("/v1/captures")
+            .header(header::CONTENT_TYPE, SEALED_CAPTURE_MEDIA_TYPE)
+            .header(header::CONTENT_LENGTH, length)
+            .body(body)
+            .unwrap()
+    };
+
+    // A large upload declares the largest size and holds its share while its body trickles in.
+    let (feed, body) = futures::channel::mpsc::unbounded::<Result<axum::body::Bytes, std::io::Error>>();
+    let large = tokio::spawn(router.clone().oneshot(declaring(MAX_CAPTURE_BYTES, Body::from_stream(body))));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!large.is_finished(), "the large upload waits for its body");
+
+    // Three slots are free, but 2 MiB do not fit beside it: busy, before its body is read.
+    let response = router.clone().oneshot(declaring(2 << 20, Body::from(vec![0u8; 2 << 20]))).await.unwrap();
+    assert_problem(&read(response).await, StatusCode::SERVICE_UNAVAILABLE, "intake-busy");
+    // A small upload fits in what is left and is answered on its merits.
+    let small = b"not a capture".to_vec();
+    let response = router.clone().oneshot(declaring(small.len(), Body::from(small))).await.unwrap();
+    assert_problem(&read(response).await, StatusCode::BAD_REQUEST, "malformed-capture");
+
+    drop(feed);
+    let large = large.await.unwrap().unwrap();
+    assert_eq!(large.status(), StatusCode::BAD_REQUEST, "the large upload ends and is answered");
+    assert_eq!(vault.record_count().unwrap(), 0);
+}
+
+#[tokio::test]
 async fn uploads_beyond_the_intake_limit_are_told_to_retry_later() {
     use custodia_server::{IntakeLimits, app_with_intake};
     let (_dir, vault) = vault().await;
-    let limits = IntakeLimits { in_flight: 1, waiting: 0, wait: std::time::Duration::from_secs(5) };
+    let limits =
+        IntakeLimits { in_flight: 1, waiting: 0, wait: std::time::Duration::from_secs(5), ..IntakeLimits::default() };
     let router = app_with_intake(vault.clone(), limits);
 
     // The first upload holds the only slot while its body has not arrived.
