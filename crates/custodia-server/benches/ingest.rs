@@ -161,6 +161,7 @@ async fn run(n: usize, quick: bool) {
     // Throughput, closed loop.
     let queue = Arc::new(std::sync::Mutex::new(throughput_set.into_iter()));
     let cpu_before = process_cpu_seconds();
+    let committer_before = vault.committer_stats();
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..connections {
@@ -186,6 +187,7 @@ async fn run(n: usize, quick: bool) {
     let ingest_secs = started.elapsed().as_secs_f64();
     let ingest_rate = n as f64 / ingest_secs;
     let cpu_after = process_cpu_seconds();
+    let committer = vault.committer_stats().since(&committer_before);
     let (user_per_capture, system_per_capture) =
         ((cpu_after.0 - cpu_before.0) / n as f64, (cpu_after.1 - cpu_before.1) / n as f64);
     let cpu_per_capture = user_per_capture + system_per_capture;
@@ -262,6 +264,17 @@ async fn run(n: usize, quick: bool) {
         cpu_bound_rate,
         available_cores(),
         ingest_rate / cpu_bound_rate
+    );
+    // Where a batch's time goes (see `CommitterStats`): the committer is always busy under load,
+    // so this says what one batch cost, not that the committer was the limit.
+    let per_batch_ms = |total: Duration| total.as_secs_f64() * 1e3 / committer.batches.max(1) as f64;
+    println!(
+        "ingest-bench: committer           {} batches of {:.1} captures; per batch syncfs {:.1} ms, log and index {:.1} ms; busy {:.2} of the phase",
+        committer.batches,
+        committer.mean_batch(),
+        per_batch_ms(committer.syncing),
+        per_batch_ms(committer.recording),
+        (committer.syncing + committer.recording).as_secs_f64() / ingest_secs
     );
     println!(
         "ingest-bench: ratio to file ceiling {:.2}, to raw ceiling {:.2} (goal >= 0.60)",

@@ -10,6 +10,9 @@
 //! Then a task beside it drops the batch's blobs from the kernel's page cache: they are rarely read
 //! back.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use custodia_seal::metadata::CaptureMetadata;
 use custodia_seal::{PartKind, SealedCapture};
@@ -124,6 +127,69 @@ pub enum IngestError {
     /// The vault is shutting down.
     #[error("the vault is shutting down")]
     ShuttingDown,
+}
+
+/// What the committer has done: how many batches it made durable, and where their time went.
+/// A diagnostic for operators and the ingest bench; nothing decides anything by it.
+///
+/// With many captures arriving, the committer is always busy by design (it takes whatever queued
+/// while it worked as its next batch), so a busy committer does not by itself mean it is the
+/// limit; the mean batch and the two times say what one batch cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitterStats {
+    /// Batches taken, including refused ones.
+    pub batches: u64,
+    /// Captures in those batches.
+    pub captures: u64,
+    /// Time spent making batches' blobs durable (one `syncfs` each on a local folder).
+    pub syncing: Duration,
+    /// Time spent appending batches' `ingested` events and inserting their index rows.
+    pub recording: Duration,
+}
+
+impl CommitterStats {
+    /// What happened between `earlier` and `self`, two snapshots of the same vault.
+    pub fn since(&self, earlier: &CommitterStats) -> CommitterStats {
+        CommitterStats {
+            batches: self.batches.saturating_sub(earlier.batches),
+            captures: self.captures.saturating_sub(earlier.captures),
+            syncing: self.syncing.saturating_sub(earlier.syncing),
+            recording: self.recording.saturating_sub(earlier.recording),
+        }
+    }
+
+    /// Captures per batch, on average (0 with no batch).
+    pub fn mean_batch(&self) -> f64 {
+        if self.batches == 0 { 0.0 } else { self.captures as f64 / self.batches as f64 }
+    }
+}
+
+/// The live counters behind [`CommitterStats`]; only the committer adds to them.
+#[derive(Default)]
+pub(crate) struct CommitterCounters {
+    batches: AtomicU64,
+    captures: AtomicU64,
+    syncing_ns: AtomicU64,
+    recording_ns: AtomicU64,
+}
+
+impl CommitterCounters {
+    fn add(&self, captures: usize, syncing: Duration, recording: Duration) {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.captures.fetch_add(captures as u64, Ordering::Relaxed);
+        self.syncing_ns.fetch_add(nanos(syncing), Ordering::Relaxed);
+        self.recording_ns.fetch_add(nanos(recording), Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> CommitterStats {
+        CommitterStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            captures: self.captures.load(Ordering::Relaxed),
+            syncing: Duration::from_nanos(self.syncing_ns.load(Ordering::Relaxed)),
+            recording: Duration::from_nanos(self.recording_ns.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 /// A checked capture, its blob written but not yet synced, waiting for the committer.
@@ -455,18 +521,24 @@ pub(crate) async fn run_committer(vault: std::sync::Weak<crate::Inner>, mut queu
 
 async fn commit_batch(inner: &std::sync::Arc<crate::Inner>, batch: Vec<Pending>, release: &mpsc::Sender<Vec<String>>) {
     let blobs = &inner.blobs;
+    let started = Instant::now();
     // Every blob of the batch was written by its request before it was queued; one syncfs makes
     // them all durable.
-    if let Err(error) = blobs.sync().await {
+    let synced = blobs.sync().await;
+    let syncing = started.elapsed();
+    if let Err(error) = synced {
+        inner.committed.add(batch.len(), syncing, Duration::ZERO);
         tracing::error!(%error, "syncing a capture batch failed; refusing the batch");
         return fail_all(batch, IngestError::Storage(error.to_string()));
     }
     let records: Vec<NewRecord> = batch.iter().map(|p| p.record.clone()).collect();
     // The audit step: `ingested` events durable first, then the index rows (crate::audit).
     let vault = crate::Vault { inner: std::sync::Arc::clone(inner) };
+    let recording_started = Instant::now();
     let outcome = tokio::task::spawn_blocking(move || vault.commit_logged(&records))
         .await
         .expect("index insert task does not panic");
+    inner.committed.add(batch.len(), syncing, recording_started.elapsed());
     let outcomes = match outcome {
         Ok(outcomes) => outcomes,
         Err(error) => {

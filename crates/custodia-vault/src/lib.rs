@@ -54,7 +54,7 @@ pub use config::VaultConfig;
 pub use custodia_policy as policy;
 pub use custodia_store::index::RecordId;
 pub use epochs::EPOCH_SIGNING_KEY;
-pub use ingest::{IngestError, Receipt};
+pub use ingest::{CommitterStats, IngestError, Receipt};
 
 /// A random-number generator the vault can hold across threads.
 pub type SharedRng = Box<dyn CryptoRngCore + Send>;
@@ -139,6 +139,8 @@ pub(crate) struct Inner {
     index: Arc<Index>,
     blobs: BlobStore,
     committer: mpsc::Sender<ingest::Pending>,
+    /// What the committer has done since open (see [`Vault::committer_stats`]).
+    committed: ingest::CommitterCounters,
     log: Arc<audit::AuditLog>,
     pdq: leak::PdqIndexes,
     access: custodia_store::access::AccessStore,
@@ -294,6 +296,7 @@ impl Vault {
             index,
             blobs,
             committer,
+            committed: ingest::CommitterCounters::default(),
             log,
             pdq,
             access,
@@ -338,6 +341,13 @@ impl Vault {
     /// The vault's clock.
     pub fn now_ms(&self) -> i64 {
         self.inner.clock.now_ms()
+    }
+
+    /// What intake's committer has done since this vault was opened: batches, captures, and the
+    /// time spent making blobs durable and recording them. Take two and subtract
+    /// ([`CommitterStats::since`]) to see one stretch of load.
+    pub fn committer_stats(&self) -> CommitterStats {
+        self.inner.committed.snapshot()
     }
 
     /// How many records are stored.

@@ -282,10 +282,15 @@ async fn a_failing_sync_refuses_its_batch_indexes_and_logs_nothing_then_the_retr
     assert_eq!(accepted(&upload_all(&f.vault, &before).await), 3);
 
     f.faults.set(Fault::SyncFails);
+    let stats_before = f.vault.committer_stats();
     for answer in upload_all(&f.vault, &during).await {
         assert_storage_refusal(&answer, "Input/output error");
     }
     assert!(f.faults.injected() >= 1, "the sync fault was reached");
+    // The refused batches are counted, with their captures, as the committer's work.
+    let refused = f.vault.committer_stats().since(&stats_before);
+    assert_eq!(refused.captures, during.len() as u64, "{refused:?}");
+    assert!(refused.batches >= 1 && refused.recording.is_zero(), "{refused:?}");
     assert_eq!(f.vault.record_count().unwrap(), 3, "no row for a capture whose sync failed");
     assert_eq!(ingested_events(&f.vault).len(), 3, "no `ingested` event for a capture whose sync failed");
     // Their blob files may still be there, unsynced and unnamed by any row; the lane's retry

@@ -110,6 +110,40 @@ async fn stores_once_answers_retries_and_keeps_no_plate_text() {
     assert_no_bytes_under(f.vault.dir(), PLATE.as_bytes());
 }
 
+#[tokio::test]
+async fn committer_stats_count_the_batches_and_captures_it_made_durable() {
+    let mut f = fixture().await;
+    let opened = f.vault.committer_stats();
+    assert_eq!((opened.batches, opened.captures), (0, 0));
+
+    let body = Bytes::from(good_capture(&mut f, 1));
+    f.vault.ingest(body.clone()).await.unwrap();
+    let one = f.vault.committer_stats();
+    assert_eq!((one.batches, one.captures), (1, 1));
+    assert!(one.syncing > std::time::Duration::ZERO && one.recording > std::time::Duration::ZERO);
+
+    // A retry of a stored capture is answered from the index, before the committer.
+    assert!(f.vault.ingest(body).await.unwrap().duplicate);
+    assert_eq!(f.vault.committer_stats(), one);
+
+    let bodies: Vec<Bytes> = (2..22).map(|i| Bytes::from(good_capture(&mut f, i))).collect();
+    let tasks: Vec<_> = bodies
+        .into_iter()
+        .map(|body| {
+            let vault = f.vault.clone();
+            tokio::spawn(async move { vault.ingest(body).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let burst = f.vault.committer_stats().since(&one);
+    assert_eq!(burst.captures, 20);
+    assert!((1..=20).contains(&burst.batches), "{burst:?}");
+    assert!(burst.mean_batch() >= 1.0);
+    assert_eq!(f.vault.record_count().unwrap(), 21);
+}
+
 fn assert_no_bytes_under(dir: &std::path::Path, needle: &[u8]) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
