@@ -161,6 +161,7 @@ async fn run(n: usize, quick: bool) {
     // Throughput, closed loop.
     let queue = Arc::new(std::sync::Mutex::new(throughput_set.into_iter()));
     let cpu_before = process_cpu_seconds();
+    let machine_before = machine_cpu_seconds();
     let committer_before = vault.committer_stats();
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -187,6 +188,7 @@ async fn run(n: usize, quick: bool) {
     let ingest_secs = started.elapsed().as_secs_f64();
     let ingest_rate = n as f64 / ingest_secs;
     let cpu_after = process_cpu_seconds();
+    let machine_after = machine_cpu_seconds();
     let committer = vault.committer_stats().since(&committer_before);
     let (user_per_capture, system_per_capture) =
         ((cpu_after.0 - cpu_before.0) / n as f64, (cpu_after.1 - cpu_before.1) / n as f64);
@@ -275,6 +277,18 @@ async fn run(n: usize, quick: bool) {
         per_batch_ms(committer.syncing),
         per_batch_ms(committer.recording),
         (committer.syncing + committer.recording).as_secs_f64() / ingest_secs
+    );
+    // The rest of the cores over the same phase: why the loop's share is below 1.
+    let core_seconds = ingest_secs * available_cores() as f64;
+    let process_seconds = (cpu_after.0 - cpu_before.0) + (cpu_after.1 - cpu_before.1);
+    let of_cores = |seconds: f64| seconds / core_seconds;
+    println!(
+        "ingest-bench: the cores meanwhile this process {:.2}, other processes and kernel threads {:.2}, steal {:.2}, idle {:.2} (waiting on I/O {:.2})",
+        of_cores(process_seconds),
+        of_cores((machine_after.busy - machine_before.busy - process_seconds).max(0.0)),
+        of_cores(machine_after.steal - machine_before.steal),
+        of_cores(machine_after.idle - machine_before.idle + machine_after.iowait - machine_before.iowait),
+        of_cores(machine_after.iowait - machine_before.iowait)
     );
     println!(
         "ingest-bench: ratio to file ceiling {:.2}, to raw ceiling {:.2} (goal >= 0.60)",
@@ -537,6 +551,31 @@ fn process_cpu_seconds() -> (f64, f64) {
     let ticks_per_second = rustix::param::clock_ticks_per_second() as f64;
     let seconds = |field: &str| field.parse::<u64>().unwrap() as f64 / ticks_per_second;
     (seconds(fields[11]), seconds(fields[12]))
+}
+
+/// The whole machine's CPU time so far, from the first line of `/proc/stat`, in seconds summed
+/// over all cores: what this process did not use of the cores went to other processes and kernel
+/// threads (the flusher writing blobs back), to the host (steal), or nowhere (idle).
+#[derive(Clone, Copy)]
+struct MachineCpu {
+    busy: f64,
+    idle: f64,
+    iowait: f64,
+    steal: f64,
+}
+
+fn machine_cpu_seconds() -> MachineCpu {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let first = stat.lines().next().unwrap();
+    // cpu user nice system idle iowait irq softirq steal (guest time is inside user).
+    let ticks: Vec<f64> = first.split_whitespace().skip(1).take(8).map(|t| t.parse::<u64>().unwrap() as f64).collect();
+    let per_second = rustix::param::clock_ticks_per_second() as f64;
+    MachineCpu {
+        busy: (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]) / per_second,
+        idle: ticks[3] / per_second,
+        iowait: ticks[4] / per_second,
+        steal: ticks[7] / per_second,
+    }
 }
 
 fn ms(d: Duration) -> f64 {
