@@ -280,7 +280,9 @@ async fn run(n: usize, quick: bool) {
     );
     // The rest of the cores over the same phase: why the loop's share is below 1.
     let core_seconds = ingest_secs * available_cores() as f64;
-    let process_seconds = (cpu_after.0 - cpu_before.0) + (cpu_after.1 - cpu_before.1);
+    // The same CPU time as the line above (so "this process" is the loop's share again, here
+    // beside where the rest went).
+    let process_seconds = cpu_per_capture * n as f64;
     let of_cores = |seconds: f64| seconds / core_seconds;
     println!(
         "ingest-bench: the cores meanwhile this process {:.2}, other processes and kernel threads {:.2}, steal {:.2}, idle {:.2} (waiting on I/O {:.2})",
