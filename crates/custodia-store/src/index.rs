@@ -276,9 +276,12 @@ CREATE TABLE IF NOT EXISTS record_groups (
     class TEXT NOT NULL, epoch BLOB NOT NULL,
     PRIMARY KEY (device, sequence, group_index)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS record_groups_by_epoch ON record_groups (epoch);
+-- Blind-index rows, keyed by month first: a blind value means something only under its month's
+-- key, so every search names the month, and retention deletes a month as one key range. An
+-- insert then touches one random page (its blind value's place) instead of two.
 CREATE TABLE IF NOT EXISTS record_plates (
     blind BLOB NOT NULL, month TEXT NOT NULL, device BLOB NOT NULL, sequence INTEGER NOT NULL,
-    rank INTEGER NOT NULL, PRIMARY KEY (blind, device, sequence, rank)) WITHOUT ROWID;
+    rank INTEGER NOT NULL, PRIMARY KEY (month, blind, device, sequence, rank)) WITHOUT ROWID;
 -- AUTOINCREMENT: ids are held by in-memory indexes, so a deleted row's id is never reused.
 CREATE TABLE IF NOT EXISTS record_pdq (
     id INTEGER PRIMARY KEY AUTOINCREMENT, device BLOB NOT NULL, sequence INTEGER NOT NULL,
@@ -296,10 +299,45 @@ CREATE INDEX IF NOT EXISTS record_reseals_by_epoch ON record_reseals (epoch);
 CREATE TABLE IF NOT EXISTS retention_purge (
     device BLOB NOT NULL, sequence INTEGER NOT NULL, blob_key TEXT NOT NULL,
     PRIMARY KEY (device, sequence)) WITHOUT ROWID;
--- Retention deletes a record's blind-index rows with it, and a month's rows with its key.
+-- Retention deletes a record's blind-index rows with it (a month's rows go by primary key).
 CREATE INDEX IF NOT EXISTS record_plates_by_record ON record_plates (device, sequence);
-CREATE INDEX IF NOT EXISTS record_plates_by_month ON record_plates (month);
 ";
+
+/// Before the month-first layout, `record_plates` was keyed by blind value and had a second index
+/// by month, so every blind-index row was two random-page inserts. An index created then is
+/// rebuilt in the new layout once, in one transaction, the first time this version opens it.
+fn migrate_plates_to_month_first(conn: &Connection) -> Result<(), IndexError> {
+    let table_sql: String =
+        conn.query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'record_plates'", [], |r| {
+            r.get(0)
+        })?;
+    if table_sql.contains("PRIMARY KEY (month, blind") {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         CREATE TABLE record_plates_month_first (
+             blind BLOB NOT NULL, month TEXT NOT NULL, device BLOB NOT NULL, sequence INTEGER NOT NULL,
+             rank INTEGER NOT NULL, PRIMARY KEY (month, blind, device, sequence, rank)) WITHOUT ROWID;
+         INSERT INTO record_plates_month_first (blind, month, device, sequence, rank)
+             SELECT blind, month, device, sequence, rank FROM record_plates;
+         DROP TABLE record_plates;
+         ALTER TABLE record_plates_month_first RENAME TO record_plates;
+         CREATE INDEX record_plates_by_record ON record_plates (device, sequence);
+         COMMIT;",
+    )?;
+    Ok(())
+}
+
+/// A blind-index value and the month whose key made it: a search's unit (the same plate has a
+/// different blind value every month).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MonthBlind {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// HMAC of the normalised plate under that month's key, truncated.
+    pub blind: [u8; 16],
+}
 
 /// The rows [`Index::capture_context`] reads: `None` where there is none.
 #[derive(Debug, Clone)]
@@ -328,6 +366,7 @@ impl Index {
         writer.pragma_update(None, "foreign_keys", "ON")?;
         writer.busy_timeout(std::time::Duration::from_secs(10))?;
         writer.execute_batch(SCHEMA)?;
+        migrate_plates_to_month_first(&writer)?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(std::time::Duration::from_secs(10))?;
         // Room for every statement the reader repeats (see `read_optional`), so none is evicted.
@@ -518,14 +557,15 @@ impl Index {
         Ok(count as u64)
     }
 
-    /// Records whose plate read (best or candidate) has this blind-index value.
-    pub fn records_by_blind_plate(&self, blind: &[u8; 16]) -> Result<Vec<RecordId>, IndexError> {
+    /// Records whose plate read (best or candidate) has this blind-index value under `month`'s
+    /// key.
+    pub fn records_by_blind_plate(&self, blind: &MonthBlind) -> Result<Vec<RecordId>, IndexError> {
         let conn = self.read();
         let mut statement = conn.prepare(
-            "SELECT DISTINCT device, sequence FROM record_plates WHERE blind = ?1
+            "SELECT DISTINCT device, sequence FROM record_plates WHERE month = ?1 AND blind = ?2
              ORDER BY device, sequence",
         )?;
-        let rows = statement.query_map([blind.as_slice()], |row| {
+        let rows = statement.query_map(params![blind.month, blind.blind.as_slice()], |row| {
             let device: Vec<u8> = row.get(0)?;
             let sequence: i64 = row.get(1)?;
             Ok((device, sequence))

@@ -47,7 +47,9 @@ use custodia_seal::{DeviceId, DeviceSigningKey, EpochId, RetentionClass, SealedC
 use custodia_store::Keystore as _;
 use custodia_store::access::AccessStore;
 use custodia_store::file_keystore::FileKeystore;
-use custodia_store::index::{BlindPlate, Index, InsertOutcome, NewRecord, RecordGroup, RecordId, RecordQuery};
+use custodia_store::index::{
+    BlindPlate, Index, InsertOutcome, MonthBlind, NewRecord, RecordGroup, RecordId, RecordQuery,
+};
 use custodia_vault::access::SearchQuery;
 use custodia_vault::audit::Actor;
 use custodia_vault::civil::{date_label, month_label};
@@ -487,7 +489,7 @@ fn search_phase(
             }
             for month in &months {
                 if let Some(key) = keys.get(month) {
-                    blinds.push(blind_value(key, plate));
+                    blinds.push(MonthBlind { month: month.clone(), blind: blind_value(key, plate) });
                 }
             }
             let rows = raw

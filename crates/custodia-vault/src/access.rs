@@ -715,7 +715,7 @@ impl Vault {
                         .map_err(|e| AccessError::Invalid { what: "blind-index key", reason: e.to_string() })?;
                     let blind = crate::ingest::blind_value(&key, &plate);
                     digest.update(blind);
-                    blinds.push(blind);
+                    blinds.push(custodia_store::index::MonthBlind { month, blind });
                 }
                 RecordQuery::Plate { blinds, from_ms, to_ms }
             }

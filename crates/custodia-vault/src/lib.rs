@@ -382,12 +382,13 @@ impl Vault {
         plate: &str,
         month_of_ms: i64,
     ) -> Result<Vec<custodia_store::index::RecordId>, VaultError> {
+        let month = civil::month_label(month_of_ms);
         let key = self
-            .blind_key(&civil::month_label(month_of_ms))
+            .blind_key(&month)
             .map_err(|e| VaultError::Invalid { what: "blind-index key", reason: e.to_string() })?;
-        let blind = ingest::blind_value(&key, plate);
+        let blind = custodia_store::index::MonthBlind { blind: ingest::blind_value(&key, plate), month };
         let found = self.inner.index.records_by_blind_plate(&blind)?;
-        self.log_events(&[audit::vault::searched_event(self.now_ms(), &blind, found.len())?])?;
+        self.log_events(&[audit::vault::searched_event(self.now_ms(), &blind.blind, found.len())?])?;
         Ok(found)
     }
 }

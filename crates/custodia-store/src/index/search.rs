@@ -6,7 +6,7 @@
 use custodia_seal::DeviceId;
 use rusqlite::params;
 
-use super::{Index, IndexError, RecordRow, device_id_from, record_from_row};
+use super::{Index, IndexError, MonthBlind, RecordRow, device_id_from, record_from_row};
 
 /// Most rows one search returns.
 pub const MAX_SEARCH_RESULTS: usize = 1000;
@@ -21,8 +21,8 @@ pub enum RecordQuery {
     Nothing,
     /// By blind plate values (one per month key the window spans).
     Plate {
-        /// Blind values.
-        blinds: Vec<[u8; 16]>,
+        /// Blind values, each with its month.
+        blinds: Vec<MonthBlind>,
         /// Window start.
         from_ms: i64,
         /// Window end.
@@ -76,12 +76,14 @@ impl Index {
                 let mut statement = conn.prepare_cached(&format!(
                     "SELECT DISTINCT {RECORD_COLUMNS} FROM record_plates p
                      JOIN records r ON r.device = p.device AND r.sequence = p.sequence
-                     WHERE p.blind = ?1 AND r.capture_time_ms >= ?2 AND r.capture_time_ms < ?3
-                     ORDER BY r.capture_time_ms DESC LIMIT ?4"
+                     WHERE p.month = ?1 AND p.blind = ?2 AND r.capture_time_ms >= ?3 AND r.capture_time_ms < ?4
+                     ORDER BY r.capture_time_ms DESC LIMIT ?5"
                 ))?;
                 for blind in blinds {
-                    let found =
-                        statement.query_map(params![blind.as_slice(), from_ms, to_ms, limit], record_from_row)?;
+                    let found = statement.query_map(
+                        params![blind.month, blind.blind.as_slice(), from_ms, to_ms, limit],
+                        record_from_row,
+                    )?;
                     for row in found {
                         rows.push(row??);
                     }

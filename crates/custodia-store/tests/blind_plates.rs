@@ -1,0 +1,122 @@
+//! Blind-index rows are found only under the month whose key made them, a month's rows are
+//! counted and deleted as one key range, and an index written in the earlier layout (keyed by
+//! blind value, with a second index by month) is rebuilt in the month-first layout at open with
+//! every row kept.
+
+use custodia_seal::DeviceId;
+use custodia_store::index::{BlindPlate, Index, MonthBlind, NewRecord, RecordId, RecordQuery};
+
+fn record(sequence: u64, plates: Vec<BlindPlate>) -> NewRecord {
+    NewRecord {
+        id: RecordId { device: DeviceId([9; 16]), sequence },
+        content_digest: [sequence as u8; 32],
+        site: "anzalduas".into(),
+        lane: "lane-1".into(),
+        capture_time_ms: 1_780_000_000_000 + sequence as i64,
+        blob_key: format!("b/{sequence}"),
+        size: 10,
+        ingested_at_ms: 0,
+        groups: vec![],
+        plates,
+        image_roles: vec!["plate-crop".into()],
+        quarantine_reason: None,
+        pdq: vec![],
+    }
+}
+
+fn plate(month: &str, blind: u8, rank: u8) -> BlindPlate {
+    BlindPlate { month: month.into(), blind: [blind; 16], rank }
+}
+
+fn month_blind(month: &str, blind: u8) -> MonthBlind {
+    MonthBlind { month: month.into(), blind: [blind; 16] }
+}
+
+fn ids(found: Vec<RecordId>) -> Vec<u64> {
+    found.into_iter().map(|id| id.sequence).collect()
+}
+
+#[test]
+fn a_blind_value_is_found_under_its_own_month_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(&dir.path().join("i.sqlite3")).unwrap();
+    index
+        .insert_records(&[
+            record(1, vec![plate("2026-11", 1, 0), plate("2026-11", 2, 1)]),
+            record(2, vec![plate("2026-12", 1, 0)]),
+            record(3, vec![plate("2026-12", 1, 0), plate("2026-12", 3, 1)]),
+        ])
+        .unwrap();
+
+    assert_eq!(ids(index.records_by_blind_plate(&month_blind("2026-11", 1)).unwrap()), [1]);
+    assert_eq!(ids(index.records_by_blind_plate(&month_blind("2026-12", 1)).unwrap()), [2, 3]);
+    assert_eq!(ids(index.records_by_blind_plate(&month_blind("2026-12", 2)).unwrap()), Vec::<u64>::new());
+    let window = |blinds| RecordQuery::Plate { blinds, from_ms: 0, to_ms: i64::MAX };
+    let found = index.search_records(&window(vec![month_blind("2026-11", 2), month_blind("2026-12", 3)]), 10).unwrap();
+    assert_eq!(found.iter().map(|r| r.id.sequence).collect::<Vec<_>>(), [3, 1], "newest first");
+
+    assert_eq!(index.plate_months().unwrap(), ["2026-11", "2026-12"]);
+    assert_eq!(index.month_plate_count("2026-12").unwrap(), 3);
+    assert_eq!(index.delete_month_plates("2026-11").unwrap(), 2);
+    assert_eq!(index.plate_months().unwrap(), ["2026-12"]);
+    assert_eq!(ids(index.records_by_blind_plate(&month_blind("2026-12", 1)).unwrap()), [2, 3]);
+}
+
+/// The `record_plates` layout before the month-first one, as such an index holds it.
+const EARLIER_LAYOUT: &str = "
+CREATE TABLE record_plates (
+    blind BLOB NOT NULL, month TEXT NOT NULL, device BLOB NOT NULL, sequence INTEGER NOT NULL,
+    rank INTEGER NOT NULL, PRIMARY KEY (blind, device, sequence, rank)) WITHOUT ROWID;
+CREATE INDEX record_plates_by_record ON record_plates (device, sequence);
+CREATE INDEX record_plates_by_month ON record_plates (month);
+";
+
+#[test]
+fn an_index_in_the_earlier_layout_is_rebuilt_month_first_with_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("i.sqlite3");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(EARLIER_LAYOUT).unwrap();
+        let mut insert = conn
+            .prepare("INSERT INTO record_plates (blind, month, device, sequence, rank) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .unwrap();
+        for (blind, month, sequence, rank) in [(1u8, "2026-10", 1i64, 0u8), (2, "2026-10", 1, 1), (1, "2026-11", 2, 0)]
+        {
+            insert
+                .execute(rusqlite::params![[blind; 16].as_slice(), month, [9u8; 16].as_slice(), sequence, rank])
+                .unwrap();
+        }
+    }
+
+    let index = Index::open(&path).unwrap();
+    assert_eq!(ids(index.records_by_blind_plate(&month_blind("2026-10", 1)).unwrap()), [1]);
+    assert_eq!(ids(index.records_by_blind_plate(&month_blind("2026-10", 2)).unwrap()), [1]);
+    assert_eq!(ids(index.records_by_blind_plate(&month_blind("2026-11", 1)).unwrap()), [2]);
+    assert_eq!(index.month_plate_count("2026-10").unwrap(), 2);
+    drop(index);
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let table: String = conn
+        .query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'record_plates'", [], |r| r.get(0))
+        .unwrap();
+    assert!(table.contains("PRIMARY KEY (month, blind, device, sequence, rank)"), "{table}");
+    let mut indexes: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'record_plates' AND sql IS NOT NULL",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    indexes.sort();
+    assert_eq!(indexes, ["record_plates_by_record"]);
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM record_plates", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 3);
+    drop(conn);
+
+    // Opening again finds the new layout and leaves it alone.
+    let index = Index::open(&path).unwrap();
+    assert_eq!(index.month_plate_count("2026-10").unwrap(), 2);
+}
