@@ -599,11 +599,6 @@ impl Index {
                 "INSERT OR IGNORE INTO record_plates (blind, month, device, sequence, rank)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            let mut insert_pdq = tx.prepare_cached(
-                "INSERT OR IGNORE INTO record_pdq (device, sequence, group_index, part_index, role,
-                                                   pipeline, variant, hash, quality)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
             for record in batch {
                 let device = record.id.device.0.as_slice();
                 let sequence = sequence_to_sql(record.id.sequence);
@@ -641,18 +636,14 @@ impl Index {
                 for plate in &record.plates {
                     insert_plate.execute(params![plate.blind.as_slice(), plate.month, device, sequence, plate.rank])?;
                 }
-                for p in &record.pdq {
-                    insert_pdq.execute(params![
-                        device,
-                        sequence,
-                        p.group,
-                        p.part,
-                        p.role,
-                        p.pipeline,
-                        p.variant,
-                        p.hash.as_slice(),
-                        p.quality
-                    ])?;
+                // A record's hashes in as few statements as possible: each statement costs more
+                // than a row (and updates `sqlite_sequence` once, for AUTOINCREMENT).
+                for rows in record.pdq.chunks(PDQ_ROWS_PER_INSERT) {
+                    let mut insert_pdq = tx.prepare_cached(&insert_pdq_sql(rows.len()))?;
+                    let values = rows.iter().flat_map(|p| -> [&dyn rusqlite::ToSql; PDQ_COLUMNS] {
+                        [&device, &sequence, &p.group, &p.part, &p.role, &p.pipeline, &p.variant, &p.hash, &p.quality]
+                    });
+                    insert_pdq.execute(rusqlite::params_from_iter(values))?;
                 }
                 outcomes.push(InsertOutcome::Inserted);
             }
@@ -788,6 +779,26 @@ const RECORD_BY_ID: &str =
     concat!("SELECT ", record_columns!(), " FROM records r WHERE r.device = ?1 AND r.sequence = ?2");
 /// A stored record's content digest by id: the committer's existence check and the insert's
 /// duplicate-or-conflict check, one cached statement on the writer.
+/// Columns of one `record_pdq` row as [`insert_pdq_sql`] lists them.
+const PDQ_COLUMNS: usize = 9;
+
+/// Most `record_pdq` rows one INSERT carries. A lane's capture has 18 (three images, each whole
+/// and in five crops); 32 rows are 288 parameters, far below SQLite's limit of 32,766.
+const PDQ_ROWS_PER_INSERT: usize = 32;
+
+/// `INSERT OR IGNORE INTO record_pdq` of `rows` rows, in the order of [`PDQ_COLUMNS`]; row ids
+/// are assigned in the order of the rows.
+fn insert_pdq_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT OR IGNORE INTO record_pdq (device, sequence, group_index, part_index, role, pipeline, variant, \
+         hash, quality) VALUES ",
+    );
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(?,?,?,?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?,?,?,?)" });
+    }
+    sql
+}
+
 const RECORD_DIGEST_BY_ID: &str = "SELECT content_digest FROM records WHERE device = ?1 AND sequence = ?2";
 
 /// At most one row of `sql`, through `conn`'s statement cache.

@@ -79,3 +79,24 @@ fn hashes_are_stored_read_back_joined_and_deleted_per_group() {
     assert_eq!(fresh.len(), 1);
     assert!(fresh[0] > last);
 }
+
+/// A record's hashes go in by the statement-full (32 rows), so one with more than that spans
+/// statements: every hash is stored once, with ids in the record's order.
+#[test]
+fn a_record_with_more_hashes_than_one_statement_carries_keeps_them_all_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(&dir.path().join("i.sqlite3")).unwrap();
+    let many: Vec<PdqEntry> = (0..70u8).map(|k| entry(k / 6, k % 6, "overview", &format!("v{k}"), k)).collect();
+    let out =
+        index.insert_records(&[record(1, many.clone()), record(2, vec![entry(0, 0, "face", "full", 99)])]).unwrap();
+    assert_eq!(out, [InsertOutcome::Inserted, InsertOutcome::Inserted]);
+
+    let mut seen = Vec::new();
+    index.for_each_pdq_since(0, |id, _, hash| seen.push((id, hash[0]))).unwrap();
+    let expected: Vec<u8> = (0..70u8).chain([99]).collect();
+    assert_eq!(seen.iter().map(|s| s.1).collect::<Vec<_>>(), expected);
+    let ids: Vec<u64> = seen.iter().map(|s| s.0).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids follow the record's order");
+    let rows = index.pdq_rows(&ids[..70]).unwrap();
+    assert_eq!(rows.iter().map(|r| r.entry.clone()).collect::<Vec<_>>(), many);
+}
