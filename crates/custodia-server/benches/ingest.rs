@@ -1,7 +1,10 @@
 //! End-to-end ingest over loopback with durable acknowledgement, against this disk's own ceiling.
 //!
-//! 1. Seals `N` captures of ~250 KB (1 KB metadata + 20 KB plate crop + 200 KB overview + 30 KB
-//!    face, three groups) from 8 devices.
+//! 1. Seals `N` captures of ~250 KB (~3 KB metadata + 20 KB plate crop + 200 KB overview + 30 KB
+//!    face, three groups) from 8 devices. The metadata is what a lane writes: a plate read with
+//!    three candidates (four blind-index rows) and `pdq-fast-v1` hashes of each image, whole and
+//!    in the five standard crops (18 rows). Until 2026-12-07 it carried one plate and no hashes,
+//!    which left out four fifths of the index work a lane's capture costs (docs/performance.md).
 //! 2. Throughput: posts them to `custodia serve` (in process, on 127.0.0.1) over as many
 //!    concurrent connections as the vault admits uploads at once (`IntakeLimits::in_flight`, 128),
 //!    so the closed loop can fill what intake works on; every request returns only after the blob
@@ -40,8 +43,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use custodia_pdq::Pipeline;
+use custodia_pdq::crops::STANDARD_CROP_NAMES;
 use custodia_seal::epochs::SignedEpochSet;
-use custodia_seal::metadata::ImageRole;
+use custodia_seal::metadata::{CandidateRecord, ImageRole, PdqRecord};
 use custodia_seal::test_capture::TestCapture;
 use custodia_seal::{DeviceSigningKey, VaultVerifyingKey};
 use custodia_vault::clock::{Clock, SystemClock};
@@ -54,6 +59,9 @@ const SITE: &str = "anzalduas";
 const DEVICES: usize = 8;
 /// The throughput goal, captures per second.
 const GOAL_RATE: f64 = 2000.0;
+/// Candidate readings beside the best one, as an ALPR engine reports them (the demo's engines
+/// report one to six; OpenALPR's default is up to ten).
+const CANDIDATES: usize = 3;
 /// Lanes offering the goal's rate in the sustained phase, each uploading one capture at a time.
 const LANES: usize = 64;
 
@@ -121,7 +129,22 @@ async fn run(n: usize, quick: bool) {
             .image(ImageRole::PlateCrop, &images[0])
             .image(ImageRole::Overview, &images[1])
             .image(ImageRole::Face, &images[2]);
-        capture.read.as_mut().expect("a plate read").region = Some("us-tx".into());
+        // What a lane's metadata carries beyond the images (see the module doc, step 1).
+        let read = capture.read.as_mut().expect("a plate read");
+        read.region = Some("us-tx".into());
+        for k in 0..CANDIDATES {
+            let plate = format!("BENCH{:04}C{k}", sequence % 10_000);
+            read.candidates.push(CandidateRecord { plate, confidence: Some(0.5) });
+        }
+        for image in capture.images.iter_mut() {
+            for variant in std::iter::once("full").chain(STANDARD_CROP_NAMES) {
+                let mut hash = [0u8; 32];
+                rng.fill_bytes(&mut hash);
+                let pipeline = Pipeline::FastV1.name().to_string();
+                let hash = hash.iter().map(|b| format!("{b:02x}")).collect();
+                image.pdq.push(PdqRecord { pipeline, variant: variant.into(), hash, quality: 80 });
+            }
+        }
         Bytes::from(capture.seal(&set, key, &mut ChaCha20Rng::seed_from_u64(sequence)))
     };
     let throughput_set: Vec<Bytes> = (0..n as u64).map(&mut seal_one).collect();
