@@ -529,49 +529,54 @@ async fn commit_batch(inner: &std::sync::Arc<crate::Inner>, batch: Vec<Pending>,
     if let Err(error) = synced {
         inner.committed.add(batch.len(), syncing, Duration::ZERO);
         tracing::error!(%error, "syncing a capture batch failed; refusing the batch");
-        return fail_all(batch, IngestError::Storage(error.to_string()));
+        return fail_all(batch.into_iter().map(|p| p.reply), IngestError::Storage(error.to_string()));
     }
-    let records: Vec<NewRecord> = batch.iter().map(|p| p.record.clone()).collect();
+    // The records go to the blocking task and come back, rather than being cloned: a lane's
+    // capture carries some 80 strings (its hashes' names, its blind-index months).
+    let (records, replies): (Vec<NewRecord>, Vec<_>) = batch.into_iter().map(|p| (p.record, p.reply)).unzip();
     // The audit step: `ingested` events durable first, then the index rows (crate::audit).
     let vault = crate::Vault { inner: std::sync::Arc::clone(inner) };
     let recording_started = Instant::now();
-    let outcome = tokio::task::spawn_blocking(move || vault.commit_logged(&records))
-        .await
-        .expect("index insert task does not panic");
-    inner.committed.add(batch.len(), syncing, recording_started.elapsed());
+    let (records, outcome) = tokio::task::spawn_blocking(move || {
+        let outcome = vault.commit_logged(&records);
+        (records, outcome)
+    })
+    .await
+    .expect("index insert task does not panic");
+    inner.committed.add(records.len(), syncing, recording_started.elapsed());
     let outcomes = match outcome {
         Ok(outcomes) => outcomes,
         Err(error) => {
             tracing::error!(%error, "committing a capture batch to the index failed; refusing the batch");
-            return fail_all(batch, IngestError::Storage(error.to_string()));
+            return fail_all(replies, IngestError::Storage(error.to_string()));
         }
     };
     crate::leak::after_commit(inner);
-    let durable_keys: Vec<String> = batch.iter().map(|p| p.record.blob_key.clone()).collect();
-    for (pending, outcome) in batch.into_iter().zip(outcomes) {
-        let id = pending.record.id;
+    let durable_keys: Vec<String> = records.iter().map(|r| r.blob_key.clone()).collect();
+    for ((record, reply), outcome) in records.into_iter().zip(replies).zip(outcomes) {
+        let id = record.id;
         let answer = match outcome {
             InsertOutcome::Inserted => Ok(Receipt { record_id: id.to_string(), duplicate: false }),
             InsertOutcome::Duplicate => Ok(Receipt { record_id: id.to_string(), duplicate: true }),
             InsertOutcome::Conflict => {
                 // Its blob key carries its own digest, so the stored record's blob is untouched;
                 // this one's blob is an orphan and goes.
-                if let Err(error) = blobs.delete(&pending.record.blob_key).await {
-                    tracing::warn!(%error, key = %pending.record.blob_key, "could not delete a refused blob");
+                if let Err(error) = blobs.delete(&record.blob_key).await {
+                    tracing::warn!(%error, key = %record.blob_key, "could not delete a refused blob");
                 }
                 Err(IngestError::SequenceConflict { device: id.device.to_string(), sequence: id.sequence })
             }
         };
-        let _ = pending.reply.send(answer);
+        let _ = reply.send(answer);
     }
     // Answered; now their pages can leave the page cache (`BlobStore::release_cached`), beside
     // the next batch. A refused conflict's blob is already gone and is skipped.
     let _ = release.send(durable_keys).await;
 }
 
-fn fail_all(batch: Vec<Pending>, error: IngestError) {
+fn fail_all(replies: impl IntoIterator<Item = oneshot::Sender<Result<Receipt, IngestError>>>, error: IngestError) {
     let message = error.to_string();
-    for pending in batch {
-        let _ = pending.reply.send(Err(IngestError::Storage(message.clone())));
+    for reply in replies {
+        let _ = reply.send(Err(IngestError::Storage(message.clone())));
     }
 }
