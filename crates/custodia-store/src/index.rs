@@ -777,8 +777,6 @@ const DEVICE_BY_ID: &str = "SELECT id, site, lane, public_key, status, enrolled_
                             FROM devices WHERE id = ?1";
 const RECORD_BY_ID: &str =
     concat!("SELECT ", record_columns!(), " FROM records r WHERE r.device = ?1 AND r.sequence = ?2");
-/// A stored record's content digest by id: the committer's existence check and the insert's
-/// duplicate-or-conflict check, one cached statement on the writer.
 /// Columns of one `record_pdq` row as [`insert_pdq_sql`] lists them.
 const PDQ_COLUMNS: usize = 9;
 
@@ -786,8 +784,8 @@ const PDQ_COLUMNS: usize = 9;
 /// and in five crops); 32 rows are 288 parameters, far below SQLite's limit of 32,766.
 const PDQ_ROWS_PER_INSERT: usize = 32;
 
-/// `INSERT OR IGNORE INTO record_pdq` of `rows` rows, in the order of [`PDQ_COLUMNS`]; row ids
-/// are assigned in the order of the rows.
+/// `INSERT OR IGNORE INTO record_pdq` of `rows` rows, [`PDQ_COLUMNS`] values each in the order
+/// the column list names them; SQLite assigns row ids in the order of the rows.
 fn insert_pdq_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT OR IGNORE INTO record_pdq (device, sequence, group_index, part_index, role, pipeline, variant, \
@@ -799,6 +797,8 @@ fn insert_pdq_sql(rows: usize) -> String {
     sql
 }
 
+/// A stored record's content digest by id: the committer's existence check and the insert's
+/// duplicate-or-conflict check, one cached statement on the writer.
 const RECORD_DIGEST_BY_ID: &str = "SELECT content_digest FROM records WHERE device = ?1 AND sequence = ?2";
 
 /// At most one row of `sql`, through `conn`'s statement cache.
