@@ -532,7 +532,7 @@ async fn commit_batch(inner: &std::sync::Arc<crate::Inner>, batch: Vec<Pending>,
         return fail_all(batch.into_iter().map(|p| p.reply), IngestError::Storage(error.to_string()));
     }
     // The records go to the blocking task and come back, rather than being cloned: a lane's
-    // capture carries some 80 strings (its hashes' names, its blind-index months).
+    // capture carries some 60 strings (its hashes' names, its blind-index months).
     let (records, replies): (Vec<NewRecord>, Vec<_>) = batch.into_iter().map(|p| (p.record, p.reply)).unzip();
     // The audit step: `ingested` events durable first, then the index rows (crate::audit).
     let vault = crate::Vault { inner: std::sync::Arc::clone(inner) };
