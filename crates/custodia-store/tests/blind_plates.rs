@@ -3,25 +3,12 @@
 //! blind value, with a second index by month) is rebuilt in the month-first layout at open with
 //! every row kept.
 
-use custodia_seal::DeviceId;
+mod records;
+
 use custodia_store::index::{BlindPlate, Index, MonthBlind, NewRecord, RecordId, RecordQuery};
 
 fn record(sequence: u64, plates: Vec<BlindPlate>) -> NewRecord {
-    NewRecord {
-        id: RecordId { device: DeviceId([9; 16]), sequence },
-        content_digest: [sequence as u8; 32],
-        site: "anzalduas".into(),
-        lane: "lane-1".into(),
-        capture_time_ms: 1_780_000_000_000 + sequence as i64,
-        blob_key: format!("b/{sequence}"),
-        size: 10,
-        ingested_at_ms: 0,
-        groups: vec![],
-        plates,
-        image_roles: vec!["plate-crop".into()],
-        quarantine_reason: None,
-        pdq: vec![],
-    }
+    records::record(sequence, plates, vec![])
 }
 
 fn plate(month: &str, blind: u8, rank: u8) -> BlindPlate {
@@ -84,7 +71,7 @@ fn an_index_in_the_earlier_layout_is_rebuilt_month_first_with_every_row() {
         for (blind, month, sequence, rank) in [(1u8, "2026-10", 1i64, 0u8), (2, "2026-10", 1, 1), (1, "2026-11", 2, 0)]
         {
             insert
-                .execute(rusqlite::params![[blind; 16].as_slice(), month, [9u8; 16].as_slice(), sequence, rank])
+                .execute(rusqlite::params![[blind; 16].as_slice(), month, [7u8; 16].as_slice(), sequence, rank])
                 .unwrap();
         }
     }

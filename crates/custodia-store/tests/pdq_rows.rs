@@ -1,8 +1,9 @@
 //! Perceptual hashes are stored with their record in the same transaction, read back for an
 //! in-memory index, joined to their record's facts, and deleted per group/role in one statement.
 
-use custodia_seal::DeviceId;
-use custodia_store::index::{Index, InsertOutcome, NewRecord, PdqEntry, RecordId};
+mod records;
+
+use custodia_store::index::{Index, InsertOutcome, NewRecord, PdqEntry};
 
 fn entry(group: u8, part: u8, role: &str, variant: &str, seed: u8) -> PdqEntry {
     PdqEntry {
@@ -17,21 +18,7 @@ fn entry(group: u8, part: u8, role: &str, variant: &str, seed: u8) -> PdqEntry {
 }
 
 fn record(sequence: u64, pdq: Vec<PdqEntry>) -> NewRecord {
-    NewRecord {
-        id: RecordId { device: DeviceId([7; 16]), sequence },
-        content_digest: [sequence as u8; 32],
-        site: "anzalduas".into(),
-        lane: "lane-2".into(),
-        capture_time_ms: 1_780_000_000_000 + sequence as i64,
-        blob_key: format!("b/{sequence}"),
-        size: 10,
-        ingested_at_ms: 0,
-        groups: vec![],
-        plates: vec![],
-        image_roles: vec!["overview".into(), "face".into()],
-        quarantine_reason: None,
-        pdq,
-    }
+    records::record(sequence, vec![], pdq)
 }
 
 #[test]
