@@ -254,7 +254,17 @@ pub enum IndexError {
     DeviceExists(String),
 }
 
-const SCHEMA: &str = "
+/// The month-first layout of `record_plates` after its name: one text for the schema and for the
+/// migration to it (a macro so that `concat!` can build both).
+macro_rules! record_plates_layout {
+    () => {
+        "(blind BLOB NOT NULL, month TEXT NOT NULL, device BLOB NOT NULL, sequence INTEGER NOT NULL,
+    rank INTEGER NOT NULL, PRIMARY KEY (month, blind, device, sequence, rank)) WITHOUT ROWID"
+    };
+}
+
+const SCHEMA: &str = concat!(
+    "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
     id BLOB PRIMARY KEY, site TEXT NOT NULL, lane TEXT NOT NULL, public_key BLOB NOT NULL,
@@ -279,9 +289,9 @@ CREATE INDEX IF NOT EXISTS record_groups_by_epoch ON record_groups (epoch);
 -- Blind-index rows, keyed by month first: a blind value means something only under its month's
 -- key, so every search names the month, and retention deletes a month as one key range. An
 -- insert then touches one random page (its blind value's place) instead of two.
-CREATE TABLE IF NOT EXISTS record_plates (
-    blind BLOB NOT NULL, month TEXT NOT NULL, device BLOB NOT NULL, sequence INTEGER NOT NULL,
-    rank INTEGER NOT NULL, PRIMARY KEY (month, blind, device, sequence, rank)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS record_plates ",
+    record_plates_layout!(),
+    ";
 -- AUTOINCREMENT: ids are held by in-memory indexes, so a deleted row's id is never reused.
 CREATE TABLE IF NOT EXISTS record_pdq (
     id INTEGER PRIMARY KEY AUTOINCREMENT, device BLOB NOT NULL, sequence INTEGER NOT NULL,
@@ -301,31 +311,33 @@ CREATE TABLE IF NOT EXISTS retention_purge (
     PRIMARY KEY (device, sequence)) WITHOUT ROWID;
 -- Retention deletes a record's blind-index rows with it (a month's rows go by primary key).
 CREATE INDEX IF NOT EXISTS record_plates_by_record ON record_plates (device, sequence);
-";
+"
+);
 
 /// Before the month-first layout, `record_plates` was keyed by blind value and had a second index
 /// by month, so every blind-index row was two random-page inserts. An index created then is
-/// rebuilt in the new layout once, in one transaction, the first time this version opens it.
+/// rebuilt in the new layout once, in one transaction, the first time this version opens it. It
+/// runs before [`SCHEMA`], which then creates the table of a new index and the new table's index by
+/// record.
 fn migrate_plates_to_month_first(conn: &Connection) -> Result<(), IndexError> {
-    let table_sql: String =
-        conn.query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'record_plates'", [], |r| {
-            r.get(0)
-        })?;
-    if table_sql.contains("PRIMARY KEY (month, blind") {
-        return Ok(());
+    let table_sql: Option<String> = conn
+        .query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'record_plates'", [], |r| r.get(0))
+        .optional()?;
+    match table_sql {
+        Some(sql) if !sql.contains(record_plates_layout!()) => {}
+        _ => return Ok(()),
     }
-    conn.execute_batch(
+    conn.execute_batch(concat!(
         "BEGIN IMMEDIATE;
-         CREATE TABLE record_plates_month_first (
-             blind BLOB NOT NULL, month TEXT NOT NULL, device BLOB NOT NULL, sequence INTEGER NOT NULL,
-             rank INTEGER NOT NULL, PRIMARY KEY (month, blind, device, sequence, rank)) WITHOUT ROWID;
+         CREATE TABLE record_plates_month_first ",
+        record_plates_layout!(),
+        ";
          INSERT INTO record_plates_month_first (blind, month, device, sequence, rank)
              SELECT blind, month, device, sequence, rank FROM record_plates;
          DROP TABLE record_plates;
          ALTER TABLE record_plates_month_first RENAME TO record_plates;
-         CREATE INDEX record_plates_by_record ON record_plates (device, sequence);
-         COMMIT;",
-    )?;
+         COMMIT;"
+    ))?;
     Ok(())
 }
 
@@ -365,8 +377,8 @@ impl Index {
         writer.pragma_update(None, "synchronous", "FULL")?;
         writer.pragma_update(None, "foreign_keys", "ON")?;
         writer.busy_timeout(std::time::Duration::from_secs(10))?;
-        writer.execute_batch(SCHEMA)?;
         migrate_plates_to_month_first(&writer)?;
+        writer.execute_batch(SCHEMA)?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(std::time::Duration::from_secs(10))?;
         // Room for every statement the reader repeats (see `read_optional`), so none is evicted.
