@@ -186,7 +186,8 @@ pub struct PdqEntry {
 /// A stored perceptual hash with the record facts a leak report needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PdqHitRow {
-    /// The row's id (what an in-memory index stores).
+    /// The hash's id: its row's id × [`PDQ_SLOTS`] + its slot in the row (what an in-memory
+    /// index stores).
     pub pdq_id: u64,
     /// The record.
     pub record: RecordId,
@@ -292,12 +293,16 @@ CREATE INDEX IF NOT EXISTS record_groups_by_epoch ON record_groups (epoch);
 CREATE TABLE IF NOT EXISTS record_plates ",
     record_plates_layout!(),
     ";
--- AUTOINCREMENT: ids are held by in-memory indexes, so a deleted row's id is never reused.
-CREATE TABLE IF NOT EXISTS record_pdq (
+-- Perceptual hashes, one row per image part and pipeline (see `PDQ_SLOTS`): `variants` is each
+-- hash's variant name (a length byte, then the name), `hashes` 32 bytes and `qualities` one byte
+-- per hash, in slot order. AUTOINCREMENT: hash ids are held by in-memory indexes, so a deleted
+-- row's id is never reused.
+CREATE TABLE IF NOT EXISTS record_pdq_parts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, device BLOB NOT NULL, sequence INTEGER NOT NULL,
     group_index INTEGER NOT NULL, part_index INTEGER NOT NULL, role TEXT NOT NULL,
-    pipeline TEXT NOT NULL, variant TEXT NOT NULL, hash BLOB NOT NULL, quality INTEGER NOT NULL,
-    UNIQUE (device, sequence, group_index, part_index, pipeline, variant));
+    pipeline TEXT NOT NULL, variants BLOB NOT NULL, hashes BLOB NOT NULL, qualities BLOB NOT NULL);
+-- Retention deletes a group's hashes, or a record's.
+CREATE INDEX IF NOT EXISTS record_pdq_parts_by_record ON record_pdq_parts (device, sequence, group_index);
 -- Retention (crypto-shredding). A group's data key re-wrapped to a longer-lived extension epoch
 -- (legal hold, hand-off); the blob itself is never modified.
 CREATE TABLE IF NOT EXISTS record_reseals (
@@ -379,6 +384,7 @@ impl Index {
         writer.busy_timeout(std::time::Duration::from_secs(10))?;
         migrate_plates_to_month_first(&writer)?;
         writer.execute_batch(SCHEMA)?;
+        migrate_pdq_to_parts(&writer)?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(std::time::Duration::from_secs(10))?;
         // Room for every statement the reader repeats (see `read_optional`), so none is evicted.
@@ -648,15 +654,7 @@ impl Index {
                 for plate in &record.plates {
                     insert_plate.execute(params![plate.blind.as_slice(), plate.month, device, sequence, plate.rank])?;
                 }
-                // A record's hashes in as few statements as possible: each statement costs more
-                // than a row (and updates `sqlite_sequence` once, for AUTOINCREMENT).
-                for rows in record.pdq.chunks(PDQ_ROWS_PER_INSERT) {
-                    let mut insert_pdq = tx.prepare_cached(&insert_pdq_sql(rows.len()))?;
-                    let values = rows.iter().flat_map(|p| -> [&dyn rusqlite::ToSql; PDQ_COLUMNS] {
-                        [&device, &sequence, &p.group, &p.part, &p.role, &p.pipeline, &p.variant, &p.hash, &p.quality]
-                    });
-                    insert_pdq.execute(rusqlite::params_from_iter(values))?;
-                }
+                insert_pdq_parts(&tx, device, sequence, &record.pdq)?;
                 outcomes.push(InsertOutcome::Inserted);
             }
         }
@@ -690,20 +688,22 @@ impl Index {
     ) -> Result<u64, IndexError> {
         let conn = self.read();
         let mut statement =
-            conn.prepare_cached("SELECT id, pipeline, hash FROM record_pdq WHERE id > ?1 ORDER BY id")?;
-        let mut rows = statement.query([after_id as i64])?;
+            conn.prepare_cached("SELECT id, pipeline, hashes FROM record_pdq_parts WHERE id > ?1 ORDER BY id")?;
+        // Every hash of a row is handed out with the row, so the rows after the last id's are new.
+        let mut rows = statement.query([(after_id / PDQ_SLOTS) as i64])?;
         let mut last = after_id;
         while let Some(row) = rows.next()? {
-            let id = row.get::<_, i64>(0)? as u64;
+            let row_id = row.get::<_, i64>(0)? as u64;
             let pipeline = row.get_ref(1)?.as_str().map_err(|_| IndexError::Invalid("pdq pipeline"))?;
-            let hash: &[u8; 32] = row
-                .get_ref(2)?
-                .as_blob()
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .ok_or(IndexError::Invalid("pdq hash"))?;
-            each(id, pipeline, hash);
-            last = last.max(id);
+            let hashes = row.get_ref(2)?.as_blob().map_err(|_| IndexError::Invalid("pdq hashes"))?;
+            if hashes.is_empty() || hashes.len() % 32 != 0 || hashes.len() / 32 > PDQ_SLOTS as usize {
+                return Err(IndexError::Invalid("pdq hashes"));
+            }
+            for (slot, hash) in hashes.chunks_exact(32).enumerate() {
+                let id = row_id * PDQ_SLOTS + slot as u64;
+                each(id, pipeline, hash.try_into().expect("chunks of 32"));
+                last = last.max(id);
+            }
         }
         Ok(last)
     }
@@ -713,63 +713,273 @@ impl Index {
     pub fn pdq_rows(&self, ids: &[u64]) -> Result<Vec<PdqHitRow>, IndexError> {
         let conn = self.read();
         let mut statement = conn.prepare_cached(
-            "SELECT p.id, p.device, p.sequence, p.group_index, p.part_index, p.role, p.pipeline,
-                    p.variant, p.hash, p.quality, r.site, r.lane, r.capture_time_ms
-             FROM record_pdq p JOIN records r ON r.device = p.device AND r.sequence = p.sequence
+            "SELECT p.device, p.sequence, p.group_index, p.part_index, p.role, p.pipeline, p.variants, p.hashes,
+                    p.qualities, r.site, r.lane, r.capture_time_ms
+             FROM record_pdq_parts p JOIN records r ON r.device = p.device AND r.sequence = p.sequence
              WHERE p.id = ?1",
         )?;
+        // Hits cluster on a few parts: each part's row is read once.
+        let mut parts: std::collections::HashMap<u64, Option<StoredPart>> = std::collections::HashMap::new();
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
-            let row = statement
-                .query_row([id as i64], |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, Vec<u8>>(1)?,
-                        row.get::<_, i64>(2)?,
-                        row.get::<_, u8>(3)?,
-                        row.get::<_, u8>(4)?,
-                        row.get::<_, String>(5)?,
-                        row.get::<_, String>(6)?,
-                        row.get::<_, String>(7)?,
-                        row.get::<_, Vec<u8>>(8)?,
-                        row.get::<_, u8>(9)?,
-                        (row.get::<_, String>(10)?, row.get::<_, String>(11)?, row.get::<_, i64>(12)?),
-                    ))
-                })
-                .optional()?;
-            let Some((pid, device, sequence, group, part, role, pipeline, variant, hash, quality, (site, lane, time))) =
-                row
-            else {
-                continue;
+            let row_id = id / PDQ_SLOTS;
+            let part = match parts.entry(row_id) {
+                std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let read = statement.query_row([row_id as i64], StoredPart::from_row).optional()?.transpose()?;
+                    slot.insert(read)
+                }
             };
+            let Some(part) = part else { continue };
+            let Some(entry) = part.entry((id % PDQ_SLOTS) as usize) else { continue };
             out.push(PdqHitRow {
-                pdq_id: pid as u64,
-                record: RecordId { device: device_id_from(&device)?, sequence: sequence as u64 },
-                entry: PdqEntry {
-                    group,
-                    part,
-                    role,
-                    pipeline,
-                    variant,
-                    hash: hash.try_into().map_err(|_| IndexError::Invalid("pdq hash"))?,
-                    quality,
-                },
-                site,
-                lane,
-                capture_time_ms: time,
+                pdq_id: id,
+                record: part.record,
+                entry,
+                site: part.site.clone(),
+                lane: part.lane.clone(),
+                capture_time_ms: part.capture_time_ms,
             });
         }
         Ok(out)
     }
 
     /// Deletes the perceptual hashes of one group of a record (all of it, or one role): what
-    /// retention runs when it destroys that group's images. Returns how many rows went.
+    /// retention runs when it destroys that group's images. Returns how many hashes went.
     pub fn delete_pdq(&self, record: &RecordId, group: u8, role: Option<&str>) -> Result<usize, IndexError> {
-        Ok(self.write().execute(
-            "DELETE FROM record_pdq WHERE device = ?1 AND sequence = ?2 AND group_index = ?3
-                                      AND (?4 IS NULL OR role = ?4)",
-            params![record.device.0.as_slice(), sequence_to_sql(record.sequence), group, role],
-        )?)
+        let conn = self.write();
+        let mut delete = conn.prepare_cached(
+            "DELETE FROM record_pdq_parts WHERE device = ?1 AND sequence = ?2 AND group_index = ?3
+                                            AND (?4 IS NULL OR role = ?4)
+             RETURNING length(qualities)",
+        )?;
+        hashes_deleted(&mut delete, params![record.device.0.as_slice(), sequence_to_sql(record.sequence), group, role])
+    }
+}
+
+/// Most hashes one `record_pdq_parts` row holds; a hash's id is `row id × PDQ_SLOTS + slot`.
+///
+/// A lane's capture has 18 hashes: three image parts, each whole and in five crops. Stored one
+/// row each, with a unique index over (record, group, part, pipeline, variant), they cost more
+/// index CPU per capture than the record, its groups and its blind-index rows together; as one
+/// row per part they are three rows (docs/performance.md, seventh pass). A part with more
+/// variants than this continues in another row.
+pub const PDQ_SLOTS: u64 = 32;
+
+/// The rows of one record's hashes: one per (group, part, role, pipeline), in the order the
+/// parts first appear, each with up to [`PDQ_SLOTS`] hashes in the order given. A variant named
+/// twice for the same part and pipeline is stored once (the first).
+fn insert_pdq_parts(conn: &Connection, device: &[u8], sequence: i64, entries: &[PdqEntry]) -> Result<(), IndexError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO record_pdq_parts (device, sequence, group_index, part_index, role, pipeline, variants, hashes,
+                                       qualities)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for part in pack_pdq(entries)? {
+        let first = part.first;
+        insert.execute(params![
+            device,
+            sequence,
+            first.group,
+            first.part,
+            first.role,
+            first.pipeline,
+            part.variants,
+            part.hashes,
+            part.qualities
+        ])?;
+    }
+    Ok(())
+}
+
+/// One row's worth of hashes, encoded as `record_pdq_parts` stores them.
+struct PackedPart<'a> {
+    /// The first entry: its group, part, role and pipeline are the row's.
+    first: &'a PdqEntry,
+    variants: Vec<u8>,
+    hashes: Vec<u8>,
+    qualities: Vec<u8>,
+}
+
+fn pack_pdq(entries: &[PdqEntry]) -> Result<Vec<PackedPart<'_>>, IndexError> {
+    let same_part = |a: &PdqEntry, b: &PdqEntry| {
+        a.group == b.group && a.part == b.part && a.role == b.role && a.pipeline == b.pipeline
+    };
+    let mut parts: Vec<PackedPart<'_>> = Vec::new();
+    for (k, entry) in entries.iter().enumerate() {
+        let repeated = entries[..k].iter().any(|e| {
+            e.group == entry.group && e.part == entry.part && e.pipeline == entry.pipeline && e.variant == entry.variant
+        });
+        if repeated {
+            continue;
+        }
+        let open = parts.iter().position(|p| same_part(p.first, entry) && p.qualities.len() < PDQ_SLOTS as usize);
+        let part = match open {
+            Some(at) => &mut parts[at],
+            None => {
+                parts.push(PackedPart {
+                    first: entry,
+                    variants: Vec::new(),
+                    hashes: Vec::new(),
+                    qualities: Vec::new(),
+                });
+                parts.last_mut().expect("just pushed")
+            }
+        };
+        // The vault refuses names over 32 bytes at ingest; the length byte holds up to 255.
+        let name_len = u8::try_from(entry.variant.len()).map_err(|_| IndexError::Invalid("pdq variant name"))?;
+        part.variants.push(name_len);
+        part.variants.extend_from_slice(entry.variant.as_bytes());
+        part.hashes.extend_from_slice(&entry.hash);
+        part.qualities.push(entry.quality);
+    }
+    Ok(parts)
+}
+
+/// A `record_pdq_parts` row joined to its record, as [`Index::pdq_rows`] reads it.
+struct StoredPart {
+    record: RecordId,
+    group: u8,
+    part: u8,
+    role: String,
+    pipeline: String,
+    variants: Vec<String>,
+    hashes: Vec<u8>,
+    qualities: Vec<u8>,
+    site: String,
+    lane: String,
+    capture_time_ms: i64,
+}
+
+impl StoredPart {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Self, IndexError>> {
+        let device: Vec<u8> = row.get(0)?;
+        let sequence: i64 = row.get(1)?;
+        let variants: Vec<u8> = row.get(6)?;
+        let hashes: Vec<u8> = row.get(7)?;
+        let qualities: Vec<u8> = row.get(8)?;
+        let (group, part, role, pipeline) = (row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?);
+        let (site, lane, capture_time_ms) = (row.get(9)?, row.get(10)?, row.get(11)?);
+        Ok((|| {
+            let variants = unpack_variants(&variants).ok_or(IndexError::Invalid("pdq variants"))?;
+            if hashes.len() != variants.len() * 32 || qualities.len() != variants.len() {
+                return Err(IndexError::Invalid("pdq hashes"));
+            }
+            Ok(StoredPart {
+                record: RecordId { device: device_id_from(&device)?, sequence: sequence as u64 },
+                group,
+                part,
+                role,
+                pipeline,
+                variants,
+                hashes,
+                qualities,
+                site,
+                lane,
+                capture_time_ms,
+            })
+        })())
+    }
+
+    /// The hash in `slot`, if the row has that many.
+    fn entry(&self, slot: usize) -> Option<PdqEntry> {
+        Some(PdqEntry {
+            group: self.group,
+            part: self.part,
+            role: self.role.clone(),
+            pipeline: self.pipeline.clone(),
+            variant: self.variants.get(slot)?.clone(),
+            hash: self.hashes.get(slot * 32..slot * 32 + 32)?.try_into().expect("32 bytes"),
+            quality: *self.qualities.get(slot)?,
+        })
+    }
+}
+
+/// The names a `variants` value holds, or `None` if it is not a sequence of length-prefixed
+/// UTF-8 names.
+fn unpack_variants(mut bytes: &[u8]) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    while let Some((&len, rest)) = bytes.split_first() {
+        let (name, rest) = rest.split_at_checked(len as usize)?;
+        names.push(String::from_utf8(name.to_vec()).ok()?);
+        bytes = rest;
+    }
+    Some(names)
+}
+
+/// Runs a `DELETE … RETURNING length(qualities)` on `record_pdq_parts` and counts the hashes
+/// of the rows it deleted.
+fn hashes_deleted(
+    delete: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<usize, IndexError> {
+    let mut rows = delete.query(params)?;
+    let mut hashes = 0usize;
+    while let Some(row) = rows.next()? {
+        hashes += row.get::<_, i64>(0)? as usize;
+    }
+    Ok(hashes)
+}
+
+/// Before hashes were stored per part, `record_pdq` held one row per hash. An index created then
+/// has its hashes moved into `record_pdq_parts` once, in one transaction, the first time this
+/// version opens it (after [`SCHEMA`] created the new table). Hash ids change with the move;
+/// nothing durable holds one (in-memory indexes load at their first search).
+fn migrate_pdq_to_parts(conn: &Connection) -> Result<(), IndexError> {
+    let old_table: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'record_pdq')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !old_table {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let moved = (|| {
+        let mut read = conn.prepare(
+            "SELECT device, sequence, group_index, part_index, role, pipeline, variant, hash, quality FROM record_pdq
+             ORDER BY device, sequence, id",
+        )?;
+        let mut rows = read.query([])?;
+        let mut record: Option<(Vec<u8>, i64)> = None;
+        let mut entries: Vec<PdqEntry> = Vec::new();
+        let flush = |record: &Option<(Vec<u8>, i64)>, entries: &mut Vec<PdqEntry>| -> Result<(), IndexError> {
+            if let Some((device, sequence)) = record {
+                insert_pdq_parts(conn, device, *sequence, entries)?;
+            }
+            entries.clear();
+            Ok(())
+        };
+        while let Some(row) = rows.next()? {
+            let key = (row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?);
+            if record.as_ref() != Some(&key) {
+                flush(&record, &mut entries)?;
+                record = Some(key);
+            }
+            let hash: Vec<u8> = row.get(7)?;
+            entries.push(PdqEntry {
+                group: row.get(2)?,
+                part: row.get(3)?,
+                role: row.get(4)?,
+                pipeline: row.get(5)?,
+                variant: row.get(6)?,
+                hash: hash.try_into().map_err(|_| IndexError::Invalid("pdq hash"))?,
+                quality: row.get(8)?,
+            });
+        }
+        flush(&record, &mut entries)?;
+        conn.execute_batch("DROP TABLE record_pdq")?;
+        Ok::<(), IndexError>(())
+    })();
+    match moved {
+        Ok(()) => Ok(conn.execute_batch("COMMIT")?),
+        Err(error) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(error)
+        }
     }
 }
 
@@ -789,26 +999,6 @@ const DEVICE_BY_ID: &str = "SELECT id, site, lane, public_key, status, enrolled_
                             FROM devices WHERE id = ?1";
 const RECORD_BY_ID: &str =
     concat!("SELECT ", record_columns!(), " FROM records r WHERE r.device = ?1 AND r.sequence = ?2");
-/// Columns of one `record_pdq` row as [`insert_pdq_sql`] lists them.
-const PDQ_COLUMNS: usize = 9;
-
-/// Most `record_pdq` rows one INSERT carries. A lane's capture has 18 (three images, each whole
-/// and in five crops); 32 rows are 288 parameters, far below SQLite's limit of 32,766.
-const PDQ_ROWS_PER_INSERT: usize = 32;
-
-/// `INSERT OR IGNORE INTO record_pdq` of `rows` rows, [`PDQ_COLUMNS`] values each in the order
-/// the column list names them; SQLite assigns row ids in the order of the rows.
-fn insert_pdq_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT OR IGNORE INTO record_pdq (device, sequence, group_index, part_index, role, pipeline, variant, \
-         hash, quality) VALUES ",
-    );
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(?,?,?,?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?,?,?,?)" });
-    }
-    sql
-}
-
 /// A stored record's content digest by id: the committer's existence check and the insert's
 /// duplicate-or-conflict check, one cached statement on the writer.
 const RECORD_DIGEST_BY_ID: &str = "SELECT content_digest FROM records WHERE device = ?1 AND sequence = ?2";
@@ -926,7 +1116,7 @@ pub struct ResealRow {
 pub struct PurgeBatch {
     /// Group and reseal rows under the epoch that were deleted (0: the epoch has none left).
     pub handles: usize,
-    /// Perceptual-hash rows of groups that became unreadable.
+    /// Perceptual hashes of groups that became unreadable.
     pub pdq_rows: usize,
     /// Records that became wholly unreadable: their rows are gone and their blobs are queued
     /// in the purge queue ([`Index::purge_queue`]).
@@ -1117,12 +1307,14 @@ impl Index {
                 "SELECT EXISTS (SELECT 1 FROM record_groups WHERE device = ?1 AND sequence = ?2 AND group_index = ?3)
                      OR EXISTS (SELECT 1 FROM record_reseals WHERE device = ?1 AND sequence = ?2 AND group_index = ?3)",
             )?;
-            let mut delete_pdq =
-                tx.prepare_cached("DELETE FROM record_pdq WHERE device = ?1 AND sequence = ?2 AND group_index = ?3")?;
+            let mut delete_pdq = tx.prepare_cached(
+                "DELETE FROM record_pdq_parts WHERE device = ?1 AND sequence = ?2 AND group_index = ?3
+                 RETURNING length(qualities)",
+            )?;
             for (device, sequence, group) in &affected {
                 let alive: bool = group_alive.query_row(params![device, sequence, group], |r| r.get(0))?;
                 if !alive {
-                    batch.pdq_rows += delete_pdq.execute(params![device, sequence, group])?;
+                    batch.pdq_rows += hashes_deleted(&mut delete_pdq, params![device, sequence, group])?;
                 }
             }
             let mut record_alive = tx.prepare_cached(
@@ -1136,7 +1328,9 @@ impl Index {
             let mut delete_record = tx.prepare_cached("DELETE FROM records WHERE device = ?1 AND sequence = ?2")?;
             let mut delete_plates =
                 tx.prepare_cached("DELETE FROM record_plates WHERE device = ?1 AND sequence = ?2")?;
-            let mut delete_all_pdq = tx.prepare_cached("DELETE FROM record_pdq WHERE device = ?1 AND sequence = ?2")?;
+            let mut delete_all_pdq = tx.prepare_cached(
+                "DELETE FROM record_pdq_parts WHERE device = ?1 AND sequence = ?2 RETURNING length(qualities)",
+            )?;
             let mut last: Option<(&[u8], i64)> = None;
             for (device, sequence, _) in &affected {
                 if last == Some((device.as_slice(), *sequence)) {
@@ -1148,7 +1342,7 @@ impl Index {
                     continue;
                 }
                 queue.execute(params![device, sequence])?;
-                batch.pdq_rows += delete_all_pdq.execute(params![device, sequence])?;
+                batch.pdq_rows += hashes_deleted(&mut delete_all_pdq, params![device, sequence])?;
                 delete_plates.execute(params![device, sequence])?;
                 batch.records += delete_record.execute(params![device, sequence])?;
             }

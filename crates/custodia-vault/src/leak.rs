@@ -1,7 +1,8 @@
 //! Leak search over the stored perceptual hashes (DESIGN.md §6): the in-memory side.
 //!
-//! The index's `record_pdq` table is the durable truth. The first leak query a vault process
-//! answers loads it into one [`MultiIndex`] per pipeline, keyed by the row id; from then on,
+//! The index's `record_pdq_parts` table is the durable truth. The first leak query a vault process
+//! answers loads it into one [`MultiIndex`] per pipeline, keyed by the hash id (its row's id and
+//! its slot in the row, `custodia_store::index::PDQ_SLOTS`); from then on,
 //! every committed batch adds its rows ([`PdqIndexes::refresh`]). A process that never
 //! searches (`custodia serve` taking captures, every other subcommand) never holds the index:
 //! at ~104 bytes a hash and up to 18 hashes a capture, it would be ~2 KB of memory per stored
