@@ -804,6 +804,10 @@ struct PackedPart<'a> {
     qualities: Vec<u8>,
 }
 
+/// A record's hashes as rows (see [`insert_pdq_parts`]). Linear scans, quadratic in the worst
+/// case: a lane's 18 hashes take about a microsecond, and 2,600 hashes, about what a 256 KB
+/// metadata part can name, took 35 ms with their inserts, each hash in its own part (hashed sets
+/// made the lane's case ~5 µs slower).
 fn pack_pdq(entries: &[PdqEntry]) -> Result<Vec<PackedPart<'_>>, IndexError> {
     let same_part = |a: &PdqEntry, b: &PdqEntry| {
         a.group == b.group && a.part == b.part && a.role == b.role && a.pipeline == b.pipeline
