@@ -91,7 +91,7 @@ fn a_part_with_more_hashes_than_one_row_holds_keeps_them_all_in_order() {
     // An id past a row's last hash names nothing.
     assert!(index.pdq_rows(&[ids[70] + 1]).unwrap().is_empty());
 
-    // A refresh that stopped in the middle of the record hands out only what follows its row.
+    // A refresh from the last id of the first record (its third row) hands out only the second.
     let mut after = Vec::new();
     index.for_each_pdq_since(ids[69], |id, _, _| after.push(id)).unwrap();
     assert_eq!(after, [ids[70]]);
