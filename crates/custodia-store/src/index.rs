@@ -319,16 +319,21 @@ CREATE INDEX IF NOT EXISTS record_plates_by_record ON record_plates (device, seq
 "
 );
 
+/// The `CREATE TABLE` text of table `name`, or `None` if the index has no such table: how the
+/// migrations at open tell an earlier layout.
+fn table_sql(conn: &Connection, name: &str) -> Result<Option<String>, IndexError> {
+    Ok(conn
+        .query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| r.get(0))
+        .optional()?)
+}
+
 /// Before the month-first layout, `record_plates` was keyed by blind value and had a second index
 /// by month, so every blind-index row was two random-page inserts. An index created then is
 /// rebuilt in the new layout once, in one transaction, the first time this version opens it. It
 /// runs before [`SCHEMA`], which then creates the table of a new index and the new table's index by
 /// record.
 fn migrate_plates_to_month_first(conn: &Connection) -> Result<(), IndexError> {
-    let table_sql: Option<String> = conn
-        .query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'record_plates'", [], |r| r.get(0))
-        .optional()?;
-    match table_sql {
+    match table_sql(conn, "record_plates")? {
         Some(sql) if !sql.contains(record_plates_layout!()) => {}
         _ => return Ok(()),
     }
@@ -933,12 +938,7 @@ fn hashes_deleted(
 /// version opens it (after [`SCHEMA`] created the new table). Hash ids change with the move;
 /// nothing durable holds one (in-memory indexes load at their first search).
 fn migrate_pdq_to_parts(conn: &Connection) -> Result<(), IndexError> {
-    let old_table: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'record_pdq')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !old_table {
+    if table_sql(conn, "record_pdq")?.is_none() {
         return Ok(());
     }
     conn.execute_batch("BEGIN IMMEDIATE")?;
