@@ -27,6 +27,12 @@
 //!    rate that would give if the run were CPU-bound: on a day the disk is the limit, what the
 //!    software would reach on a faster one; and the share of that rate the closed loop reached,
 //!    which changes far less than either figure with the host's speed.
+//! 7. Floor: the CPU per capture that the format, the storage design and the transport fix
+//!    whatever the vault's code does, measured before the ingest on the same host: the checks
+//!    (SHA-256 over the body, Ed25519, the P-256 Diffie-Hellman) on one thread, the ceiling's
+//!    file writes (step 3), and the same bytes over loopback TCP without HTTP. It prints the
+//!    floor's share of the ingest's CPU per capture, and the CPU per capture at which this run's
+//!    share would reach 2,000/s.
 //!
 //! `cargo bench -p custodia-server --bench ingest` (set `INGEST_BENCH_CAPTURES` to change N; the
 //! `--quick` argument uses a small N for CI smoke runs). Leave a minute between runs: each run
@@ -48,7 +54,10 @@ use custodia_pdq::crops::STANDARD_CROP_NAMES;
 use custodia_seal::epochs::SignedEpochSet;
 use custodia_seal::metadata::{CandidateRecord, ImageRole, PdqRecord};
 use custodia_seal::test_capture::TestCapture;
-use custodia_seal::{DeviceSigningKey, VaultVerifyingKey};
+use custodia_seal::{
+    Decapsulator as _, DeviceSigningKey, DeviceVerifyingKey, EpochPublicKey, EpochSecretKey, SealedCapture,
+    VaultVerifyingKey,
+};
 use custodia_vault::clock::{Clock, SystemClock};
 use custodia_vault::config::DAY_MS;
 use custodia_vault::{MasterKey, Vault, VaultConfig};
@@ -153,8 +162,17 @@ async fn run(n: usize, quick: bool) {
     let sustained_set: Vec<Bytes> = (sustained_start..sustained_start + sustained_count).map(&mut seal_one).collect();
     let bytes_per_capture = throughput_set.iter().map(|b| b.len()).sum::<usize>() as f64 / n as f64;
 
-    // The disk's ceiling for the same bytes, first measurement (see below).
+    // The floor: the CPU the format and the transport fix for every capture, measured on this
+    // run's host (step 7 in the module doc).
+    let device_keys: Vec<_> = devices.iter().map(|(_, key, _)| key.verifying_key()).collect();
+    let checks_floor = checks_floor(&throughput_set, &device_keys, &mut rng);
+    let loopback_floor = loopback_floor(throughput_set.clone(), connections).await;
+
+    // The disk's ceiling for the same bytes, first measurement (see below). Its CPU per file is
+    // the storage part of the floor.
+    let files_cpu_before = process_cpu_seconds();
     let ceiling_before = file_ceiling(&root.path().join("ceiling-before"), n, bytes_per_capture as usize);
+    let files_floor = cpu_since(files_cpu_before) / n as f64;
     settle_disk(root.path());
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -314,6 +332,19 @@ async fn run(n: usize, quick: bool) {
         of_cores(machine_after.steal - machine_before.steal),
         of_cores(machine_after.idle - machine_before.idle + machine_after.iowait - machine_before.iowait),
         of_cores(machine_after.iowait - machine_before.iowait)
+    );
+    // Above the floor is the vault's own work (HTTP, the index, the committer, tasks, buffers);
+    // the floor moves only with the format, the storage design or the host.
+    let floor = checks_floor + files_floor + loopback_floor;
+    let share = ingest_rate / cpu_bound_rate;
+    println!(
+        "ingest-bench: fixed floor         {:.0} µs per capture, {:.2} of the CPU per capture: checks {:.0} (SHA-256, Ed25519, P-256), files {:.0} (the ceiling's writes), loopback {:.0} (the bytes over TCP, no HTTP); 2000/s at this run's share needs <= {:.0} µs",
+        floor * 1e6,
+        floor / cpu_per_capture,
+        checks_floor * 1e6,
+        files_floor * 1e6,
+        loopback_floor * 1e6,
+        available_cores() as f64 * share / GOAL_RATE * 1e6
     );
     println!(
         "ingest-bench: ratio to file ceiling {:.2}, to raw ceiling {:.2} (goal >= 0.60)",
@@ -491,6 +522,80 @@ async fn upload(client: &reqwest::Client, url: &str, body: Bytes) -> usize {
     }
 }
 
+/// Process CPU seconds (user + system) per capture for the checks the format fixes, on one
+/// thread: parsing, SHA-256 over the body with the Ed25519 check of its signature, and the P-256
+/// Diffie-Hellman of the metadata group's decapsulation. The bench holds no epoch private key
+/// (the vault's keystore does), so the Diffie-Hellman runs with a key of its own: any P-256
+/// scalar costs the same.
+fn checks_floor(bodies: &[Bytes], device_keys: &[DeviceVerifyingKey], rng: &mut ChaCha20Rng) -> f64 {
+    let epoch_key = EpochSecretKey::generate(rng);
+    let before = process_cpu_seconds();
+    for body in bodies {
+        let capture = SealedCapture::parse(body).unwrap();
+        let device_key = &device_keys[capture.header().sequence as usize % DEVICES];
+        std::hint::black_box(capture.verify_signature_with_digest(device_key).unwrap());
+        let (group, _) = capture.metadata_part().unwrap();
+        let peer = EpochPublicKey::from_sec1_bytes(capture.groups()[group].enc()).unwrap();
+        std::hint::black_box(epoch_key.diffie_hellman(&peer).unwrap());
+    }
+    cpu_since(before) / bodies.len() as f64
+}
+
+/// Process CPU seconds per capture for carrying `bodies` over loopback TCP on `connections`
+/// kept-open connections without HTTP: each body behind its length, read by the server into a
+/// buffer of its own and answered with one byte, as an upload is answered once stored.
+async fn loopback_floor(bodies: Vec<Bytes>, connections: usize) -> f64 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                while let Ok(len) = stream.read_u32().await {
+                    let mut body = Vec::with_capacity(len as usize);
+                    while body.len() < len as usize {
+                        assert!(stream.read_buf(&mut body).await.unwrap() > 0, "the client closed mid-body");
+                    }
+                    std::hint::black_box(&body);
+                    stream.write_u8(1).await.unwrap();
+                }
+            });
+        }
+    });
+    let mut streams = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        streams.push(stream);
+    }
+    let count = bodies.len();
+    let queue = Arc::new(std::sync::Mutex::new(bodies.into_iter()));
+    let before = process_cpu_seconds();
+    let senders: Vec<_> = streams
+        .into_iter()
+        .map(|mut stream| {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                loop {
+                    let next = queue.lock().unwrap().next();
+                    let Some(body) = next else { break };
+                    stream.write_u32(body.len() as u32).await.unwrap();
+                    stream.write_all(&body).await.unwrap();
+                    assert_eq!(stream.read_u8().await.unwrap(), 1);
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let per_capture = cpu_since(before) / count as f64;
+    server.abort();
+    per_capture
+}
+
 /// Captures per second for writing `n` files of `size` bytes into `dir` as the blob store does
 /// (a new file, then a rename), one `syncfs` per 64 and then the batch's pages dropped from the
 /// page cache: the disk's ceiling for the vault's writes without HTTP, verification, decryption
@@ -576,6 +681,12 @@ fn process_cpu_seconds() -> (f64, f64) {
     let ticks_per_second = rustix::param::clock_ticks_per_second() as f64;
     let seconds = |field: &str| field.parse::<u64>().unwrap() as f64 / ticks_per_second;
     (seconds(fields[11]), seconds(fields[12]))
+}
+
+/// Process CPU seconds (user + system) since `before`, a [`process_cpu_seconds`] reading.
+fn cpu_since(before: (f64, f64)) -> f64 {
+    let now = process_cpu_seconds();
+    (now.0 - before.0) + (now.1 - before.1)
 }
 
 /// The whole machine's CPU time so far, from the first line of `/proc/stat`, in seconds summed
