@@ -279,7 +279,7 @@ CREATE TABLE IF NOT EXISTS records (
     device BLOB NOT NULL, sequence INTEGER NOT NULL, content_digest BLOB NOT NULL,
     site TEXT NOT NULL, lane TEXT NOT NULL, capture_time_ms INTEGER NOT NULL,
     blob_key TEXT NOT NULL, size INTEGER NOT NULL, ingested_at_ms INTEGER NOT NULL,
-    image_roles TEXT NOT NULL, quarantine_reason TEXT,
+    image_roles TEXT NOT NULL, quarantine_reason TEXT, plate_keys BLOB NOT NULL DEFAULT x'',
     PRIMARY KEY (device, sequence)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS records_by_time ON records (site, lane, capture_time_ms);
 CREATE TABLE IF NOT EXISTS record_groups (
@@ -314,8 +314,8 @@ CREATE INDEX IF NOT EXISTS record_reseals_by_epoch ON record_reseals (epoch);
 CREATE TABLE IF NOT EXISTS retention_purge (
     device BLOB NOT NULL, sequence INTEGER NOT NULL, blob_key TEXT NOT NULL,
     PRIMARY KEY (device, sequence)) WITHOUT ROWID;
--- Retention deletes a record's blind-index rows with it (a month's rows go by primary key).
-CREATE INDEX IF NOT EXISTS record_plates_by_record ON record_plates (device, sequence);
+-- Retention deletes a record's blind-index rows with it, by their primary keys, which the
+-- record's `plate_keys` lists (see `pack_plate_keys`); a month's rows go as one key range.
 "
 );
 
@@ -330,8 +330,7 @@ fn table_sql(conn: &Connection, name: &str) -> Result<Option<String>, IndexError
 /// Before the month-first layout, `record_plates` was keyed by blind value and had a second index
 /// by month, so every blind-index row was two random-page inserts. An index created then is
 /// rebuilt in the new layout once, in one transaction, the first time this version opens it. It
-/// runs before [`SCHEMA`], which then creates the table of a new index and the new table's index by
-/// record.
+/// runs before [`SCHEMA`], which then creates the table of a new index.
 fn migrate_plates_to_month_first(conn: &Connection) -> Result<(), IndexError> {
     match table_sql(conn, "record_plates")? {
         Some(sql) if !sql.contains(record_plates_layout!()) => {}
@@ -390,6 +389,7 @@ impl Index {
         migrate_plates_to_month_first(&writer)?;
         writer.execute_batch(SCHEMA)?;
         migrate_pdq_to_parts(&writer)?;
+        migrate_plate_keys_to_records(&writer)?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(std::time::Duration::from_secs(10))?;
         // Room for every statement the reader repeats (see `read_optional`), so none is evicted.
@@ -611,8 +611,8 @@ impl Index {
             let mut existing = tx.prepare_cached(RECORD_DIGEST_BY_ID)?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO records (device, sequence, content_digest, site, lane, capture_time_ms,
-                                      blob_key, size, ingested_at_ms, image_roles, quarantine_reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                      blob_key, size, ingested_at_ms, image_roles, quarantine_reason, plate_keys)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
             let mut insert_group = tx.prepare_cached(
                 "INSERT INTO record_groups (device, sequence, group_index, class, epoch)
@@ -645,7 +645,8 @@ impl Index {
                     record.size as i64,
                     record.ingested_at_ms,
                     record.image_roles.join(","),
-                    record.quarantine_reason
+                    record.quarantine_reason,
+                    pack_plate_keys(&record.plates)?
                 ])?;
                 for group in &record.groups {
                     insert_group.execute(params![
@@ -941,8 +942,7 @@ fn migrate_pdq_to_parts(conn: &Connection) -> Result<(), IndexError> {
     if table_sql(conn, "record_pdq")?.is_none() {
         return Ok(());
     }
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let moved = (|| {
+    in_migration_transaction(conn, || {
         let mut read = conn.prepare(
             "SELECT device, sequence, group_index, part_index, role, pipeline, variant, hash, quality FROM record_pdq
              ORDER BY device, sequence, id",
@@ -976,15 +976,118 @@ fn migrate_pdq_to_parts(conn: &Connection) -> Result<(), IndexError> {
         }
         flush(&record, &mut entries)?;
         conn.execute_batch("DROP TABLE record_pdq")?;
-        Ok::<(), IndexError>(())
-    })();
-    match moved {
+        Ok(())
+    })
+}
+
+/// Runs `migrate` in one `BEGIN IMMEDIATE` transaction on `conn`: committed if it succeeds,
+/// rolled back (leaving the earlier layout as it was) if it fails.
+fn in_migration_transaction(
+    conn: &Connection,
+    migrate: impl FnOnce() -> Result<(), IndexError>,
+) -> Result<(), IndexError> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    match migrate() {
         Ok(()) => Ok(conn.execute_batch("COMMIT")?),
         Err(error) => {
             let _ = conn.execute_batch("ROLLBACK");
             Err(error)
         }
     }
+}
+
+/// A record's blind-index keys as its `plate_keys` column holds them: for each row, its rank
+/// (one byte), its month's length (one byte) and month, and its 16-byte blind value. Retention
+/// deletes those rows by primary key; a second index of `record_plates` by record, which only
+/// retention read, cost a B-tree insert per row at ingest (10–18 µs of index CPU per lane's
+/// capture, docs/performance.md). A month's rows deleted with its key leave their entries here, which
+/// then delete nothing.
+fn pack_plate_keys(plates: &[BlindPlate]) -> Result<Vec<u8>, IndexError> {
+    let mut packed = Vec::with_capacity(plates.iter().map(|p| 2 + p.month.len() + 16).sum());
+    for plate in plates {
+        let month_len = u8::try_from(plate.month.len()).map_err(|_| IndexError::Invalid("blind-index month"))?;
+        packed.push(plate.rank);
+        packed.push(month_len);
+        packed.extend_from_slice(plate.month.as_bytes());
+        packed.extend_from_slice(&plate.blind);
+    }
+    Ok(packed)
+}
+
+/// The keys [`pack_plate_keys`] packed, refusing a column that does not parse to the end.
+fn unpack_plate_keys(mut packed: &[u8]) -> Result<Vec<BlindPlate>, IndexError> {
+    let invalid = || IndexError::Invalid("record plate keys");
+    let mut plates = Vec::new();
+    while let [rank, month_len, rest @ ..] = packed {
+        let month_len = *month_len as usize;
+        if rest.len() < month_len + 16 {
+            return Err(invalid());
+        }
+        let month = std::str::from_utf8(&rest[..month_len]).map_err(|_| invalid())?;
+        let blind: [u8; 16] = rest[month_len..month_len + 16].try_into().expect("16 bytes");
+        plates.push(BlindPlate { month: month.to_owned(), blind, rank: *rank });
+        packed = &rest[month_len + 16..];
+    }
+    if packed.is_empty() { Ok(plates) } else { Err(invalid()) }
+}
+
+/// Deletes the blind-index rows of record (`device`, `sequence`), as its `plate_keys` lists them.
+fn delete_record_plates(conn: &Connection, device: &[u8], sequence: i64) -> Result<(), IndexError> {
+    let packed: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT plate_keys FROM records WHERE device = ?1 AND sequence = ?2")?
+        .query_row(params![device, sequence], |r| r.get(0))
+        .optional()?;
+    let mut delete = conn.prepare_cached(
+        "DELETE FROM record_plates WHERE month = ?1 AND blind = ?2 AND device = ?3 AND sequence = ?4 AND rank = ?5",
+    )?;
+    for plate in unpack_plate_keys(&packed.unwrap_or_default())? {
+        delete.execute(params![plate.month, plate.blind.as_slice(), device, sequence, plate.rank])?;
+    }
+    Ok(())
+}
+
+/// Before `records.plate_keys`, retention found a record's blind-index rows through an index of
+/// `record_plates` by record. An index created then gets the column, filled from its rows, and
+/// loses that index, once, in one transaction, the first time this version opens it. It runs
+/// after [`SCHEMA`], which leaves an existing `records` table as it was.
+fn migrate_plate_keys_to_records(conn: &Connection) -> Result<(), IndexError> {
+    match table_sql(conn, "records")? {
+        Some(sql) if !sql.contains("plate_keys") => {}
+        _ => return Ok(()),
+    }
+    in_migration_transaction(conn, || {
+        conn.execute_batch("ALTER TABLE records ADD COLUMN plate_keys BLOB NOT NULL DEFAULT x''")?;
+        let mut read = conn.prepare(
+            "SELECT device, sequence, month, blind, rank FROM record_plates ORDER BY device, sequence, rank, month",
+        )?;
+        let mut write = conn.prepare("UPDATE records SET plate_keys = ?3 WHERE device = ?1 AND sequence = ?2")?;
+        let mut rows = read.query([])?;
+        let mut record: Option<(Vec<u8>, i64)> = None;
+        let mut plates: Vec<BlindPlate> = Vec::new();
+        let mut flush = |record: &Option<(Vec<u8>, i64)>, plates: &mut Vec<BlindPlate>| -> Result<(), IndexError> {
+            if let Some((device, sequence)) = record {
+                write.execute(params![device, sequence, pack_plate_keys(plates)?])?;
+            }
+            plates.clear();
+            Ok(())
+        };
+        while let Some(row) = rows.next()? {
+            let key = (row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?);
+            if record.as_ref() != Some(&key) {
+                flush(&record, &mut plates)?;
+                record = Some(key);
+            }
+            let blind: Vec<u8> = row.get(3)?;
+            plates.push(BlindPlate {
+                month: row.get(2)?,
+                blind: blind.try_into().map_err(|_| IndexError::Invalid("blind value"))?,
+                rank: row.get(4)?,
+            });
+        }
+        flush(&record, &mut plates)?;
+        conn.execute_batch("DROP INDEX IF EXISTS record_plates_by_record")?;
+        Ok(())
+    })
 }
 
 /// Key-name prefix of extension epochs: keys that hold only re-sealed data keys (legal hold,
@@ -1330,8 +1433,6 @@ impl Index {
                  SELECT device, sequence, blob_key FROM records WHERE device = ?1 AND sequence = ?2",
             )?;
             let mut delete_record = tx.prepare_cached("DELETE FROM records WHERE device = ?1 AND sequence = ?2")?;
-            let mut delete_plates =
-                tx.prepare_cached("DELETE FROM record_plates WHERE device = ?1 AND sequence = ?2")?;
             let mut delete_all_pdq = tx.prepare_cached(
                 "DELETE FROM record_pdq_parts WHERE device = ?1 AND sequence = ?2 RETURNING length(qualities)",
             )?;
@@ -1347,7 +1448,7 @@ impl Index {
                 }
                 queue.execute(params![device, sequence])?;
                 batch.pdq_rows += hashes_deleted(&mut delete_all_pdq, params![device, sequence])?;
-                delete_plates.execute(params![device, sequence])?;
+                delete_record_plates(&tx, device, *sequence)?;
                 batch.records += delete_record.execute(params![device, sequence])?;
             }
         }

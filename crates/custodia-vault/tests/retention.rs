@@ -280,6 +280,7 @@ async fn a_30_day_run_deletes_blobs_and_rows_and_logs_one_shredded_per_epoch_wit
     let day2 = ingest(&mut f, 6, 2, t2).await;
     assert_eq!(blob_files(&f.dir), 7);
     assert_eq!(f.vault.records_by_plate(PLATE, t1).unwrap().len(), 7);
+    assert_eq!(index(&f).plate_months().unwrap(), ["2026-05"]);
     let rules = RetentionRules::default();
 
     f.clock.set(day_end(t1) + 30 * DAY_MS);
@@ -294,6 +295,8 @@ async fn a_30_day_run_deletes_blobs_and_rows_and_logs_one_shredded_per_epoch_wit
     assert!(all.is_empty(), "perceptual hashes left: {}", all.len());
     assert_eq!(index.purge_queue_len().unwrap(), 0);
     assert!(index.destroyed_epochs_with_rows().unwrap().is_empty());
+    // The records' blind-index rows went with them, before their month's key.
+    assert!(index.plate_months().unwrap().is_empty());
 
     // Exactly one `shredded` per epoch, each with the records it held.
     let logged = shredded_events(&f.vault);
