@@ -32,7 +32,8 @@
 //!    (SHA-256 over the body, Ed25519, the P-256 Diffie-Hellman) on one thread, the ceiling's
 //!    file writes (step 3), and the same bytes over loopback TCP without HTTP. It prints the
 //!    floor's share of the ingest's CPU per capture, and the CPU per capture at which this run's
-//!    share would reach 2,000/s.
+//!    share would reach 2,000/s. Beside it, what HTTP adds: the same closed loop posting to a
+//!    server on the vault's HTTP stack that reads each body and answers without the vault.
 //!
 //! `cargo bench -p custodia-server --bench ingest` (set `INGEST_BENCH_CAPTURES` to change N; the
 //! `--quick` argument uses a small N for CI smoke runs). Leave a minute between runs: each run
@@ -167,6 +168,7 @@ async fn run(n: usize, quick: bool) {
     let device_keys: Vec<_> = devices.iter().map(|(_, key, _)| key.verifying_key()).collect();
     let checks_floor = checks_floor(&throughput_set, &device_keys, &mut rng);
     let loopback_floor = loopback_floor(throughput_set.clone(), connections).await;
+    let http_floor = http_floor(throughput_set.clone(), connections).await;
 
     // The disk's ceiling for the same bytes, first measurement (see below). Its CPU per file is
     // the storage part of the floor.
@@ -184,48 +186,14 @@ async fn run(n: usize, quick: bool) {
     // Lanes keep their connections open, so the loop's are opened before the clock starts (one
     // `/healthz` each, all at once): a short run then measures intake, not 128 handshakes and
     // first buffers (the 300-capture CI run reached 0.65 of its CPU-bound rate without this).
-    let health = format!("{server}/healthz");
-    let opening: Vec<_> = (0..connections)
-        .map(|_| {
-            let (client, health) = (client.clone(), health.clone());
-            tokio::spawn(async move {
-                let response = client.get(&health).send().await.unwrap();
-                assert!(response.status().is_success());
-                response.bytes().await.unwrap();
-            })
-        })
-        .collect();
-    for opened in opening {
-        opened.await.unwrap();
-    }
+    open_connections(&client, &format!("{server}/healthz"), connections).await;
 
     // Throughput, closed loop.
-    let queue = Arc::new(std::sync::Mutex::new(throughput_set.into_iter()));
     let cpu_before = process_cpu_seconds();
     let machine_before = machine_cpu_seconds();
     let committer_before = vault.committer_stats();
     let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..connections {
-        let (queue, client, url) = (queue.clone(), client.clone(), url.clone());
-        workers.push(tokio::spawn(async move {
-            loop {
-                let next = queue.lock().unwrap().next();
-                let Some(body) = next else { break };
-                let response = client
-                    .post(&url)
-                    .header("content-type", "application/vnd.custodia.sealed-capture")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap());
-            }
-        }));
-    }
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    closed_loop(&client, &url, throughput_set, connections).await;
     let ingest_secs = started.elapsed().as_secs_f64();
     let ingest_rate = n as f64 / ingest_secs;
     let cpu_after = process_cpu_seconds();
@@ -345,6 +313,11 @@ async fn run(n: usize, quick: bool) {
         files_floor * 1e6,
         loopback_floor * 1e6,
         available_cores() as f64 * share / GOAL_RATE * 1e6
+    );
+    println!(
+        "ingest-bench: http over loopback  {:.0} µs per capture with no vault behind it (hyper, reqwest), {:.0} µs more than the bytes over TCP",
+        http_floor * 1e6,
+        (http_floor - loopback_floor) * 1e6
     );
     println!(
         "ingest-bench: ratio to file ceiling {:.2}, to raw ceiling {:.2} (goal >= 0.60)",
@@ -594,6 +567,80 @@ async fn loopback_floor(bodies: Vec<Bytes>, connections: usize) -> f64 {
     let per_capture = cpu_since(before) / count as f64;
     server.abort();
     per_capture
+}
+
+/// Process CPU seconds per capture for posting `bodies` over loopback HTTP, as the throughput
+/// phase does (the same client, connections and closed loop), to a server on the vault's HTTP
+/// stack that reads each body as `custodia serve` does and answers 201 without checking or
+/// storing anything: what HTTP adds to the bytes over TCP.
+async fn http_floor(bodies: Vec<Bytes>, connections: usize) -> f64 {
+    use http_body_util::BodyExt as _;
+    let read_and_answer = |request: axum::extract::Request| async move {
+        let body = http_body_util::Limited::new(request.into_body(), custodia_seal::MAX_CAPTURE_BYTES);
+        std::hint::black_box(body.collect().await.unwrap().to_bytes());
+        (axum::http::StatusCode::CREATED, "{\"record_id\":\"00000000000000000000000000000000-1\"}")
+    };
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/v1/captures", axum::routing::post(read_and_answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(connections).build().unwrap();
+    open_connections(&client, &format!("{base}/healthz"), connections).await;
+    let count = bodies.len();
+    let before = process_cpu_seconds();
+    closed_loop(&client, &format!("{base}/v1/captures"), bodies, connections).await;
+    let per_capture = cpu_since(before) / count as f64;
+    server.abort();
+    per_capture
+}
+
+/// Opens `connections` kept-alive connections of `client` with one GET of `url` each, all at
+/// once.
+async fn open_connections(client: &reqwest::Client, url: &str, connections: usize) {
+    let opening: Vec<_> = (0..connections)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.to_owned());
+            tokio::spawn(async move {
+                let response = client.get(&url).send().await.unwrap();
+                assert!(response.status().is_success());
+                response.bytes().await.unwrap();
+            })
+        })
+        .collect();
+    for opened in opening {
+        opened.await.unwrap();
+    }
+}
+
+/// Posts every one of `bodies` to `url` as a sealed capture over `connections` concurrent
+/// uploads, each sending its next capture when the last one is answered (a closed loop), and
+/// requires each answer to be 201 Created.
+async fn closed_loop(client: &reqwest::Client, url: &str, bodies: Vec<Bytes>, connections: usize) {
+    let queue = Arc::new(std::sync::Mutex::new(bodies.into_iter()));
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let (queue, client, url) = (queue.clone(), client.clone(), url.to_owned());
+            tokio::spawn(async move {
+                loop {
+                    let next = queue.lock().unwrap().next();
+                    let Some(body) = next else { break };
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/vnd.custodia.sealed-capture")
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap());
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
 }
 
 /// Captures per second for writing `n` files of `size` bytes into `dir` as the blob store does
