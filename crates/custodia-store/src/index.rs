@@ -947,37 +947,52 @@ fn migrate_pdq_to_parts(conn: &Connection) -> Result<(), IndexError> {
             "SELECT device, sequence, group_index, part_index, role, pipeline, variant, hash, quality FROM record_pdq
              ORDER BY device, sequence, id",
         )?;
-        let mut rows = read.query([])?;
-        let mut record: Option<(Vec<u8>, i64)> = None;
-        let mut entries: Vec<PdqEntry> = Vec::new();
-        let flush = |record: &Option<(Vec<u8>, i64)>, entries: &mut Vec<PdqEntry>| -> Result<(), IndexError> {
-            if let Some((device, sequence)) = record {
-                insert_pdq_parts(conn, device, *sequence, entries)?;
-            }
-            entries.clear();
-            Ok(())
-        };
-        while let Some(row) = rows.next()? {
-            let key = (row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?);
-            if record.as_ref() != Some(&key) {
-                flush(&record, &mut entries)?;
-                record = Some(key);
-            }
-            let hash: Vec<u8> = row.get(7)?;
-            entries.push(PdqEntry {
-                group: row.get(2)?,
-                part: row.get(3)?,
-                role: row.get(4)?,
-                pipeline: row.get(5)?,
-                variant: row.get(6)?,
-                hash: hash.try_into().map_err(|_| IndexError::Invalid("pdq hash"))?,
-                quality: row.get(8)?,
-            });
-        }
-        flush(&record, &mut entries)?;
+        for_each_record(
+            &mut read.query([])?,
+            |row| {
+                let hash: Vec<u8> = row.get(7)?;
+                Ok(PdqEntry {
+                    group: row.get(2)?,
+                    part: row.get(3)?,
+                    role: row.get(4)?,
+                    pipeline: row.get(5)?,
+                    variant: row.get(6)?,
+                    hash: hash.try_into().map_err(|_| IndexError::Invalid("pdq hash"))?,
+                    quality: row.get(8)?,
+                })
+            },
+            |device, sequence, entries| insert_pdq_parts(conn, device, sequence, entries),
+        )?;
         conn.execute_batch("DROP TABLE record_pdq")?;
         Ok(())
     })
+}
+
+/// Reads `rows`, whose first two columns are a record's device and sequence and which come in
+/// record order, makes an item of each row with `item`, and hands each record's items to
+/// `per_record` once it has them all: how the migrations regroup rows kept one per item.
+fn for_each_record<T>(
+    rows: &mut rusqlite::Rows<'_>,
+    mut item: impl FnMut(&rusqlite::Row<'_>) -> Result<T, IndexError>,
+    mut per_record: impl FnMut(&[u8], i64, &[T]) -> Result<(), IndexError>,
+) -> Result<(), IndexError> {
+    let mut record: Option<(Vec<u8>, i64)> = None;
+    let mut items = Vec::new();
+    while let Some(row) = rows.next()? {
+        let key = (row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?);
+        // A new record: the one before it (if any) has all its items.
+        if record.as_ref() != Some(&key)
+            && let Some((device, sequence)) = record.replace(key)
+        {
+            per_record(&device, sequence, &items)?;
+            items.clear();
+        }
+        items.push(item(row)?);
+    }
+    match record {
+        Some((device, sequence)) => per_record(&device, sequence, &items),
+        None => Ok(()),
+    }
 }
 
 /// Runs `migrate` in one `BEGIN IMMEDIATE` transaction on `conn`: committed if it succeeds,
@@ -1061,30 +1076,21 @@ fn migrate_plate_keys_to_records(conn: &Connection) -> Result<(), IndexError> {
             "SELECT device, sequence, month, blind, rank FROM record_plates ORDER BY device, sequence, rank, month",
         )?;
         let mut write = conn.prepare("UPDATE records SET plate_keys = ?3 WHERE device = ?1 AND sequence = ?2")?;
-        let mut rows = read.query([])?;
-        let mut record: Option<(Vec<u8>, i64)> = None;
-        let mut plates: Vec<BlindPlate> = Vec::new();
-        let mut flush = |record: &Option<(Vec<u8>, i64)>, plates: &mut Vec<BlindPlate>| -> Result<(), IndexError> {
-            if let Some((device, sequence)) = record {
+        for_each_record(
+            &mut read.query([])?,
+            |row| {
+                let blind: Vec<u8> = row.get(3)?;
+                Ok(BlindPlate {
+                    month: row.get(2)?,
+                    blind: blind.try_into().map_err(|_| IndexError::Invalid("blind value"))?,
+                    rank: row.get(4)?,
+                })
+            },
+            |device, sequence, plates| {
                 write.execute(params![device, sequence, pack_plate_keys(plates)?])?;
-            }
-            plates.clear();
-            Ok(())
-        };
-        while let Some(row) = rows.next()? {
-            let key = (row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?);
-            if record.as_ref() != Some(&key) {
-                flush(&record, &mut plates)?;
-                record = Some(key);
-            }
-            let blind: Vec<u8> = row.get(3)?;
-            plates.push(BlindPlate {
-                month: row.get(2)?,
-                blind: blind.try_into().map_err(|_| IndexError::Invalid("blind value"))?,
-                rank: row.get(4)?,
-            });
-        }
-        flush(&record, &mut plates)?;
+                Ok(())
+            },
+        )?;
         conn.execute_batch("DROP INDEX IF EXISTS record_plates_by_record")?;
         Ok(())
     })
