@@ -1015,8 +1015,8 @@ fn in_migration_transaction(
 /// (one byte), its month's length (one byte) and month, and its 16-byte blind value. Retention
 /// deletes those rows by primary key; a second index of `record_plates` by record, which only
 /// retention read, cost a B-tree insert per row at ingest (10–18 µs of index CPU per lane's
-/// capture, docs/performance.md). A month's rows deleted with its key leave their entries here, which
-/// then delete nothing.
+/// capture, docs/performance.md). When a month's key is destroyed, its entries leave here with
+/// its rows ([`Index::delete_month_plates`]).
 fn pack_plate_keys(plates: &[BlindPlate]) -> Result<Vec<u8>, IndexError> {
     let mut packed = Vec::with_capacity(plates.iter().map(|p| 2 + p.month.len() + 16).sum());
     for plate in plates {
@@ -1512,8 +1512,31 @@ impl Index {
         Ok(count as u64)
     }
 
-    /// Deletes a month's blind-index rows (its key is being destroyed). Returns how many went.
+    /// Deletes a month's blind-index rows (its key is being destroyed), and their keys from the
+    /// `plate_keys` of the records that outlived them (held ones), so no blind value of the month
+    /// stays in the index. Returns how many rows went.
     pub fn delete_month_plates(&self, month: &str) -> Result<usize, IndexError> {
-        Ok(self.write().execute("DELETE FROM record_plates WHERE month = ?1", [month])?)
+        let mut conn = self.write();
+        let tx = conn.transaction()?;
+        let deleted = {
+            // The month's remaining rows belong to exactly the records that still list its keys.
+            let mut holders = tx.prepare("SELECT DISTINCT device, sequence FROM record_plates WHERE month = ?1")?;
+            let holders: Vec<(Vec<u8>, i64)> =
+                holders.query_map([month], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+            let mut read = tx.prepare("SELECT plate_keys FROM records WHERE device = ?1 AND sequence = ?2")?;
+            let mut write = tx.prepare("UPDATE records SET plate_keys = ?3 WHERE device = ?1 AND sequence = ?2")?;
+            for (device, sequence) in &holders {
+                let Some(packed) = read.query_row(params![device, sequence], |r| r.get::<_, Vec<u8>>(0)).optional()?
+                else {
+                    continue;
+                };
+                let mut plates = unpack_plate_keys(&packed)?;
+                plates.retain(|plate| plate.month != month);
+                write.execute(params![device, sequence, pack_plate_keys(&plates)?])?;
+            }
+            tx.execute("DELETE FROM record_plates WHERE month = ?1", [month])?
+        };
+        tx.commit()?;
+        Ok(deleted)
     }
 }

@@ -199,3 +199,36 @@ fn a_records_plate_keys_that_do_not_parse_fail_its_retention_and_change_nothing(
         1
     );
 }
+
+#[test]
+fn a_months_blind_values_leave_the_records_that_outlive_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("i.sqlite3");
+    let index = Index::open(&path).unwrap();
+    index
+        .insert_records(&[
+            record_in_epoch(1, 1, vec![plate("2026-10", 1, 0), plate("2026-11", 2, 0)]),
+            record_in_epoch(2, 1, vec![plate("2026-10", 3, 0)]),
+        ])
+        .unwrap();
+    let plate_keys = || -> Vec<i64> {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .prepare("SELECT length(plate_keys) FROM records ORDER BY sequence")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(plate_keys(), [50, 25]);
+
+    // October's key goes while both records are held: its values leave their rows too.
+    assert_eq!(index.delete_month_plates("2026-10").unwrap(), 2);
+    assert_eq!(plate_keys(), [25, 0]);
+    assert_eq!(index.plate_months().unwrap(), ["2026-11"]);
+
+    // The records' own retention later deletes what is left.
+    assert_eq!(index.purge_epoch_batch(&EpochId([1; 16]), 100).unwrap().records, 2);
+    assert!(index.plate_months().unwrap().is_empty());
+}
