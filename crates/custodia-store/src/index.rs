@@ -1046,16 +1046,37 @@ fn unpack_plate_keys(mut packed: &[u8]) -> Result<Vec<BlindPlate>, IndexError> {
     if packed.is_empty() { Ok(plates) } else { Err(invalid()) }
 }
 
-/// Deletes the blind-index rows of record (`device`, `sequence`), as its `plate_keys` lists them.
-fn delete_record_plates(conn: &Connection, device: &[u8], sequence: i64) -> Result<(), IndexError> {
+/// The blind-index keys record (`device`, `sequence`) lists in its `plate_keys` (none if there
+/// is no such record).
+fn record_plate_keys(conn: &Connection, device: &[u8], sequence: i64) -> Result<Vec<BlindPlate>, IndexError> {
     let packed: Option<Vec<u8>> = conn
         .prepare_cached("SELECT plate_keys FROM records WHERE device = ?1 AND sequence = ?2")?
         .query_row(params![device, sequence], |r| r.get(0))
         .optional()?;
+    unpack_plate_keys(&packed.unwrap_or_default())
+}
+
+/// Sets the `plate_keys` of record (`device`, `sequence`) to `plates`.
+fn set_record_plate_keys(
+    conn: &Connection,
+    device: &[u8],
+    sequence: i64,
+    plates: &[BlindPlate],
+) -> Result<(), IndexError> {
+    conn.prepare_cached("UPDATE records SET plate_keys = ?3 WHERE device = ?1 AND sequence = ?2")?.execute(params![
+        device,
+        sequence,
+        pack_plate_keys(plates)?
+    ])?;
+    Ok(())
+}
+
+/// Deletes the blind-index rows of record (`device`, `sequence`), as its `plate_keys` lists them.
+fn delete_record_plates(conn: &Connection, device: &[u8], sequence: i64) -> Result<(), IndexError> {
     let mut delete = conn.prepare_cached(
         "DELETE FROM record_plates WHERE month = ?1 AND blind = ?2 AND device = ?3 AND sequence = ?4 AND rank = ?5",
     )?;
-    for plate in unpack_plate_keys(&packed.unwrap_or_default())? {
+    for plate in record_plate_keys(conn, device, sequence)? {
         delete.execute(params![plate.month, plate.blind.as_slice(), device, sequence, plate.rank])?;
     }
     Ok(())
@@ -1075,7 +1096,6 @@ fn migrate_plate_keys_to_records(conn: &Connection) -> Result<(), IndexError> {
         let mut read = conn.prepare(
             "SELECT device, sequence, month, blind, rank FROM record_plates ORDER BY device, sequence, rank, month",
         )?;
-        let mut write = conn.prepare("UPDATE records SET plate_keys = ?3 WHERE device = ?1 AND sequence = ?2")?;
         for_each_record(
             &mut read.query([])?,
             |row| {
@@ -1086,10 +1106,7 @@ fn migrate_plate_keys_to_records(conn: &Connection) -> Result<(), IndexError> {
                     rank: row.get(4)?,
                 })
             },
-            |device, sequence, plates| {
-                write.execute(params![device, sequence, pack_plate_keys(plates)?])?;
-                Ok(())
-            },
+            |device, sequence, plates| set_record_plate_keys(conn, device, sequence, plates),
         )?;
         conn.execute_batch("DROP INDEX IF EXISTS record_plates_by_record")?;
         Ok(())
@@ -1523,16 +1540,10 @@ impl Index {
             let mut holders = tx.prepare("SELECT DISTINCT device, sequence FROM record_plates WHERE month = ?1")?;
             let holders: Vec<(Vec<u8>, i64)> =
                 holders.query_map([month], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-            let mut read = tx.prepare("SELECT plate_keys FROM records WHERE device = ?1 AND sequence = ?2")?;
-            let mut write = tx.prepare("UPDATE records SET plate_keys = ?3 WHERE device = ?1 AND sequence = ?2")?;
             for (device, sequence) in &holders {
-                let Some(packed) = read.query_row(params![device, sequence], |r| r.get::<_, Vec<u8>>(0)).optional()?
-                else {
-                    continue;
-                };
-                let mut plates = unpack_plate_keys(&packed)?;
+                let mut plates = record_plate_keys(&tx, device, *sequence)?;
                 plates.retain(|plate| plate.month != month);
-                write.execute(params![device, sequence, pack_plate_keys(&plates)?])?;
+                set_record_plate_keys(&tx, device, *sequence, &plates)?;
             }
             tx.execute("DELETE FROM record_plates WHERE month = ?1", [month])?
         };
